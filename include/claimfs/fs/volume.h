@@ -1,0 +1,86 @@
+// A quota-limited FUSE passthrough of one backing directory: the volume filesystem that serves
+// every claimfs volume, one FUSE session per volume, many volumes per process.
+#pragma once
+
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "claimfs/common/status.h"
+
+namespace claimfs::fs {
+
+struct VolumeOptions {
+  std::string source;      // backing directory; must exist and be a directory
+  std::string mountpoint;  // must exist
+  // Hard limit on allocated bytes (st_blocks × 512 of every object). nullopt: no quota and no
+  // accounting at all; statfs then reports the backing filesystem.
+  std::optional<uint64_t> capacity_bytes;
+  std::optional<uint64_t> inode_limit;  // nullopt: no inode limit
+  bool read_only = false;
+  int quota_errno = ENOSPC;  // or EDQUOT
+  bool allow_other = false;
+  bool debug = false;  // libfuse request tracing
+  // Passed to the kernel mount: noexec, nosuid, nodev, noatime, fsname=..., and so on.
+  std::vector<std::string> kernel_options;
+  // Kernel attribute/entry cache lifetime. Long is correct because the daemon is the only
+  // writer of the backing directory while it is mounted.
+  double cache_timeout_seconds = 86400;
+  unsigned max_threads = 16;  // FUSE worker threads for this volume
+};
+
+// Parses a comma-separated -o list ("capacity=1Gi,ro,noatime") into `options`, on top of what
+// it holds. Fails with kInvalid naming the first option that is unknown or malformed; nothing
+// is mounted then.
+Status ParseMountOptions(std::string_view list, VolumeOptions* options);
+
+struct VolumeUsage {
+  uint64_t used_bytes = 0;
+  uint64_t used_inodes = 0;
+  std::optional<uint64_t> capacity_bytes;
+  std::optional<uint64_t> inode_limit;
+  uint64_t quota_rejections = 0;  // operations refused with the quota errno
+};
+
+class Volume {
+ public:
+  // Checks the options, scans the source's usage and mounts. A source already over its
+  // capacity still mounts (reads and frees work; allocations fail until space is freed). On success the mount is usable at once, but requests are served only
+  // after Serve() or Start(). Must be called before any fork (see Serve()).
+  static Result<std::unique_ptr<Volume>> Mount(VolumeOptions options);
+
+  // Unmounts (if still mounted) and stops the serving threads.
+  ~Volume();
+  Volume(const Volume&) = delete;
+  Volume& operator=(const Volume&) = delete;
+
+  // Serves requests on the calling thread (plus workers) until the volume is unmounted from
+  // outside (fusermount3 -u, umount) or Stop() is called. Returns the loop's status.
+  Status Serve();
+  // Lets SIGINT, SIGTERM and SIGHUP end Serve() (the standalone program; a daemon that hosts
+  // many volumes handles signals itself).
+  Status HandleSignals();
+  // Serves on a background thread; returns at once.
+  Status Start();
+  // Ends serving and unmounts. Safe to call from any thread and more than once.
+  void Stop();
+
+  // Changes the quota live: a larger capacity shows in statfs at once; a capacity below the
+  // current usage is refused with kForbidden and changes nothing. Thread-safe.
+  Status SetCapacity(uint64_t bytes);
+  Status SetInodeLimit(std::optional<uint64_t> limit);
+  VolumeUsage Usage() const;
+  const VolumeOptions& options() const;
+
+  class Impl;
+
+ private:
+  explicit Volume(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace claimfs::fs

@@ -1,0 +1,132 @@
+// The volume's inodes as the kernel knows them, and a bounded cache of O_PATH fds to their
+// backing objects, reopened from file handles on demand. Keeping one fd per known inode would
+// exhaust RLIMIT_NOFILE on a volume of 200,000 files; handles cost memory only.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace claimfs::fs {
+
+struct Inode {
+  Inode(dev_t d, ino_t i, mode_t t) : dev(d), ino(i), type(t) {}
+
+  const dev_t dev;
+  const ino_t ino;
+  const mode_t type;  // S_IFMT bits
+
+  // Set once at creation, before the inode is published; read-only afterwards.
+  std::unique_ptr<char[]> handle;  // struct file_handle, or null when the fs has none
+  int mount_fd = -1;               // an fd on the handle's filesystem, owned by the table
+
+  std::atomic<uint64_t> nlookup{0};  // the kernel's references (lookup count)
+
+  // fd cache state; see InodeTable::Acquire for the protocol.
+  std::atomic<int> path_fd{-1};
+  std::atomic<uint32_t> fd_users{0};
+  std::atomic<bool> referenced{false};
+  size_t ring_slot = SIZE_MAX;  // guarded by InodeTable::cache_mu_
+  bool pinned = false;          // guarded by InodeTable::cache_mu_
+
+  // Quota accounting.
+  std::mutex mu;
+  uint64_t allocated = 0;   // guarded by mu: st_blocks × 512 as last measured
+  uint32_t open_count = 0;  // guarded by mu: open files and directories on this inode
+  bool orphan = false;      // guarded by mu: last link removed while open; freed at last close
+};
+
+class InodeTable;
+
+// An fd for an inode that stays open while the FdRef lives.
+class FdRef {
+ public:
+  FdRef() = default;
+  FdRef(const FdRef&) = delete;
+  FdRef& operator=(const FdRef&) = delete;
+  ~FdRef() { Reset(); }
+  int fd() const { return fd_; }
+  void Reset() {
+    if (inode_) inode_->fd_users.fetch_sub(1);
+    inode_ = nullptr;
+    fd_ = -1;
+  }
+
+ private:
+  friend class InodeTable;
+  Inode* inode_ = nullptr;
+  int fd_ = -1;
+};
+
+class InodeTable {
+ public:
+  // Takes ownership of root_fd (an O_PATH fd of the volume's root). `fd_budget` bounds the
+  // cached fds of non-pinned inodes.
+  InodeTable(int root_fd, const struct stat& root_stat, size_t fd_budget);
+  ~InodeTable();
+
+  Inode* root() { return root_; }
+  bool handles_usable() const { return handles_usable_; }
+
+  // Registers a lookup of the object behind `fd` (an O_PATH fd; the table keeps or closes it)
+  // whose stat is `st`, and counts one kernel reference. *created says whether the inode was
+  // new to the table. Returns 0 or -errno.
+  int Intern(int fd, const struct stat& st, Inode** out, bool* created);
+  // Adds one kernel reference to a known inode (link, readdirplus of a known entry).
+  void Ref(Inode* inode) { inode->nlookup.fetch_add(1); }
+  // Drops `n` kernel references; the inode is destroyed at zero.
+  void Forget(Inode* inode, uint64_t n);
+  // Finds the inode of (dev, ino) if the kernel knows it. Not counted as a reference.
+  Inode* Find(dev_t dev, ino_t ino);
+  // The object's last link is gone: (dev, ino) may be reused by a new object.
+  void Unindex(Inode* inode);
+
+  // An fd for the inode's backing object, valid until `ref` is reset. 0 or -errno (ESTALE when
+  // the object no longer exists).
+  int Acquire(Inode* inode, FdRef* ref);
+  // Keeps the inode's fd open (an unlinked file still in use cannot be reopened by handle).
+  int Pin(Inode* inode);
+  void Unpin(Inode* inode);
+  // Closes the cached fd now, so the backing filesystem can free an unlinked object.
+  void DropFd(Inode* inode);
+
+  size_t cached_fds() const;
+
+ private:
+  struct Key {
+    dev_t dev;
+    ino_t ino;
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.ino * 31 + k.dev); }
+  };
+
+  int MakeHandle(Inode* inode, int fd);
+  void RingInsertLocked(Inode* inode);
+  void RingRemoveLocked(Inode* inode);
+  void EvictLocked();
+
+  Inode* root_;
+  bool handles_usable_ = false;
+  const size_t fd_budget_;
+
+  // Lock order: mu_ before cache_mu_.
+  std::mutex mu_;
+  std::unordered_map<Key, Inode*, KeyHash> index_;  // guarded by mu_
+  std::unordered_map<int, int> mount_fds_;          // guarded by mu_: mount id → fd
+
+  mutable std::mutex cache_mu_;
+  std::vector<Inode*> ring_;  // guarded by cache_mu_: clock order of inodes with a cached fd
+  size_t hand_ = 0;           // guarded by cache_mu_
+  size_t holes_ = 0;          // guarded by cache_mu_
+  size_t cached_ = 0;         // guarded by cache_mu_: fds held by ring members
+};
+
+}  // namespace claimfs::fs

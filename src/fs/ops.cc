@@ -1,0 +1,1221 @@
+// The FUSE low-level handlers of a volume: a passthrough of the backing directory through fds
+// relative to the volume root, with every allocation checked against the quota at the call.
+//
+// Conventions: helpers return 0 / a count or -errno; only the handlers talk to libfuse.
+// Handlers never throw: the few allocations they make are small, and std::bad_alloc becomes
+// ENOMEM at the boundary (Guard).
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "credentials.h"
+#include "volume_impl.h"
+
+namespace claimfs::fs {
+namespace {
+
+using Impl = Volume::Impl;
+
+Impl* V(fuse_req_t req) { return static_cast<Impl*>(fuse_req_userdata(req)); }
+
+// "/proc/self/fd/N": reopens an O_PATH fd with real access, naming exactly that object.
+struct ProcPath {
+  explicit ProcPath(int fd) { std::snprintf(buf, sizeof buf, "/proc/self/fd/%d", fd); }
+  char buf[32];
+};
+
+int StatFd(int fd, struct stat* st) {
+  return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+}
+
+bool IsDotOrDotDot(const char* name) {
+  return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+uint64_t AllocatedBytes(const struct stat& st) { return static_cast<uint64_t>(st.st_blocks) * 512; }
+
+// Records the inode's allocation as measured now and returns the change since last time.
+int64_t Remeasure(Inode* inode, const struct stat& st) {
+  std::lock_guard lock(inode->mu);
+  int64_t delta = static_cast<int64_t>(AllocatedBytes(st)) - static_cast<int64_t>(inode->allocated);
+  inode->allocated = AllocatedBytes(st);
+  return delta;
+}
+
+// fstat under the inode's lock, so concurrent measurements of one file apply in order.
+int64_t RemeasureFd(Inode* inode, int fd) {
+  std::lock_guard lock(inode->mu);
+  struct stat st;
+  if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return 0;
+  int64_t delta = static_cast<int64_t>(AllocatedBytes(st)) - static_cast<int64_t>(inode->allocated);
+  inode->allocated = AllocatedBytes(st);
+  return delta;
+}
+
+void FillEntry(Impl* v, Inode* inode, const struct stat& st, fuse_entry_param* e) {
+  *e = fuse_entry_param{};
+  e->ino = v->ToIno(inode);
+  e->attr = st;
+  e->attr_timeout = v->timeout;
+  e->entry_timeout = v->timeout;
+}
+
+// Looks `name` up in `parent` without following a final symlink and registers one kernel
+// reference on the result.
+int DoLookup(Impl* v, Inode* parent, const char* name, fuse_entry_param* e, Inode** out = nullptr,
+             bool* created_out = nullptr) {
+  if (IsDotOrDotDot(name)) return -EINVAL;
+  FdRef pref;
+  int rv = v->table->Acquire(parent, &pref);
+  if (rv < 0) return rv;
+  int fd = openat(pref.fd(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  struct stat st;
+  rv = StatFd(fd, &st);
+  if (rv < 0) {
+    close(fd);
+    return rv;
+  }
+  Inode* inode = nullptr;
+  bool created = false;
+  rv = v->table->Intern(fd, st, &inode, &created);
+  if (rv < 0) return rv;
+  if (created) {
+    std::lock_guard lock(inode->mu);
+    inode->allocated = AllocatedBytes(st);
+  } else if (v->quota->enabled()) {
+    int64_t delta = Remeasure(inode, st);
+    if (delta != 0) v->quota->Adjust(delta, 0);
+  }
+  FillEntry(v, inode, st, e);
+  if (out) *out = inode;
+  if (created_out) *created_out = created;
+  return 0;
+}
+
+int Refuse(Impl* v) {
+  v->quota->RecordRejection();
+  return -v->quota_errno;
+}
+
+// An allocated range [start, end) of a file, from FIEMAP or SEEK_DATA.
+struct Extent {
+  uint64_t start;
+  uint64_t end;
+};
+
+// The allocated extents overlapping [begin, end). Returns false when the filesystem cannot
+// tell (then everything counts as unallocated, which only makes the check stricter).
+bool AllocatedExtents(int fd, uint64_t begin, uint64_t end, std::vector<Extent>* out) {
+  constexpr unsigned kBatch = 64;
+  alignas(fiemap) char buffer[sizeof(fiemap) + kBatch * sizeof(fiemap_extent)];
+  auto* map = reinterpret_cast<fiemap*>(buffer);
+  uint64_t pos = begin;
+  while (pos < end) {
+    std::memset(buffer, 0, sizeof buffer);
+    map->fm_start = pos;
+    map->fm_length = end - pos;
+    map->fm_extent_count = kBatch;
+    if (ioctl(fd, FS_IOC_FIEMAP, map) != 0) break;
+    if (map->fm_mapped_extents == 0) return true;
+    bool last = false;
+    for (unsigned i = 0; i < map->fm_mapped_extents; ++i) {
+      const fiemap_extent& x = map->fm_extents[i];
+      out->push_back({x.fe_logical, x.fe_logical + x.fe_length});
+      pos = x.fe_logical + x.fe_length;
+      if (x.fe_flags & FIEMAP_EXTENT_LAST) last = true;
+    }
+    if (last) return true;
+  }
+  if (pos >= end) return true;
+  // No FIEMAP: SEEK_DATA/SEEK_HOLE see written data (preallocated ranges read as holes).
+  out->clear();
+  off_t data = static_cast<off_t>(begin);
+  while (static_cast<uint64_t>(data) < end) {
+    data = lseek(fd, data, SEEK_DATA);
+    if (data < 0) return errno == ENXIO;
+    off_t hole = lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) return false;
+    out->push_back({static_cast<uint64_t>(data), static_cast<uint64_t>(hole)});
+    data = hole;
+  }
+  return true;
+}
+
+// Near full: finds the longest prefix of [offset, offset + length) whose not yet allocated
+// blocks fit in what is free, and reserves those blocks. Returns the prefix length (0 when
+// nothing fits) with *reserved set.
+uint64_t ReserveFittingPrefix(Impl* v, int fd, uint64_t offset, uint64_t length,
+                              uint64_t* reserved) {
+  const uint64_t block = v->block_size;
+  const uint64_t begin = offset / block * block;
+  const uint64_t end = (offset + length + block - 1) / block * block;
+  std::vector<Extent> extents;
+  AllocatedExtents(fd, begin, end, &extents);
+  // The block-aligned ranges not yet allocated, in file order.
+  std::vector<Extent> gaps;
+  uint64_t pos = begin;
+  for (const Extent& x : extents) {
+    uint64_t data_begin = std::max(begin, x.start / block * block);
+    uint64_t data_end = std::min(end, (x.end + block - 1) / block * block);
+    if (data_begin > pos) gaps.push_back({pos, data_begin});
+    pos = std::max(pos, data_end);
+  }
+  if (pos < end) gaps.push_back({pos, end});
+
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    uint64_t available = v->quota->AvailableBytes();
+    uint64_t need = 0;
+    uint64_t limit = end;  // the prefix may reach this far
+    for (const Extent& gap : gaps) {
+      uint64_t size = gap.end - gap.start;
+      if (need + size > available) {
+        uint64_t take = (available - need) / block * block;
+        limit = gap.start + take;
+        need += take;
+        break;
+      }
+      need += size;
+    }
+    uint64_t prefix = limit > offset ? std::min(length, limit - offset) : 0;
+    if (prefix == 0) return 0;
+    if (v->quota->TryReserveBytes(need)) {
+      *reserved = need;
+      return prefix;
+    }
+  }
+  return 0;
+}
+
+// Reserves space for writing [offset, offset + length) of `fd`: the worst case when it fits,
+// otherwise what is really unallocated. Returns how much of the range may be written.
+uint64_t ReserveForWrite(Impl* v, int fd, uint64_t offset, uint64_t length, uint64_t* reserved) {
+  *reserved = BlockSpan(offset, length, v->block_size);
+  if (v->quota->TryReserveBytes(*reserved)) return length;
+  *reserved = 0;
+  return ReserveFittingPrefix(v, fd, offset, length, reserved);
+}
+
+// The inode lost a link; if it was the last, its space is free now, or at its last close.
+void AccountRemoved(Impl* v, Inode* victim, const struct stat& before) {
+  bool last_link = S_ISDIR(before.st_mode) || before.st_nlink <= 1;
+  if (!last_link) return;
+  if (victim == nullptr) {
+    v->quota->Adjust(-static_cast<int64_t>(AllocatedBytes(before)), -1);
+    return;
+  }
+  v->table->Unindex(victim);
+  bool freed_now = false;
+  uint64_t freed = 0;
+  {
+    std::lock_guard lock(victim->mu);
+    if (victim->open_count > 0) {
+      victim->orphan = true;
+    } else {
+      freed_now = true;
+      freed = victim->allocated;
+      victim->allocated = 0;
+    }
+  }
+  if (freed_now) {
+    v->quota->Adjust(-static_cast<int64_t>(freed), -1);
+    v->table->DropFd(victim);
+  }
+}
+
+// Before removing the last link of an open file, keep an fd to it: it can no longer be
+// reopened by handle once unlinked.
+void PinIfOpen(Impl* v, Inode* victim, const struct stat& st) {
+  if (victim == nullptr || (!S_ISDIR(st.st_mode) && st.st_nlink > 1)) return;
+  bool open = false;
+  {
+    std::lock_guard lock(victim->mu);
+    open = victim->open_count > 0;
+  }
+  if (open) v->table->Pin(victim);
+}
+
+void CloseAccounting(Impl* v, Inode* inode) {
+  bool release = false;
+  uint64_t freed = 0;
+  {
+    std::lock_guard lock(inode->mu);
+    if (--inode->open_count == 0 && inode->orphan) {
+      inode->orphan = false;
+      release = true;
+      freed = inode->allocated;
+      inode->allocated = 0;
+    }
+  }
+  if (release) {
+    v->table->Unpin(inode);
+    v->table->DropFd(inode);
+    v->quota->Adjust(-static_cast<int64_t>(freed), -1);
+  }
+}
+
+template <typename Fn>
+void Guard(fuse_req_t req, Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::bad_alloc&) {
+    fuse_reply_err(req, ENOMEM);
+  }
+}
+
+// ---- lifecycle and lookup ----
+
+void Init(void* userdata, fuse_conn_info* conn) {
+  auto* v = static_cast<Impl*>(userdata);
+  auto want = [conn](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  want(FUSE_CAP_SPLICE_WRITE);
+  want(FUSE_CAP_SPLICE_MOVE);
+  want(FUSE_CAP_SPLICE_READ);
+  want(FUSE_CAP_PARALLEL_DIROPS);
+  want(FUSE_CAP_ASYNC_DIO);
+  want(FUSE_CAP_READDIRPLUS);
+  want(FUSE_CAP_READDIRPLUS_AUTO);
+  // The daemon is the only writer: cached pages never go stale behind the kernel's back.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  // Write-back caching would accept writes the quota must refuse at the call.
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  (void)v;
+}
+
+void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Impl* v = V(req);
+  fuse_entry_param e;
+  int rv = DoLookup(v, v->ToInode(parent), name, &e);
+  if (rv == -ENOENT) {
+    e = fuse_entry_param{};
+    e.entry_timeout = v->timeout;  // a cached negative entry: only this daemon creates names
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  fuse_reply_entry(req, &e);
+}
+
+void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Impl* v = V(req);
+  v->table->Forget(v->ToInode(ino), nlookup);
+  fuse_reply_none(req);
+}
+
+void ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  Impl* v = V(req);
+  for (size_t i = 0; i < count; ++i) {
+    v->table->Forget(v->ToInode(forgets[i].ino), forgets[i].nlookup);
+  }
+  fuse_reply_none(req);
+}
+
+void Getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Impl* v = V(req);
+  Inode* inode = v->ToInode(ino);
+  FdRef ref;
+  int rv = v->table->Acquire(inode, &ref);
+  struct stat st;
+  if (rv == 0) rv = StatFd(ref.fd(), &st);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  if (v->quota->enabled()) {
+    int64_t delta = Remeasure(inode, st);
+    if (delta != 0) v->quota->Adjust(delta, 0);
+  }
+  fuse_reply_attr(req, &st, v->timeout);
+}
+
+// ---- attributes ----
+
+int DoTruncate(Impl* v, Inode* inode, int path_fd, fuse_file_info* fi, off_t size) {
+  int fd = fi ? static_cast<int>(fi->fh) : -1;
+  int owned = -1;
+  if (fd < 0) {
+    owned = open(ProcPath(path_fd).buf, O_WRONLY | O_CLOEXEC);
+    if (owned < 0) return -errno;
+    fd = owned;
+  }
+  int rv = 0;
+  struct stat before;
+  if (fstat(fd, &before) != 0) rv = -errno;
+  if (rv == 0 && ftruncate(fd, size) != 0) rv = -errno;
+  if (rv == 0 && v->quota->enabled()) {
+    int64_t delta = RemeasureFd(inode, fd);
+    // Extending a file allocates nothing on most filesystems; where it does and the space is
+    // not there, put the size back and refuse.
+    if (delta > 0 && !v->quota->TryReserveBytes(static_cast<uint64_t>(delta))) {
+      if (ftruncate(fd, before.st_size) == 0) delta += RemeasureFd(inode, fd);
+      v->quota->Adjust(delta, 0);
+      rv = Refuse(v);
+    } else {
+      v->quota->Commit(delta > 0 ? static_cast<uint64_t>(delta) : 0, delta);
+    }
+  }
+  if (owned >= 0) close(owned);
+  return rv;
+}
+
+void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid, fuse_file_info* fi) {
+  Impl* v = V(req);
+  Inode* inode = v->ToInode(ino);
+  if (v->options.read_only) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  FdRef ref;
+  int rv = v->table->Acquire(inode, &ref);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  int fd = ref.fd();
+  if (valid & FUSE_SET_ATTR_MODE) {
+    if (fi) {
+      rv = fchmod(static_cast<int>(fi->fh), attr->st_mode) == 0 ? 0 : -errno;
+    } else if (inode->type == S_IFLNK) {
+      rv = -EOPNOTSUPP;
+    } else {
+      rv = chmod(ProcPath(fd).buf, attr->st_mode) == 0 ? 0 : -errno;
+    }
+  }
+  if (rv == 0 && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+    uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
+    gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
+    rv = fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+  }
+  if (rv == 0 && (valid & FUSE_SET_ATTR_SIZE)) {
+    rv = DoTruncate(v, inode, fd, fi, attr->st_size);
+  }
+  if (rv == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+    struct timespec times[2];
+    times[0].tv_sec = 0;
+    times[1].tv_sec = 0;
+    times[0].tv_nsec = UTIME_OMIT;
+    times[1].tv_nsec = UTIME_OMIT;
+    if (valid & FUSE_SET_ATTR_ATIME_NOW) {
+      times[0].tv_nsec = UTIME_NOW;
+    } else if (valid & FUSE_SET_ATTR_ATIME) {
+      times[0] = attr->st_atim;
+    }
+    if (valid & FUSE_SET_ATTR_MTIME_NOW) {
+      times[1].tv_nsec = UTIME_NOW;
+    } else if (valid & FUSE_SET_ATTR_MTIME) {
+      times[1] = attr->st_mtim;
+    }
+    if (fi) {
+      rv = futimens(static_cast<int>(fi->fh), times) == 0 ? 0 : -errno;
+    } else {
+      rv = utimensat(fd, "", times, AT_EMPTY_PATH) == 0 ? 0 : -errno;
+      if (rv == -EINVAL || rv == -ENOENT) {
+        rv = utimensat(AT_FDCWD, ProcPath(fd).buf, times, 0) == 0 ? 0 : -errno;
+      }
+    }
+  }
+  struct stat st;
+  if (rv == 0) rv = StatFd(fd, &st);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  fuse_reply_attr(req, &st, v->timeout);
+}
+
+void Readlink(fuse_req_t req, fuse_ino_t ino) {
+  Impl* v = V(req);
+  FdRef ref;
+  int rv = v->table->Acquire(v->ToInode(ino), &ref);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  char target[PATH_MAX + 1];
+  ssize_t n = readlinkat(ref.fd(), "", target, sizeof target);
+  if (n < 0) {
+    fuse_reply_err(req, errno);
+    return;
+  }
+  if (n == static_cast<ssize_t>(sizeof target)) {
+    fuse_reply_err(req, ENAMETOOLONG);
+    return;
+  }
+  target[n] = '\0';
+  fuse_reply_readlink(req, target);
+}
+
+// ---- creating names ----
+
+// Reservations a new name takes: the new object's own block, if it gets one, and a block for
+// the parent directory to grow.
+struct NameReservation {
+  uint64_t bytes = 0;
+  bool inode = false;
+};
+
+int ReserveName(Impl* v, uint64_t object_bytes, bool new_inode, NameReservation* r) {
+  if (!v->quota->enabled()) return 0;
+  if (new_inode) {
+    if (!v->quota->TryReserveInode()) return Refuse(v);
+    r->inode = true;
+  }
+  uint64_t bytes = object_bytes + v->block_size;
+  if (!v->quota->TryReserveBytes(bytes)) {
+    if (r->inode) v->quota->CommitInode(false);
+    r->inode = false;
+    return Refuse(v);
+  }
+  r->bytes = bytes;
+  return 0;
+}
+
+// Ends the reservation: `object` (may be null) is the new object, created or linked.
+void CommitName(Impl* v, const NameReservation& r, Inode* parent, int64_t object_delta,
+                bool created) {
+  if (!v->quota->enabled()) return;
+  int64_t parent_delta = 0;
+  if (created) {
+    FdRef ref;
+    if (v->table->Acquire(parent, &ref) == 0) parent_delta = RemeasureFd(parent, ref.fd());
+  }
+  v->quota->Commit(r.bytes, created ? object_delta + parent_delta : 0);
+  if (r.inode) v->quota->CommitInode(created);
+}
+
+enum class NodeKind { kDirectory, kSymlink, kSpecial };
+
+void MakeNode(fuse_req_t req, fuse_ino_t parent_ino, const char* name, NodeKind kind, mode_t mode,
+              dev_t rdev, const char* link_target) {
+  Impl* v = V(req);
+  if (v->options.read_only) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  if (IsDotOrDotDot(name)) {
+    fuse_reply_err(req, EEXIST);
+    return;
+  }
+  Inode* parent = v->ToInode(parent_ino);
+  uint64_t object_bytes = 0;
+  if (kind == NodeKind::kDirectory) object_bytes = v->block_size;
+  if (kind == NodeKind::kSymlink && std::strlen(link_target) >= 60) object_bytes = v->block_size;
+  NameReservation reservation;
+  int rv = ReserveName(v, object_bytes, true, &reservation);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  fuse_entry_param e;
+  Inode* inode = nullptr;
+  {
+    std::lock_guard ns(v->namespace_mu);
+    FdRef pref;
+    rv = v->table->Acquire(parent, &pref);
+    if (rv == 0) {
+      const fuse_ctx* ctx = fuse_req_ctx(req);
+      CallerCredentials as_caller(ctx->uid, ctx->gid);
+      int r = 0;
+      switch (kind) {
+        case NodeKind::kDirectory: r = mkdirat(pref.fd(), name, mode); break;
+        case NodeKind::kSymlink: r = symlinkat(link_target, pref.fd(), name); break;
+        case NodeKind::kSpecial: r = mknodat(pref.fd(), name, mode, rdev); break;
+      }
+      rv = r == 0 ? 0 : -errno;
+    }
+    if (rv == 0) rv = DoLookup(v, parent, name, &e, &inode);
+  }
+  CommitName(v, reservation, parent, rv == 0 ? static_cast<int64_t>(AllocatedBytes(e.attr)) : 0,
+             rv == 0);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  fuse_reply_entry(req, &e);
+}
+
+void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  MakeNode(req, parent, name, NodeKind::kDirectory, mode, 0, nullptr);
+}
+
+void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  MakeNode(req, parent, name, NodeKind::kSpecial, mode, rdev, nullptr);
+}
+
+void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  MakeNode(req, parent, name, NodeKind::kSymlink, 0, 0, link);
+}
+
+void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char* newname) {
+  Impl* v = V(req);
+  if (v->options.read_only) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  Inode* inode = v->ToInode(ino);
+  Inode* newparent = v->ToInode(newparent_ino);
+  // A hard link adds a name, not an inode: only the directory may grow.
+  NameReservation reservation;
+  int rv = ReserveName(v, 0, false, &reservation);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  struct stat st;
+  {
+    std::lock_guard ns(v->namespace_mu);
+    FdRef ref, pref;
+    rv = v->table->Acquire(inode, &ref);
+    if (rv == 0) rv = v->table->Acquire(newparent, &pref);
+    if (rv == 0) {
+      rv = linkat(ref.fd(), "", pref.fd(), newname, AT_EMPTY_PATH) == 0 ? 0 : -errno;
+      if (rv == -ENOENT || rv == -EPERM) {
+        rv = linkat(AT_FDCWD, ProcPath(ref.fd()).buf, pref.fd(), newname, AT_SYMLINK_FOLLOW) == 0
+                 ? 0
+                 : -errno;
+      }
+    }
+    if (rv == 0) rv = StatFd(ref.fd(), &st);
+  }
+  CommitName(v, reservation, newparent, 0, rv == 0);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  v->table->Ref(inode);
+  fuse_entry_param e;
+  FillEntry(v, inode, st, &e);
+  fuse_reply_entry(req, &e);
+}
+
+// ---- removing names ----
+
+int RemoveName(Impl* v, Inode* parent, const char* name, bool directory) {
+  std::lock_guard ns(v->namespace_mu);
+  FdRef pref;
+  int rv = v->table->Acquire(parent, &pref);
+  if (rv < 0) return rv;
+  struct stat st;
+  if (fstatat(pref.fd(), name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -errno;
+  Inode* victim = v->quota->enabled() || !S_ISDIR(st.st_mode) ? v->table->Find(st.st_dev, st.st_ino)
+                                                               : nullptr;
+  PinIfOpen(v, victim, st);
+  if (unlinkat(pref.fd(), name, directory ? AT_REMOVEDIR : 0) != 0) return -errno;
+  if (v->quota->enabled()) {
+    AccountRemoved(v, victim, st);
+    int64_t delta = RemeasureFd(parent, pref.fd());
+    if (delta != 0) v->quota->Adjust(delta, 0);
+  } else if (victim && (directory || st.st_nlink <= 1)) {
+    v->table->Unindex(victim);
+    bool open;
+    {
+      std::lock_guard lock(victim->mu);
+      open = victim->open_count > 0;
+      victim->orphan = open;
+    }
+    if (!open) v->table->DropFd(victim);
+  }
+  return 0;
+}
+
+void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Impl* v = V(req);
+  if (v->options.read_only) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  fuse_reply_err(req, -RemoveName(v, v->ToInode(parent), name, false));
+}
+
+void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Impl* v = V(req);
+  if (v->options.read_only) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  fuse_reply_err(req, -RemoveName(v, v->ToInode(parent), name, true));
+}
+
+void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t newparent_ino,
+            const char* newname, unsigned int flags) {
+  Impl* v = V(req);
+  if (v->options.read_only) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  Inode* parent = v->ToInode(parent_ino);
+  Inode* newparent = v->ToInode(newparent_ino);
+  NameReservation reservation;
+  int rv = ReserveName(v, 0, false, &reservation);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  {
+    std::lock_guard ns(v->namespace_mu);
+    FdRef pref, npref;
+    rv = v->table->Acquire(parent, &pref);
+    if (rv == 0) rv = v->table->Acquire(newparent, &npref);
+    struct stat source, target;
+    bool replaces = false;
+    Inode* victim = nullptr;
+    if (rv == 0 && !(flags & RENAME_EXCHANGE) &&
+        fstatat(npref.fd(), newname, &target, AT_SYMLINK_NOFOLLOW) == 0 &&
+        fstatat(pref.fd(), name, &source, AT_SYMLINK_NOFOLLOW) == 0 &&
+        !(source.st_dev == target.st_dev && source.st_ino == target.st_ino)) {
+      replaces = true;
+      victim = v->table->Find(target.st_dev, target.st_ino);
+      PinIfOpen(v, victim, target);
+    }
+    if (rv == 0) {
+      rv = renameat2(pref.fd(), name, npref.fd(), newname, flags) == 0 ? 0 : -errno;
+    }
+    if (rv == 0 && replaces) {
+      if (v->quota->enabled()) {
+        AccountRemoved(v, victim, target);
+      } else if (victim && (S_ISDIR(target.st_mode) || target.st_nlink <= 1)) {
+        v->table->Unindex(victim);
+      }
+    }
+    if (rv == 0 && v->quota->enabled() && parent != newparent) {
+      int64_t delta = RemeasureFd(parent, pref.fd());
+      if (delta != 0) v->quota->Adjust(delta, 0);
+    }
+  }
+  CommitName(v, reservation, newparent, 0, rv == 0);
+  fuse_reply_err(req, -rv);
+}
+
+// ---- files ----
+
+void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode,
+            fuse_file_info* fi) {
+  Impl* v = V(req);
+  if (v->options.read_only) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  Inode* parent = v->ToInode(parent_ino);
+  NameReservation reservation;
+  int rv = ReserveName(v, 0, true, &reservation);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  int flags = (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT)) | O_CLOEXEC | O_NOFOLLOW;
+  int fd = -1;
+  bool created = false;
+  fuse_entry_param e;
+  Inode* inode = nullptr;
+  {
+    std::lock_guard ns(v->namespace_mu);
+    FdRef pref;
+    rv = v->table->Acquire(parent, &pref);
+    if (rv == 0) {
+      const fuse_ctx* ctx = fuse_req_ctx(req);
+      CallerCredentials as_caller(ctx->uid, ctx->gid);
+      fd = openat(pref.fd(), name, flags | O_CREAT | O_EXCL, mode);
+      if (fd >= 0) {
+        created = true;
+      } else if (errno == EEXIST && !(fi->flags & O_EXCL)) {
+        fd = openat(pref.fd(), name, flags);  // lost a race with another create: open it
+      }
+      if (fd < 0) rv = -errno;
+    }
+    if (rv == 0) {
+      rv = DoLookup(v, parent, name, &e, &inode);
+      if (rv < 0) close(fd);
+    }
+  }
+  CommitName(v, reservation, parent, created ? static_cast<int64_t>(AllocatedBytes(e.attr)) : 0,
+             rv == 0 && created);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  {
+    std::lock_guard lock(inode->mu);
+    ++inode->open_count;
+  }
+  fi->fh = static_cast<uint64_t>(fd);
+  fi->keep_cache = 1;
+  if (fi->flags & O_DIRECT) fi->direct_io = 1;
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    // The kernel is gone (interrupted); it will not send release.
+    close(fd);
+    CloseAccounting(v, inode);
+  }
+}
+
+void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Impl* v = V(req);
+  Inode* inode = v->ToInode(ino);
+  if (v->options.read_only && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  FdRef ref;
+  int rv = v->table->Acquire(inode, &ref);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  int flags = (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_NOFOLLOW)) | O_CLOEXEC;
+  int fd = open(ProcPath(ref.fd()).buf, flags);
+  if (fd < 0) {
+    fuse_reply_err(req, errno);
+    return;
+  }
+  if ((flags & O_TRUNC) && v->quota->enabled()) {
+    int64_t delta = RemeasureFd(inode, fd);
+    if (delta != 0) v->quota->Adjust(delta, 0);
+  }
+  {
+    std::lock_guard lock(inode->mu);
+    ++inode->open_count;
+  }
+  fi->fh = static_cast<uint64_t>(fd);
+  fi->keep_cache = 1;
+  if (fi->flags & O_DIRECT) fi->direct_io = 1;
+  if (fuse_reply_open(req, fi) != 0) {
+    close(fd);
+    CloseAccounting(v, inode);
+  }
+}
+
+void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Impl* v = V(req);
+  close(static_cast<int>(fi->fh));
+  CloseAccounting(v, v->ToInode(ino));
+  fuse_reply_err(req, 0);
+}
+
+void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = static_cast<int>(fi->fh);
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fuse_file_info* fi) {
+  Impl* v = V(req);
+  int fd = static_cast<int>(fi->fh);
+  size_t size = fuse_buf_size(in_buf);
+  uint64_t reserved = 0;
+  size_t allowed = size;
+  if (v->quota->enabled()) {
+    allowed = ReserveForWrite(v, fd, static_cast<uint64_t>(off), size, &reserved);
+    if (allowed == 0 && size > 0) {
+      fuse_reply_err(req, -Refuse(v));
+      return;
+    }
+  }
+  fuse_bufvec out = FUSE_BUFVEC_INIT(allowed);
+  out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  out.buf[0].fd = fd;
+  out.buf[0].pos = off;
+  ssize_t written = fuse_buf_copy(&out, in_buf, FUSE_BUF_SPLICE_NONBLOCK);
+  if (v->quota->enabled()) {
+    Inode* inode = v->ToInode(ino);
+    v->quota->Commit(reserved, RemeasureFd(inode, fd));
+  }
+  if (written < 0) {
+    fuse_reply_err(req, static_cast<int>(-written));
+  } else {
+    fuse_reply_write(req, static_cast<size_t>(written));
+  }
+}
+
+void Fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
+  int fd = static_cast<int>(fi->fh);
+  int rv = datasync ? fdatasync(fd) : fsync(fd);
+  fuse_reply_err(req, rv == 0 ? 0 : errno);
+}
+
+void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+               fuse_file_info* fi) {
+  Impl* v = V(req);
+  if (v->options.read_only) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  int fd = static_cast<int>(fi->fh);
+  uint64_t reserved = 0;
+  bool frees = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE);
+  if (v->quota->enabled() && !frees) {
+    uint64_t len = static_cast<uint64_t>(length);
+    // fallocate is all or nothing: the whole range must fit.
+    if (ReserveForWrite(v, fd, static_cast<uint64_t>(offset), len, &reserved) != len) {
+      v->quota->Commit(reserved, 0);
+      fuse_reply_err(req, -Refuse(v));
+      return;
+    }
+  }
+  int rv = fallocate(fd, mode, offset, length) == 0 ? 0 : -errno;
+  if (v->quota->enabled()) v->quota->Commit(reserved, RemeasureFd(v->ToInode(ino), fd));
+  fuse_reply_err(req, -rv);
+}
+
+void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in,
+                   fuse_ino_t ino_out, off_t off_out, fuse_file_info* fi_out, size_t len,
+                   int flags) {
+  Impl* v = V(req);
+  int out_fd = static_cast<int>(fi_out->fh);
+  uint64_t reserved = 0;
+  size_t allowed = len;
+  if (v->quota->enabled()) {
+    allowed = ReserveForWrite(v, out_fd, static_cast<uint64_t>(off_out), len, &reserved);
+    if (allowed == 0 && len > 0) {
+      fuse_reply_err(req, -Refuse(v));
+      return;
+    }
+  }
+  loff_t in_pos = off_in;
+  loff_t out_pos = off_out;
+  ssize_t n = copy_file_range(static_cast<int>(fi_in->fh), &in_pos, out_fd, &out_pos, allowed,
+                              static_cast<unsigned>(flags));
+  int err = errno;
+  if (v->quota->enabled()) v->quota->Commit(reserved, RemeasureFd(v->ToInode(ino_out), out_fd));
+  if (n < 0) {
+    fuse_reply_err(req, err);
+  } else {
+    fuse_reply_write(req, static_cast<size_t>(n));
+  }
+}
+
+void Lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
+  off_t result = lseek(static_cast<int>(fi->fh), off, whence);
+  if (result < 0) {
+    fuse_reply_err(req, errno);
+  } else {
+    fuse_reply_lseek(req, result);
+  }
+}
+
+// ---- directories ----
+
+struct DirHandle {
+  DIR* dir = nullptr;
+  off_t offset = 0;
+  struct dirent* entry = nullptr;  // read but not yet returned to the kernel
+  std::vector<char> buffer;
+};
+
+void Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Impl* v = V(req);
+  Inode* inode = v->ToInode(ino);
+  FdRef ref;
+  int rv = v->table->Acquire(inode, &ref);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  int fd = openat(ref.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    fuse_reply_err(req, errno);
+    return;
+  }
+  auto* handle = new (std::nothrow) DirHandle;
+  if (handle == nullptr || (handle->dir = fdopendir(fd)) == nullptr) {
+    int err = handle ? errno : ENOMEM;
+    close(fd);
+    delete handle;
+    fuse_reply_err(req, err);
+    return;
+  }
+  {
+    std::lock_guard lock(inode->mu);
+    ++inode->open_count;
+  }
+  fi->fh = reinterpret_cast<uint64_t>(handle);
+  fi->keep_cache = 1;
+  fi->cache_readdir = 1;
+  if (fuse_reply_open(req, fi) != 0) {
+    closedir(handle->dir);
+    delete handle;
+    CloseAccounting(v, inode);
+  }
+}
+
+void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi,
+               bool plus) {
+  Impl* v = V(req);
+  Inode* inode = v->ToInode(ino);
+  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
+  d->buffer.resize(size);
+  char* p = d->buffer.data();
+  size_t remaining = size;
+  if (offset != d->offset) {
+    seekdir(d->dir, offset);
+    d->entry = nullptr;
+    d->offset = offset;
+  }
+  int err = 0;
+  while (true) {
+    if (d->entry == nullptr) {
+      errno = 0;
+      d->entry = readdir(d->dir);
+      if (d->entry == nullptr) {
+        err = errno;
+        break;
+      }
+    }
+    const char* name = d->entry->d_name;
+    off_t next = d->entry->d_off;
+    size_t used;
+    if (plus) {
+      fuse_entry_param e{};
+      Inode* child = nullptr;
+      if (IsDotOrDotDot(name)) {
+        e.attr.st_ino = d->entry->d_ino;
+        e.attr.st_mode = static_cast<mode_t>(d->entry->d_type) << 12;
+      } else {
+        int rv = DoLookup(v, inode, name, &e, &child);
+        if (rv == -ENOENT) {  // removed since readdir saw it
+          d->entry = nullptr;
+          d->offset = next;
+          continue;
+        }
+        if (rv < 0) {
+          err = -rv;
+          break;
+        }
+      }
+      used = fuse_add_direntry_plus(req, p, remaining, name, &e, next);
+      if (used > remaining) {
+        if (child) v->table->Forget(child, 1);
+        break;
+      }
+    } else {
+      struct stat st{};
+      st.st_ino = d->entry->d_ino;
+      st.st_mode = static_cast<mode_t>(d->entry->d_type) << 12;
+      used = fuse_add_direntry(req, p, remaining, name, &st, next);
+      if (used > remaining) break;
+    }
+    p += used;
+    remaining -= used;
+    d->entry = nullptr;
+    d->offset = next;
+  }
+  if (err != 0 && remaining == size) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  fuse_reply_buf(req, d->buffer.data(), size - remaining);
+}
+
+void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Guard(req, [&] { DoReaddir(req, ino, size, off, fi, false); });
+}
+
+void Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Guard(req, [&] { DoReaddir(req, ino, size, off, fi, true); });
+}
+
+void Releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Impl* v = V(req);
+  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
+  closedir(d->dir);
+  delete d;
+  CloseAccounting(v, v->ToInode(ino));
+  fuse_reply_err(req, 0);
+}
+
+void Fsyncdir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
+  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
+  int fd = dirfd(d->dir);
+  int rv = datasync ? fdatasync(fd) : fsync(fd);
+  fuse_reply_err(req, rv == 0 ? 0 : errno);
+}
+
+void Statfs(fuse_req_t req, fuse_ino_t) {
+  Impl* v = V(req);
+  struct statvfs backing;
+  FdRef ref;
+  int rv = v->table->Acquire(v->table->root(), &ref);
+  if (rv == 0 && fstatvfs(ref.fd(), &backing) != 0) rv = -errno;
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  if (!v->quota->enabled()) {
+    fuse_reply_statfs(req, &backing);
+    return;
+  }
+  Quota::Figures f = v->quota->figures();
+  struct statvfs st = backing;
+  uint32_t fragment = FragmentSizeFor(f.capacity);
+  st.f_bsize = v->block_size;
+  st.f_frsize = fragment;
+  st.f_blocks = f.capacity / fragment;
+  st.f_bfree = st.f_bavail = f.used_bytes >= f.capacity ? 0 : (f.capacity - f.used_bytes) / fragment;
+  if (f.inode_limit) {
+    st.f_files = *f.inode_limit;
+    st.f_ffree = st.f_favail = *f.inode_limit > f.used_inodes ? *f.inode_limit - f.used_inodes : 0;
+  } else {
+    st.f_files = f.used_inodes + backing.f_ffree;
+    st.f_ffree = st.f_favail = backing.f_ffree;
+  }
+  fuse_reply_statfs(req, &st);
+}
+
+// ---- extended attributes ----
+
+void Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+              int flags) {
+  Impl* v = V(req);
+  if (v->options.read_only) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  Inode* inode = v->ToInode(ino);
+  FdRef ref;
+  int rv = v->table->Acquire(inode, &ref);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  // An attribute may need a block of its own.
+  uint64_t reserved = 0;
+  if (v->quota->enabled()) {
+    if (!v->quota->TryReserveBytes(v->block_size)) {
+      fuse_reply_err(req, -Refuse(v));
+      return;
+    }
+    reserved = v->block_size;
+  }
+  rv = setxattr(ProcPath(ref.fd()).buf, name, value, size, flags) == 0 ? 0 : -errno;
+  if (v->quota->enabled()) v->quota->Commit(reserved, RemeasureFd(inode, ref.fd()));
+  fuse_reply_err(req, -rv);
+}
+
+void Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Impl* v = V(req);
+  FdRef ref;
+  int rv = v->table->Acquire(v->ToInode(ino), &ref);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  Guard(req, [&] {
+    std::vector<char> value(size);
+    ssize_t n = getxattr(ProcPath(ref.fd()).buf, name, size ? value.data() : nullptr, size);
+    if (n < 0) {
+      fuse_reply_err(req, errno);
+    } else if (size == 0) {
+      fuse_reply_xattr(req, static_cast<size_t>(n));
+    } else {
+      fuse_reply_buf(req, value.data(), static_cast<size_t>(n));
+    }
+  });
+}
+
+void Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Impl* v = V(req);
+  FdRef ref;
+  int rv = v->table->Acquire(v->ToInode(ino), &ref);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  Guard(req, [&] {
+    std::vector<char> names(size);
+    ssize_t n = listxattr(ProcPath(ref.fd()).buf, size ? names.data() : nullptr, size);
+    if (n < 0) {
+      fuse_reply_err(req, errno);
+    } else if (size == 0) {
+      fuse_reply_xattr(req, static_cast<size_t>(n));
+    } else {
+      fuse_reply_buf(req, names.data(), static_cast<size_t>(n));
+    }
+  });
+}
+
+void Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  Impl* v = V(req);
+  if (v->options.read_only) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  Inode* inode = v->ToInode(ino);
+  FdRef ref;
+  int rv = v->table->Acquire(inode, &ref);
+  if (rv == 0) rv = removexattr(ProcPath(ref.fd()).buf, name) == 0 ? 0 : -errno;
+  if (rv == 0 && v->quota->enabled()) v->quota->Adjust(RemeasureFd(inode, ref.fd()), 0);
+  fuse_reply_err(req, -rv);
+}
+
+fuse_lowlevel_ops MakeOperations() {
+  fuse_lowlevel_ops ops{};
+  ops.init = Init;
+  ops.lookup = Lookup;
+  ops.forget = Forget;
+  ops.forget_multi = ForgetMulti;
+  ops.getattr = Getattr;
+  ops.setattr = Setattr;
+  ops.readlink = Readlink;
+  ops.mknod = Mknod;
+  ops.mkdir = Mkdir;
+  ops.symlink = Symlink;
+  ops.link = Link;
+  ops.unlink = Unlink;
+  ops.rmdir = Rmdir;
+  ops.rename = Rename;
+  ops.create = Create;
+  ops.open = Open;
+  ops.release = Release;
+  ops.read = Read;
+  ops.write_buf = WriteBuf;
+  ops.fsync = Fsync;
+  ops.fallocate = Fallocate;
+  ops.copy_file_range = CopyFileRange;
+  ops.lseek = Lseek;
+  ops.opendir = Opendir;
+  ops.readdir = Readdir;
+  ops.readdirplus = Readdirplus;
+  ops.releasedir = Releasedir;
+  ops.fsyncdir = Fsyncdir;
+  ops.statfs = Statfs;
+  ops.setxattr = Setxattr;
+  ops.getxattr = Getxattr;
+  ops.listxattr = Listxattr;
+  ops.removexattr = Removexattr;
+  // No flush, getlk/setlk or flock: the kernel then keeps POSIX and BSD locks itself, which is
+  // exact because every user of the volume goes through this one mount; and without a flush
+  // handler close(2) costs no round trip.
+  return ops;
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& VolumeOperations() {
+  static const fuse_lowlevel_ops ops = MakeOperations();
+  return ops;
+}
+
+}  // namespace claimfs::fs

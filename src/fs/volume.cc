@@ -1,0 +1,202 @@
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "claimfs/common/log.h"
+#include "scan.h"
+#include "volume_impl.h"
+
+namespace claimfs::fs {
+namespace {
+
+// libfuse splits -o lists at commas; a comma or backslash in a value must be escaped.
+std::string EscapeOptionValue(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == ',' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// The share of the fd limit one volume's cache may hold: a quarter of RLIMIT_NOFILE leaves
+// room for open files and for other volumes in the same process.
+size_t FdBudget() {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 4096;
+  return std::max<size_t>(64, limit.rlim_cur / 4);
+}
+
+}  // namespace
+
+Volume::Volume(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
+  int root_fd = open(options.source.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) {
+    int err = errno;
+    if (err == ENOENT) return Status::NotFound("source directory " + options.source + " does not exist");
+    if (err == ENOTDIR) return Status::Invalid("source " + options.source + " is not a directory");
+    return Status::FromErrno("cannot open source directory " + options.source, err);
+  }
+  auto fail = [&](Status s) {
+    close(root_fd);
+    return s;
+  };
+  struct stat mount_stat;
+  if (stat(options.mountpoint.c_str(), &mount_stat) != 0) {
+    return fail(Status::FromErrno("mount point " + options.mountpoint, errno));
+  }
+  if (!S_ISDIR(mount_stat.st_mode)) {
+    return fail(Status::Invalid("mount point " + options.mountpoint + " is not a directory"));
+  }
+  struct stat root_stat;
+  if (fstatat(root_fd, "", &root_stat, AT_EMPTY_PATH) != 0) {
+    return fail(Status::FromErrno("cannot stat " + options.source, errno));
+  }
+  struct statvfs backing;
+  if (fstatvfs(root_fd, &backing) != 0) {
+    return fail(Status::FromErrno("cannot statfs " + options.source, errno));
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->quota_errno = options.quota_errno;
+  impl->timeout = options.cache_timeout_seconds;
+  impl->block_size = backing.f_bsize ? backing.f_bsize : 4096;
+
+  TreeUsage usage;
+  if (options.capacity_bytes) {
+    auto scanned = ScanTree(root_fd);
+    if (!scanned.ok()) return fail(scanned.status());
+    usage = *scanned;
+    if (usage.bytes > *options.capacity_bytes) {
+      log::Warn("{} already uses {} bytes, more than its capacity of {}: writes that allocate "
+                "will fail until space is freed",
+                options.source, usage.bytes, *options.capacity_bytes);
+    }
+  }
+  impl->quota = std::make_unique<Quota>(options.capacity_bytes, options.inode_limit, usage.bytes,
+                                        usage.inodes);
+  impl->table = std::make_unique<InodeTable>(root_fd, root_stat, FdBudget());
+  {
+    std::lock_guard lock(impl->table->root()->mu);
+    impl->table->root()->allocated = static_cast<uint64_t>(root_stat.st_blocks) * 512;
+  }
+  if (!impl->table->handles_usable()) {
+    log::Warn("{}: file handles are not usable here (not root, or the filesystem cannot export "
+              "them): every known inode keeps an open fd",
+              options.source);
+  }
+
+  std::string mount_options = "default_permissions,subtype=claimfs";
+  bool has_fsname = false;
+  for (const std::string& o : options.kernel_options) {
+    if (o.rfind("fsname=", 0) == 0) has_fsname = true;
+    mount_options += "," + o;
+  }
+  if (!has_fsname) mount_options += ",fsname=" + EscapeOptionValue(options.source);
+  if (options.allow_other) mount_options += ",allow_other";
+  std::vector<std::string> arguments = {"claimfs", "-o", mount_options};
+  if (options.debug) arguments.emplace_back("-d");
+  std::vector<char*> argv;
+  for (std::string& a : arguments) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+
+  // New objects get exactly the mode the kernel sends (it already applied the caller's umask).
+  umask(0);
+  impl->options = std::move(options);
+  const VolumeOptions& o = impl->options;
+  impl->session = fuse_session_new(&args, &VolumeOperations(), sizeof(fuse_lowlevel_ops), impl.get());
+  fuse_opt_free_args(&args);
+  if (impl->session == nullptr) {
+    return Status::Invalid("cannot set up a FUSE session for " + o.mountpoint +
+                           " (libfuse refused the mount options: " + mount_options + ")");
+  }
+  if (fuse_session_mount(impl->session, o.mountpoint.c_str()) != 0) {
+    fuse_session_destroy(impl->session);
+    impl->session = nullptr;
+    return Status::IOError("cannot mount " + o.source + " on " + o.mountpoint +
+                           " (is /dev/fuse there, and are we root?)");
+  }
+  impl->mounted = true;
+  return std::unique_ptr<Volume>(new Volume(std::move(impl)));
+}
+
+Volume::~Volume() { Stop(); }
+
+Status Volume::Serve() {
+  fuse_loop_config* config = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_clone_fd(config, 1);
+  fuse_loop_cfg_set_max_threads(config, impl_->options.max_threads);
+  fuse_loop_cfg_set_idle_threads(config, std::min(4u, impl_->options.max_threads));
+  int rv = fuse_session_loop_mt(impl_->session, config);
+  fuse_loop_cfg_destroy(config);
+  if (rv != 0 && !impl_->stopping) {
+    return Status::IOError("serving " + impl_->options.mountpoint + " failed: " +
+                           std::to_string(rv));
+  }
+  return Status::Ok();
+}
+
+Status Volume::HandleSignals() {
+  if (fuse_set_signal_handlers(impl_->session) != 0) {
+    return Status::Internal("cannot install signal handlers");
+  }
+  impl_->handles_signals = true;
+  return Status::Ok();
+}
+
+Status Volume::Start() {
+  if (impl_->server.joinable()) return Status::Internal("volume is already being served");
+  impl_->server = std::thread([this] {
+    Status s = Serve();
+    if (!s.ok()) log::Error("{}", s.message());
+  });
+  return Status::Ok();
+}
+
+void Volume::Stop() {
+  if (impl_->session == nullptr) return;
+  impl_->stopping = true;
+  fuse_session_exit(impl_->session);
+  if (impl_->handles_signals) fuse_remove_signal_handlers(impl_->session);
+  if (impl_->mounted) {
+    // Unmounting ends the workers' reads on /dev/fuse, which ends the loop.
+    fuse_session_unmount(impl_->session);
+    impl_->mounted = false;
+  }
+  if (impl_->server.joinable()) impl_->server.join();
+  fuse_session_destroy(impl_->session);
+  impl_->session = nullptr;
+}
+
+Status Volume::SetCapacity(uint64_t bytes) {
+  if (bytes == 0) return Status::Invalid("capacity must be greater than zero");
+  return impl_->quota->SetCapacity(bytes);
+}
+
+Status Volume::SetInodeLimit(std::optional<uint64_t> limit) {
+  return impl_->quota->SetInodeLimit(limit);
+}
+
+VolumeUsage Volume::Usage() const {
+  Quota::Figures f = impl_->quota->figures();
+  VolumeUsage u;
+  u.used_bytes = f.used_bytes;
+  u.used_inodes = f.used_inodes;
+  if (impl_->quota->enabled()) u.capacity_bytes = f.capacity;
+  u.inode_limit = f.inode_limit;
+  u.quota_rejections = f.rejections;
+  return u;
+}
+
+const VolumeOptions& Volume::options() const { return impl_->options; }
+
+}  // namespace claimfs::fs

@@ -1,0 +1,49 @@
+// Per-volume state shared by the FUSE handlers (ops.cc) and the Volume lifecycle (volume.cc).
+#pragma once
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "claimfs/fs/volume.h"
+#include "inode_table.h"
+#include "quota.h"
+
+namespace claimfs::fs {
+
+class Volume::Impl {
+ public:
+  VolumeOptions options;
+  int quota_errno = ENOSPC;
+  double timeout = 86400;
+  uint64_t block_size = 4096;  // backing filesystem block: the unit of allocation
+  std::unique_ptr<Quota> quota;
+  std::unique_ptr<InodeTable> table;
+
+  // Serialises namespace changes (create, link, unlink, rename, ...) so the accounting of an
+  // object losing its last link sees no concurrent change to the same names. Taken before any
+  // Inode::mu.
+  std::mutex namespace_mu;
+
+  fuse_session* session = nullptr;
+  bool mounted = false;
+  bool handles_signals = false;
+  std::thread server;
+  std::atomic<bool> stopping{false};
+
+  Inode* ToInode(fuse_ino_t ino) {
+    return ino == FUSE_ROOT_ID ? table->root() : reinterpret_cast<Inode*>(ino);
+  }
+  fuse_ino_t ToIno(Inode* inode) {
+    return inode == table->root() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(inode);
+  }
+};
+
+// The low-level operations table for a volume.
+const fuse_lowlevel_ops& VolumeOperations();
+
+}  // namespace claimfs::fs
