@@ -36,6 +36,8 @@ struct ObjectMeta {
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> annotations;
   std::vector<std::string> finalizers;
+
+  bool operator==(const ObjectMeta&) const = default;
 };
 
 enum class AccessMode { kReadWriteOnce, kReadOnlyMany, kReadWriteMany, kReadWriteOncePod };
@@ -50,11 +52,15 @@ struct LabelSelectorRequirement {
   std::string key;
   Operator op = Operator::kIn;
   std::vector<std::string> values;
+
+  bool operator==(const LabelSelectorRequirement&) const = default;
 };
 
 struct LabelSelector {
   std::map<std::string, std::string> match_labels;
   std::vector<LabelSelectorRequirement> match_expressions;
+
+  bool operator==(const LabelSelector&) const = default;
 };
 
 struct ObjectReference {
@@ -64,6 +70,8 @@ struct ObjectReference {
   std::string name;
   std::string uid;
   std::string resource_version;
+
+  bool operator==(const ObjectReference&) const = default;
 };
 
 // Fields a manifest carried that claimfs does not model, kept so they round-trip, as a JSON
@@ -79,15 +87,21 @@ struct StorageClass {
   std::vector<std::string> mount_options;
   std::optional<VolumeBindingMode> volume_binding_mode;  // API default: Immediate
   UnknownFields unknown_fields;
+
+  bool operator==(const StorageClass&) const = default;
 };
 
 struct HostPathVolumeSource {
   std::string path;
   std::optional<std::string> type;  // "", DirectoryOrCreate, Directory, ...
+
+  bool operator==(const HostPathVolumeSource&) const = default;
 };
 
 struct LocalVolumeSource {
   std::string path;
+
+  bool operator==(const LocalVolumeSource&) const = default;
 };
 
 struct PersistentVolumeSpec {
@@ -100,6 +114,8 @@ struct PersistentVolumeSpec {
   std::optional<HostPathVolumeSource> host_path;
   std::optional<LocalVolumeSource> local;
   std::optional<ObjectReference> claim_ref;
+
+  bool operator==(const PersistentVolumeSpec&) const = default;
 };
 
 struct PersistentVolumeStatus {
@@ -107,6 +123,8 @@ struct PersistentVolumeStatus {
   std::string message;
   std::string reason;
   std::optional<std::string> last_phase_transition_time;
+
+  bool operator==(const PersistentVolumeStatus&) const = default;
 };
 
 struct PersistentVolume {
@@ -114,6 +132,8 @@ struct PersistentVolume {
   PersistentVolumeSpec spec;
   PersistentVolumeStatus status;
   UnknownFields unknown_fields;
+
+  bool operator==(const PersistentVolume&) const = default;
 };
 
 struct PersistentVolumeClaimSpec {
@@ -124,6 +144,8 @@ struct PersistentVolumeClaimSpec {
   std::string volume_name;
   std::optional<std::string> storage_class_name;  // absent = default class; "" = no class
   std::optional<VolumeMode> volume_mode;          // API default: Filesystem
+
+  bool operator==(const PersistentVolumeClaimSpec&) const = default;
 };
 
 struct PersistentVolumeClaimCondition {
@@ -132,6 +154,8 @@ struct PersistentVolumeClaimCondition {
   std::string reason;
   std::string message;
   std::string last_transition_time;
+
+  bool operator==(const PersistentVolumeClaimCondition&) const = default;
 };
 
 struct PersistentVolumeClaimStatus {
@@ -139,6 +163,8 @@ struct PersistentVolumeClaimStatus {
   std::vector<AccessMode> access_modes;
   std::optional<Quantity> capacity;  // capacity.storage, set when Bound
   std::vector<PersistentVolumeClaimCondition> conditions;
+
+  bool operator==(const PersistentVolumeClaimStatus&) const = default;
 };
 
 struct PersistentVolumeClaim {
@@ -146,6 +172,8 @@ struct PersistentVolumeClaim {
   PersistentVolumeClaimSpec spec;
   PersistentVolumeClaimStatus status;
   UnknownFields unknown_fields;
+
+  bool operator==(const PersistentVolumeClaim&) const = default;
 };
 
 struct Event {
@@ -158,6 +186,8 @@ struct Event {
   int32_t count = 1;
   std::string first_timestamp;
   std::string last_timestamp;
+
+  bool operator==(const Event&) const = default;
 };
 
 // Kubernetes spellings, for codecs and printing.

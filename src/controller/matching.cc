@@ -1,0 +1,193 @@
+#include "controller/matching.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "claimfs/model/quantity.h"
+#include "claimfs/model/selector.h"
+
+namespace claimfs::controller::internal {
+
+using model::AccessMode;
+using model::PersistentVolume;
+using model::PersistentVolumeClaim;
+
+int64_t Capacity(const PersistentVolume& pv) {
+  return pv.spec.capacity ? pv.spec.capacity->value() : 0;
+}
+
+int64_t Request(const PersistentVolumeClaim& claim) {
+  return claim.spec.request ? claim.spec.request->value() : 0;
+}
+
+std::string ClaimClass(const PersistentVolumeClaim& claim) {
+  return claim.spec.storage_class_name.value_or("");
+}
+
+bool HasAnnotation(const model::ObjectMeta& meta, const std::string& key) {
+  return meta.annotations.count(key) > 0;
+}
+
+std::string Annotation(const model::ObjectMeta& meta, const std::string& key) {
+  auto it = meta.annotations.find(key);
+  return it == meta.annotations.end() ? "" : it->second;
+}
+
+bool HasFinalizer(const model::ObjectMeta& meta, const std::string& finalizer) {
+  return std::find(meta.finalizers.begin(), meta.finalizers.end(), finalizer) !=
+         meta.finalizers.end();
+}
+
+bool RemoveFinalizer(model::ObjectMeta& meta, const std::string& finalizer) {
+  auto it = std::remove(meta.finalizers.begin(), meta.finalizers.end(), finalizer);
+  bool found = it != meta.finalizers.end();
+  meta.finalizers.erase(it, meta.finalizers.end());
+  return found;
+}
+
+model::ObjectReference Ref(const PersistentVolume& pv) {
+  return {kVolumeKind, "v1", "", pv.metadata.name, pv.metadata.uid, pv.metadata.resource_version};
+}
+
+model::ObjectReference Ref(const PersistentVolumeClaim& claim) {
+  return {kClaimKind,
+          "v1",
+          claim.metadata.namespace_,
+          claim.metadata.name,
+          claim.metadata.uid,
+          claim.metadata.resource_version};
+}
+
+bool IsVolumeBoundToClaim(const PersistentVolume& pv, const PersistentVolumeClaim& claim) {
+  if (!pv.spec.claim_ref) return false;
+  const model::ObjectReference& ref = *pv.spec.claim_ref;
+  if (ref.name != claim.metadata.name || ref.namespace_ != claim.metadata.namespace_) return false;
+  return ref.uid.empty() || ref.uid == claim.metadata.uid;
+}
+
+bool AccessModesContain(const std::vector<AccessMode>& offered,
+                        const std::vector<AccessMode>& wanted) {
+  return std::all_of(wanted.begin(), wanted.end(), [&](AccessMode m) {
+    return std::find(offered.begin(), offered.end(), m) != offered.end();
+  });
+}
+
+bool VolumeModeMismatch(const PersistentVolume& pv, const PersistentVolumeClaim& claim) {
+  return pv.spec.volume_mode.value_or(model::VolumeMode::kFilesystem) !=
+         claim.spec.volume_mode.value_or(model::VolumeMode::kFilesystem);
+}
+
+std::optional<std::string> CheckVolumeSatisfiesClaim(const PersistentVolume& pv,
+                                                     const PersistentVolumeClaim& claim) {
+  if (pv.metadata.deletion_timestamp) {
+    return "the volume is marked for deletion \"" + pv.metadata.name + "\"";
+  }
+  if (Capacity(pv) < Request(claim)) return "requested PV is too small";
+  if (pv.spec.storage_class_name != ClaimClass(claim)) return "storageClassName does not match";
+  if (VolumeModeMismatch(pv, claim)) return "incompatible volumeMode";
+  if (!AccessModesContain(pv.spec.access_modes, claim.spec.access_modes)) {
+    return "incompatible accessMode";
+  }
+  return std::nullopt;
+}
+
+const PersistentVolume* FindBestMatch(const std::vector<const PersistentVolume*>& volumes,
+                                      const PersistentVolumeClaim& claim, bool delay_binding) {
+  auto rank = [](const PersistentVolume* pv) {
+    return std::make_tuple(pv->spec.access_modes.size(), Capacity(*pv), pv->metadata.name);
+  };
+  const PersistentVolume* prebound = nullptr;
+  const PersistentVolume* best = nullptr;
+  for (const PersistentVolume* pv : volumes) {
+    if (pv->spec.claim_ref && !IsVolumeBoundToClaim(*pv, claim)) continue;
+    if (!AccessModesContain(pv->spec.access_modes, claim.spec.access_modes)) continue;
+    if (Capacity(*pv) < Request(claim)) continue;
+    if (VolumeModeMismatch(*pv, claim)) continue;
+    if (pv->metadata.deletion_timestamp) continue;
+    if (IsVolumeBoundToClaim(*pv, claim)) {
+      // Pre-bound volumes skip the class, selector and phase checks, as in Kubernetes.
+      if (!prebound || rank(pv) < rank(prebound)) prebound = pv;
+      continue;
+    }
+    if (delay_binding) continue;
+    if (pv->status.phase != model::VolumePhase::kAvailable) continue;
+    if (claim.spec.selector && !model::Matches(*claim.spec.selector, pv->metadata.labels)) continue;
+    if (pv->spec.storage_class_name != ClaimClass(claim)) continue;
+    if (!best || rank(pv) < rank(best)) best = pv;
+  }
+  return prebound ? prebound : best;
+}
+
+std::string VolumePath(const PersistentVolume& pv) {
+  if (pv.spec.host_path) return pv.spec.host_path->path;
+  if (pv.spec.local) return pv.spec.local->path;
+  return "";
+}
+
+namespace {
+
+// Splits an absolute path into components; nullopt for relative paths and for "." or ".."
+// components, which a reclaim must never resolve.
+std::optional<std::vector<std::string>> Components(const std::string& path) {
+  if (path.empty() || path[0] != '/') return std::nullopt;
+  std::vector<std::string> parts;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string part = path.substr(start, end - start);
+    if (part == "." || part == "..") return std::nullopt;
+    if (!part.empty()) parts.push_back(std::move(part));
+    start = end + 1;
+  }
+  return parts;
+}
+
+std::string TrimTrailingSlashes(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+}  // namespace
+
+bool IsStrictlyUnder(const std::string& path, const std::string& root) {
+  auto p = Components(path);
+  auto r = Components(root);
+  if (!p || !r || p->size() <= r->size()) return false;
+  return std::equal(r->begin(), r->end(), p->begin());
+}
+
+const Pool* PoolOf(const std::string& path, const std::vector<Pool>& pools) {
+  for (const Pool& pool : pools) {
+    if (IsStrictlyUnder(path, pool.path)) return &pool;
+  }
+  return nullptr;
+}
+
+std::optional<std::string> ReclaimPathRefusal(const std::string& path, const char* what,
+                                              const std::vector<Pool>& pools,
+                                              const std::vector<std::string>& prefixes) {
+  std::vector<std::string> roots;
+  for (const Pool& pool : pools) roots.push_back(pool.path);
+  roots.insert(roots.end(), prefixes.begin(), prefixes.end());
+  std::string supported;
+  for (const std::string& root : roots) {
+    if (IsStrictlyUnder(path, root)) return std::nullopt;
+    std::string trimmed = TrimTrailingSlashes(root);
+    if (!supported.empty()) supported += ", ";
+    supported += (trimmed == "/" ? "" : trimmed) + "/.+";
+  }
+  if (supported.empty()) supported = "no path (no managed pool or allowed prefix is configured)";
+  return std::string("host_path ") + what + " only supports " + supported +
+         " but received provided " + (path.empty() ? "\"\"" : path);
+}
+
+std::string HumanBytes(int64_t bytes) {
+  std::string binary =
+      model::Quantity::FromBytes(bytes, model::QuantityFormat::kBinarySI).ToString();
+  std::string decimal =
+      model::Quantity::FromBytes(bytes, model::QuantityFormat::kDecimalSI).ToString();
+  return decimal.size() < binary.size() ? decimal : binary;
+}
+
+}  // namespace claimfs::controller::internal

@@ -1,0 +1,57 @@
+// The controller's path and size helpers, where a mistake would delete the wrong data.
+#include "controller/matching.h"
+
+#include <gtest/gtest.h>
+
+#include <ostream>
+
+namespace claimfs::controller::internal {
+namespace {
+
+struct UnderCase {
+  const char* path;
+  const char* root;
+  bool under;
+};
+
+void PrintTo(const UnderCase& c, std::ostream* os) { *os << c.path; }
+
+class IsStrictlyUnderTest : public ::testing::TestWithParam<UnderCase> {};
+
+TEST_P(IsStrictlyUnderTest, ComparesWholeComponents) {
+  const UnderCase& c = GetParam();
+  EXPECT_EQ(IsStrictlyUnder(c.path, c.root), c.under) << c.path << " under " << c.root;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, IsStrictlyUnderTest,
+    ::testing::Values(UnderCase{"/tmp/x", "/tmp", true}, UnderCase{"/tmp/x/y", "/tmp/", true},
+                      UnderCase{"/tmp//x", "/tmp", true}, UnderCase{"/tmp/x/", "/tmp", true},
+                      UnderCase{"/tmp", "/tmp", false}, UnderCase{"/tmp/", "/tmp", false},
+                      UnderCase{"/tmpx/y", "/tmp", false}, UnderCase{"/var/tmp/x", "/tmp", false},
+                      UnderCase{"/tmp/../etc", "/tmp", false}, UnderCase{"/tmp/./x", "/tmp", false},
+                      UnderCase{"tmp/x", "/tmp", false}, UnderCase{"", "/tmp", false},
+                      UnderCase{"/x", "", false}, UnderCase{"/x", "/", true}));
+
+TEST(ReclaimPathRefusalTest, ListsWhatIsSupported) {
+  std::vector<Pool> pools = {{"default", "/var/lib/claimfs/pools/default/", 0}};
+  EXPECT_EQ(ReclaimPathRefusal("/var/lib/claimfs/pools/default/pvc-1", "deleter", pools, {}),
+            std::nullopt);
+  EXPECT_EQ(ReclaimPathRefusal("/foo", "deleter", pools, {"/tmp"}),
+            "host_path deleter only supports /var/lib/claimfs/pools/default/.+, /tmp/.+ but "
+            "received provided /foo");
+  EXPECT_EQ(ReclaimPathRefusal("/foo", "deleter", {}, {}),
+            "host_path deleter only supports no path (no managed pool or allowed prefix is "
+            "configured) but received provided /foo");
+}
+
+TEST(HumanBytesTest, PicksTheShorterSpelling) {
+  EXPECT_EQ(HumanBytes(0), "0");
+  EXPECT_EQ(HumanBytes(2LL << 30), "2Gi");
+  EXPECT_EQ(HumanBytes(100000000000LL), "100G");
+  EXPECT_EQ(HumanBytes(1536LL << 20), "1536Mi");
+  EXPECT_EQ(HumanBytes(1001), "1001");
+}
+
+}  // namespace
+}  // namespace claimfs::controller::internal
