@@ -772,6 +772,9 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
 
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Impl* v = V(req);
+  if (v->readahead_pending.load(std::memory_order_relaxed) && v->readahead_pending.exchange(false)) {
+    MatchBackingReadahead(v->backing_device, v->options.mountpoint);
+  }
   Inode* inode = v->ToInode(ino);
   if (v->options.read_only && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))) {
     fuse_reply_err(req, EROFS);

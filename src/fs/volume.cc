@@ -1,11 +1,15 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -34,11 +38,57 @@ size_t FdBudget() {
   return std::max<size_t>(64, limit.rlim_cur / 4);
 }
 
+// The device number of the mount at `mountpoint`, read from /proc/self/mountinfo: stat()
+// would ask the new FUSE mount itself, which serves nothing yet.
+std::optional<dev_t> MountDevice(const std::string& mountpoint) {
+  std::FILE* in = std::fopen("/proc/self/mountinfo", "r");
+  if (in == nullptr) return std::nullopt;
+  std::optional<dev_t> found;
+  char line[4096];
+  while (std::fgets(line, sizeof line, in)) {
+    unsigned major_number = 0, minor_number = 0;
+    char point[4096];
+    if (std::sscanf(line, "%*u %*u %u:%u %*s %4095s", &major_number, &minor_number, point) == 3 &&
+        mountpoint == point) {
+      found = makedev(major_number, minor_number);  // the last mount on a path is the visible one
+    }
+  }
+  std::fclose(in);
+  return found;
+}
+
 }  // namespace
+
+// The kernel gives a FUSE mount 128 KiB of readahead (and INIT clamps it there again); the
+// backing device usually has more. Sequential reads through the volume should prefetch as far
+// as reads of the backing device.
+void MatchBackingReadahead(dev_t backing, const std::string& mountpoint) {
+  std::optional<dev_t> fuse_device = MountDevice(mountpoint);
+  if (!fuse_device) return;
+  auto bdi_file = [](dev_t dev) {
+    return "/sys/class/bdi/" + std::to_string(major(dev)) + ":" + std::to_string(minor(dev)) +
+           "/read_ahead_kb";
+  };
+  std::FILE* in = std::fopen(bdi_file(backing).c_str(), "r");
+  if (in == nullptr) return;
+  unsigned kb = 0;
+  bool read = std::fscanf(in, "%u", &kb) == 1;
+  std::fclose(in);
+  if (!read || kb <= 128) return;
+  if (std::FILE* out = std::fopen(bdi_file(*fuse_device).c_str(), "w")) {
+    std::fprintf(out, "%u\n", std::min(kb, 16384u));
+    std::fclose(out);
+  }
+}
 
 Volume::Volume(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
+  // Absolute paths: the standalone program changes to / when it goes to the background.
+  for (std::string* path : {&options.source, &options.mountpoint}) {
+    char resolved[PATH_MAX];
+    if (realpath(path->c_str(), resolved) != nullptr) *path = resolved;
+  }
   int root_fd = open(options.source.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) {
     int err = errno;
@@ -126,6 +176,7 @@ Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
                            " (is /dev/fuse there, and are we root?)");
   }
   impl->mounted = true;
+  impl->backing_device = root_stat.st_dev;
   return std::unique_ptr<Volume>(new Volume(std::move(impl)));
 }
 

@@ -29,6 +29,9 @@ class Volume::Impl {
   // Inode::mu.
   std::mutex namespace_mu;
 
+  dev_t backing_device = 0;
+  std::atomic<bool> readahead_pending{true};  // see MatchBackingReadahead
+
   fuse_session* session = nullptr;
   bool mounted = false;
   bool handles_signals = false;
@@ -42,6 +45,10 @@ class Volume::Impl {
     return inode == table->root() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(inode);
   }
 };
+
+// Gives the FUSE mount at `mountpoint` the readahead of the backing device `backing`. Must run
+// after FUSE INIT, which resets it.
+void MatchBackingReadahead(dev_t backing, const std::string& mountpoint);
 
 // The low-level operations table for a volume.
 const fuse_lowlevel_ops& VolumeOperations();
