@@ -95,6 +95,7 @@ int InodeTable::Intern(int fd, const struct stat& st, Inode** out, bool* created
         inode->path_fd = fd;
         if (!inode->pinned) RingInsertLocked(inode);
         fd = -1;
+        EvictLocked();
       }
     }
     if (fd >= 0) close(fd);
@@ -109,7 +110,10 @@ int InodeTable::Intern(int fd, const struct stat& st, Inode** out, bool* created
   {
     std::lock_guard cache_lock(cache_mu_);
     inode->pinned = pinned;
-    if (!pinned) RingInsertLocked(inode.get());
+    if (!pinned) {
+      RingInsertLocked(inode.get());
+      EvictLocked();
+    }
   }
   if (it != index_.end()) index_.erase(it);  // a stale entry of a reused inode number
   *out = inode.get();
@@ -221,6 +225,7 @@ size_t InodeTable::cached_fds() const {
 void InodeTable::RingInsertLocked(Inode* inode) {
   if (inode->ring_slot != SIZE_MAX) return;
   inode->ring_slot = ring_.size();
+  inode->referenced.store(true, std::memory_order_relaxed);  // new fds survive one sweep
   ring_.push_back(inode);
   ++cached_;
 }
