@@ -12,21 +12,24 @@ namespace claimfs::log {
 // Sets the process-wide level from "trace|debug|info|warn|error|critical|off".
 Status SetLevel(std::string_view level);
 
+// The process's logger: stderr, never stdout (stdout belongs to the programs' own output).
+spdlog::logger& Logger();
+
 template <typename... Args>
 void Debug(spdlog::format_string_t<Args...> fmt, Args&&... args) {
-  spdlog::debug(fmt, std::forward<Args>(args)...);
+  Logger().debug(fmt, std::forward<Args>(args)...);
 }
 template <typename... Args>
 void Info(spdlog::format_string_t<Args...> fmt, Args&&... args) {
-  spdlog::info(fmt, std::forward<Args>(args)...);
+  Logger().info(fmt, std::forward<Args>(args)...);
 }
 template <typename... Args>
 void Warn(spdlog::format_string_t<Args...> fmt, Args&&... args) {
-  spdlog::warn(fmt, std::forward<Args>(args)...);
+  Logger().warn(fmt, std::forward<Args>(args)...);
 }
 template <typename... Args>
 void Error(spdlog::format_string_t<Args...> fmt, Args&&... args) {
-  spdlog::error(fmt, std::forward<Args>(args)...);
+  Logger().error(fmt, std::forward<Args>(args)...);
 }
 
 }  // namespace claimfs::log
