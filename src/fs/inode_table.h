@@ -40,6 +40,8 @@ struct Inode {
   uint64_t allocated = 0;   // guarded by mu: st_blocks × 512 as last measured
   uint32_t open_count = 0;  // guarded by mu: open files and directories on this inode
   bool orphan = false;      // guarded by mu: last link removed while open; freed at last close
+  // Listed in Volume::Impl::recently_written (set and cleared under its recent_mu).
+  std::atomic<bool> recently_written{false};
 };
 
 class InodeTable;
@@ -84,6 +86,16 @@ class InodeTable {
   void Forget(Inode* inode, uint64_t n);
   // Finds the inode of (dev, ino) if the kernel knows it. Not counted as a reference.
   Inode* Find(dev_t dev, ino_t ino);
+  // Calls fn(inode) with the inode of (dev, ino), if the kernel still knows it, while the
+  // inode cannot be forgotten. fn may Acquire and take Inode::mu.
+  template <typename Fn>
+  bool WithKnown(dev_t dev, ino_t ino, Fn&& fn) {
+    std::lock_guard lock(mu_);
+    auto it = index_.find(Key{dev, ino});
+    if (it == index_.end()) return false;
+    fn(it->second);
+    return true;
+  }
   // The object's last link is gone: (dev, ino) may be reused by a new object.
   void Unindex(Inode* inode);
 

@@ -66,6 +66,39 @@ int64_t RemeasureFd(Inode* inode, int fd) {
   return delta;
 }
 
+// Write-back can still add metadata blocks to a file for about dirty_expire_centisecs (30 s).
+constexpr auto kWriteBackWindow = std::chrono::seconds(60);
+constexpr size_t kMaxRecentWrites = 65536;
+
+void NoteWritten(Impl* v, Inode* inode) {
+  if (inode->recently_written.load(std::memory_order_relaxed)) return;
+  std::lock_guard lock(v->recent_mu);
+  if (inode->recently_written.load() || v->recently_written.size() >= kMaxRecentWrites) return;
+  inode->recently_written = true;
+  v->recently_written.push_back({inode->dev, inode->ino, std::chrono::steady_clock::now()});
+}
+
+// Measures the recently written files again; forgets those past the write-back window.
+void RemeasureRecentWrites(Impl* v) {
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(v->recent_mu);
+  auto& recent = v->recently_written;
+  size_t kept = 0;
+  for (const Impl::RecentWrite& w : recent) {
+    bool expired = now - w.since > kWriteBackWindow;
+    bool known = v->table->WithKnown(w.dev, w.ino, [&](Inode* inode) {
+      FdRef ref;
+      if (v->table->Acquire(inode, &ref) == 0) {
+        int64_t delta = RemeasureFd(inode, ref.fd());
+        if (delta != 0) v->quota->Adjust(delta, 0);
+      }
+      if (expired) inode->recently_written = false;
+    });
+    if (known && !expired) recent[kept++] = w;
+  }
+  recent.resize(kept);
+}
+
 void FillEntry(Impl* v, Inode* inode, const struct stat& st, fuse_entry_param* e) {
   *e = fuse_entry_param{};
   e->ino = v->ToIno(inode);
@@ -845,6 +878,7 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
   if (v->quota->enabled()) {
     Inode* inode = v->ToInode(ino);
     v->quota->Commit(reserved, RemeasureFd(inode, fd));
+    NoteWritten(v, inode);
   }
   if (written < 0) {
     fuse_reply_err(req, static_cast<int>(-written));
@@ -879,7 +913,10 @@ void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
     }
   }
   int rv = fallocate(fd, mode, offset, length) == 0 ? 0 : -errno;
-  if (v->quota->enabled()) v->quota->Commit(reserved, RemeasureFd(v->ToInode(ino), fd));
+  if (v->quota->enabled()) {
+    v->quota->Commit(reserved, RemeasureFd(v->ToInode(ino), fd));
+    NoteWritten(v, v->ToInode(ino));
+  }
   fuse_reply_err(req, -rv);
 }
 
@@ -902,7 +939,10 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
   ssize_t n = copy_file_range(static_cast<int>(fi_in->fh), &in_pos, out_fd, &out_pos, allowed,
                               static_cast<unsigned>(flags));
   int err = errno;
-  if (v->quota->enabled()) v->quota->Commit(reserved, RemeasureFd(v->ToInode(ino_out), out_fd));
+  if (v->quota->enabled()) {
+    v->quota->Commit(reserved, RemeasureFd(v->ToInode(ino_out), out_fd));
+    NoteWritten(v, v->ToInode(ino_out));
+  }
   if (n < 0) {
     fuse_reply_err(req, err);
   } else {
@@ -1070,6 +1110,7 @@ void Statfs(fuse_req_t req, fuse_ino_t) {
     fuse_reply_statfs(req, &backing);
     return;
   }
+  RemeasureRecentWrites(v);
   Quota::Figures f = v->quota->figures();
   struct statvfs st = backing;
   uint32_t fragment = FragmentSizeFor(f.capacity);

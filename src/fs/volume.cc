@@ -189,9 +189,9 @@ Status Volume::Serve() {
   fuse_loop_cfg_set_idle_threads(config, std::min(4u, impl_->options.max_threads));
   int rv = fuse_session_loop_mt(impl_->session, config);
   fuse_loop_cfg_destroy(config);
-  if (rv != 0 && !impl_->stopping) {
-    return Status::IOError("serving " + impl_->options.mountpoint + " failed: " +
-                           std::to_string(rv));
+  // A positive value is the signal that ended the loop: a requested stop, not a failure.
+  if (rv < 0 && !impl_->stopping) {
+    return Status::FromErrno("serving " + impl_->options.mountpoint, -rv);
   }
   return Status::Ok();
 }

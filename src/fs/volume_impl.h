@@ -5,9 +5,11 @@
 #include <fuse_lowlevel.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "claimfs/fs/volume.h"
 #include "inode_table.h"
@@ -28,6 +30,17 @@ class Volume::Impl {
   // object losing its last link sees no concurrent change to the same names. Taken before any
   // Inode::mu.
   std::mutex namespace_mu;
+
+  // Files written lately. Backing filesystems with delayed allocation add metadata blocks
+  // (an ext4 extent index) at write-back, after the write was measured; statfs measures these
+  // files again so that df agrees with du.
+  struct RecentWrite {
+    dev_t dev;
+    ino_t ino;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::mutex recent_mu;  // before InodeTable's locks
+  std::vector<RecentWrite> recently_written;  // guarded by recent_mu
 
   dev_t backing_device = 0;
   std::atomic<bool> readahead_pending{true};  // see MatchBackingReadahead
