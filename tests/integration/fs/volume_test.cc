@@ -1,0 +1,252 @@
+// The volume library in-process, as the daemon will host it (issue 2, Semantics: "The quota can
+// be changed while mounted: a bigger capacity shows in df at once; a smaller one below usage is
+// refused"; and "one FUSE session per volume, many volumes in one process").
+#include "claimfs/fs/volume.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fs/mount_fixture.h"
+#include "fs/process_util.h"
+
+namespace claimfs::it {
+namespace {
+
+using namespace std::chrono_literals;
+using claimfs::fs::Volume;
+using claimfs::fs::VolumeOptions;
+
+constexpr uint64_t kMi = 1024 * 1024;
+
+class VolumeLibraryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (NativeMode()) GTEST_SKIP() << "tests the volume library itself (native mode)";
+    base_ = MakeTempDir("claimfs-it-lib");
+    ASSERT_FALSE(base_.empty());
+    // An in-process server that hangs cannot be killed separately: detach the mounts and abort,
+    // which closes /dev/fuse and fails every blocked call instead of hanging the suite.
+    watchdog_ = std::make_unique<Watchdog>(100s, [this] {
+      fprintf(stderr, "watchdog: test hung; detaching mounts and aborting\n");
+      for (const std::string& m : mount_points_) umount2(m.c_str(), MNT_DETACH);
+      abort();
+    });
+  }
+
+  void TearDown() override {
+    for (auto& v : volumes_) v->Stop();
+    volumes_.clear();
+    watchdog_.reset();
+    for (const std::string& m : mount_points_) {
+      std::string problem = ForceUnmount(m);
+      EXPECT_EQ(problem, "");
+    }
+    std::string problem = RemoveTree(base_);
+    EXPECT_EQ(problem, "");
+  }
+
+  // Mounts and starts a volume; returns it (owned by the fixture).
+  Volume* Start(const std::string& name, std::optional<uint64_t> capacity,
+                std::optional<uint64_t> inodes = std::nullopt) {
+    VolumeOptions o;
+    o.source = base_ + "/" + name + "-src";
+    o.mountpoint = base_ + "/" + name + "-mnt";
+    mkdir(o.source.c_str(), 0755);
+    mkdir(o.mountpoint.c_str(), 0755);
+    o.capacity_bytes = capacity;
+    o.inode_limit = inodes;
+    mount_points_.push_back(o.mountpoint);
+    auto v = Volume::Mount(o);
+    EXPECT_TRUE(v.ok()) << v.status().ToString();
+    if (!v.ok()) return nullptr;
+    Status s = (*v)->Start();
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    volumes_.push_back(std::move(*v));
+    return volumes_.back().get();
+  }
+
+  std::string base_;
+  std::vector<std::string> mount_points_;
+  std::vector<std::unique_ptr<Volume>> volumes_;
+  std::unique_ptr<Watchdog> watchdog_;
+};
+
+// write() in 256 KiB chunks until `bytes` or an error; bytes written.
+uint64_t Fill(const std::string& path, uint64_t bytes, int* err) {
+  int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    *err = errno;
+    return 0;
+  }
+  std::string chunk(256 * 1024, 'v');
+  uint64_t total = 0;
+  *err = 0;
+  while (total < bytes) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(chunk.size(), bytes - total));
+    ssize_t rv = write(fd, chunk.data(), n);
+    if (rv < 0) {
+      *err = errno;
+      break;
+    }
+    total += static_cast<uint64_t>(rv);
+  }
+  close(fd);
+  return total;
+}
+
+TEST_F(VolumeLibraryTest, BiggerCapacityShowsInStatfsAtOnce) {
+  Volume* v = Start("grow", 8 * kMi);
+  ASSERT_NE(v, nullptr);
+  const std::string& mnt = v->options().mountpoint;
+  EXPECT_EQ(StatFs(mnt).total, 8 * kMi);
+  int err = 0;
+  uint64_t written = Fill(mnt + "/f", 16 * kMi, &err);
+  EXPECT_EQ(err, ENOSPC) << ErrnoName(err);
+  EXPECT_LE(written, 8 * kMi);
+  uint64_t rejections = v->Usage().quota_rejections;
+  EXPECT_GE(rejections, 1u);
+  Status s = v->SetCapacity(16 * kMi);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  FsUsage u = StatFs(mnt);
+  EXPECT_EQ(u.total, 16 * kMi) << "no remount, no delay";
+  EXPECT_EQ(u.free, 16 * kMi - u.used());
+  EXPECT_EQ(v->Usage().capacity_bytes, std::optional<uint64_t>(16 * kMi));
+  // The new space is usable at once.
+  uint64_t more = Fill(mnt + "/f", 4 * kMi, &err);
+  EXPECT_EQ(more, 4 * kMi) << ErrnoName(err);
+}
+
+TEST_F(VolumeLibraryTest, SmallerCapacityBelowUsageIsRefused) {
+  Volume* v = Start("shrink", 16 * kMi);
+  ASSERT_NE(v, nullptr);
+  const std::string& mnt = v->options().mountpoint;
+  int err = 0;
+  ASSERT_EQ(Fill(mnt + "/f", 6 * kMi, &err), 6 * kMi) << ErrnoName(err);
+  uint64_t used = StatFs(mnt).used();
+  Status s = v->SetCapacity(4 * kMi);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kForbidden) << s.ToString();
+  EXPECT_EQ(StatFs(mnt).total, 16 * kMi) << "a refused change changes nothing";
+  EXPECT_EQ(v->Usage().capacity_bytes, std::optional<uint64_t>(16 * kMi));
+  // Shrinking to exactly above the usage is fine and enforced at once.
+  uint64_t target = (used + 1 * kMi + 4095) / 4096 * 4096;
+  s = v->SetCapacity(target);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(StatFs(mnt).total, target);
+  uint64_t more = Fill(mnt + "/f", 4 * kMi, &err);
+  EXPECT_EQ(err, ENOSPC) << ErrnoName(err);
+  EXPECT_LE(more, 1 * kMi);
+  EXPECT_LE(StatFs(mnt).used(), target);
+}
+
+TEST_F(VolumeLibraryTest, UsageMatchesStatfs) {
+  Volume* v = Start("usage", 32 * kMi, 100);
+  ASSERT_NE(v, nullptr);
+  const std::string& mnt = v->options().mountpoint;
+  int err = 0;
+  Fill(mnt + "/a", 3 * kMi + 5, &err);
+  mkdir((mnt + "/d").c_str(), 0755);
+  fs::VolumeUsage usage = v->Usage();
+  FsUsage u = StatFs(mnt);
+  EXPECT_EQ(usage.used_bytes, u.used());
+  EXPECT_EQ(usage.used_inodes, u.files - u.ffree);
+  EXPECT_EQ(usage.inode_limit, std::optional<uint64_t>(100));
+  std::optional<uint64_t> du = DuBytes(mnt);
+  ASSERT_TRUE(du);
+  EXPECT_EQ(usage.used_bytes, *du);
+}
+
+TEST_F(VolumeLibraryTest, InodeLimitChangesLive) {
+  Volume* v = Start("inodes", 32 * kMi, 10);
+  ASSERT_NE(v, nullptr);
+  const std::string& mnt = v->options().mountpoint;
+  EXPECT_EQ(StatFs(mnt).files, 10u);
+  ASSERT_TRUE(v->SetInodeLimit(20).ok());
+  EXPECT_EQ(StatFs(mnt).files, 20u);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(WriteFile(mnt + "/f" + std::to_string(i), "x"));
+  Status s = v->SetInodeLimit(3);
+  EXPECT_FALSE(s.ok()) << "an inode limit below the inodes in use";
+}
+
+TEST_F(VolumeLibraryTest, ManyVolumesInOneProcess) {
+  constexpr int kVolumes = 8;
+  std::vector<Volume*> vols;
+  for (int i = 0; i < kVolumes; ++i) {
+    Volume* v = Start("v" + std::to_string(i), static_cast<uint64_t>(i + 1) * kMi);
+    ASSERT_NE(v, nullptr) << "volume " << i;
+    vols.push_back(v);
+  }
+  for (int i = 0; i < kVolumes; ++i) {
+    const std::string& mnt = vols[i]->options().mountpoint;
+    EXPECT_EQ(StatFs(mnt).total, static_cast<uint64_t>(i + 1) * kMi) << "volume " << i;
+    std::optional<MountEntry> m = FindMount(mnt);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->fs_type, "fuse.claimfs");
+  }
+  // Filling one volume touches no other.
+  int err = 0;
+  uint64_t written = Fill(vols[3]->options().mountpoint + "/f", 64 * kMi, &err);
+  EXPECT_EQ(err, ENOSPC);
+  EXPECT_LE(written, 4 * kMi);
+  for (int i = 0; i < kVolumes; ++i) {
+    if (i == 3) continue;
+    EXPECT_LE(vols[i]->Usage().used_bytes, 8192u) << "volume " << i;
+    ASSERT_TRUE(WriteFile(vols[i]->options().mountpoint + "/own", "volume " + std::to_string(i)));
+  }
+  for (int i = 0; i < kVolumes; ++i) {
+    if (i == 3) continue;
+    EXPECT_EQ(ReadFile(vols[i]->options().source + "/own"), "volume " + std::to_string(i));
+  }
+  // Stopping one leaves the others serving.
+  vols[0]->Stop();
+  EXPECT_FALSE(FindMount(vols[0]->options().mountpoint).has_value());
+  EXPECT_EQ(ReadFile(vols[1]->options().mountpoint + "/own"), "volume 1");
+}
+
+TEST_F(VolumeLibraryTest, StopUnmountsAndIsIdempotent) {
+  Volume* v = Start("stop", 8 * kMi);
+  ASSERT_NE(v, nullptr);
+  std::string mnt = v->options().mountpoint;
+  ASSERT_TRUE(FindMount(mnt).has_value());
+  v->Stop();
+  EXPECT_FALSE(FindMount(mnt).has_value());
+  v->Stop();
+  EXPECT_FALSE(FindMount(mnt).has_value());
+}
+
+TEST_F(VolumeLibraryTest, UnmountFromOutsideEndsServing) {
+  Volume* v = Start("outside", 8 * kMi);
+  ASSERT_NE(v, nullptr);
+  std::string mnt = v->options().mountpoint;
+  RunResult r = it::Run({"fusermount3", "-u", mnt}, {.timeout = 10s});
+  EXPECT_TRUE(r.Succeeded()) << r.Describe();
+  EXPECT_FALSE(FindMount(mnt).has_value());
+  v->Stop();  // still safe afterwards
+}
+
+TEST_F(VolumeLibraryTest, ParseMountOptions) {
+  VolumeOptions o;
+  Status s = fs::ParseMountOptions("capacity=1.5Gi,inodes=1000,ro,quota_errno=EDQUOT,noatime", &o);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(o.capacity_bytes, std::optional<uint64_t>(1536 * kMi));
+  EXPECT_EQ(o.inode_limit, std::optional<uint64_t>(1000));
+  EXPECT_TRUE(o.read_only);
+  EXPECT_EQ(o.quota_errno, EDQUOT);
+  VolumeOptions bad;
+  s = fs::ParseMountOptions("capacity=64Mi,bogus", &bad);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("bogus"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace claimfs::it
