@@ -46,7 +46,9 @@ struct Inode {
 
 class InodeTable;
 
-// An fd for an inode that stays open while the FdRef lives.
+// An fd for an inode that stays open while the FdRef lives. Release it before replying to the
+// kernel: once a request is answered the kernel may forget the inode, and another thread then
+// frees it.
 class FdRef {
  public:
   FdRef() = default;

@@ -186,7 +186,9 @@ Status Volume::Serve() {
   fuse_loop_config* config = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(config, 1);
   fuse_loop_cfg_set_max_threads(config, impl_->options.max_threads);
-  fuse_loop_cfg_set_idle_threads(config, std::min(4u, impl_->options.max_threads));
+  // Idle workers are kept up to half the maximum, so bursts of requests do not create and
+  // destroy threads.
+  fuse_loop_cfg_set_idle_threads(config, std::max(1u, impl_->options.max_threads / 2));
   int rv = fuse_session_loop_mt(impl_->session, config);
   fuse_loop_cfg_destroy(config);
   // A positive value is the signal that ended the loop: a requested stop, not a failure.
