@@ -756,6 +756,41 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
 
 // ---- files ----
 
+// Write-only opens bypass the kernel's page cache (FOPEN_DIRECT_IO): the caller's pages go
+// straight into the request, one copy fewer, and the kernel's direct path does not ask for
+// security.capability before every write as its cached path does. Such an fd cannot be read or
+// mapped shared, so nothing is lost; other opens of the file stay cached (the kernel
+// invalidates their pages over a direct write). O_DIRECT asks for the same.
+bool UsesDirectIo(int open_flags) {
+  return (open_flags & O_ACCMODE) == O_WRONLY || (open_flags & O_DIRECT);
+}
+
+// On a cached write the kernel clears setuid/setgid and file capabilities itself; on a direct
+// write it leaves that to the server through a flag libfuse 3.14 does not pass on. Files with
+// something to clear therefore stay cached.
+bool HasPrivilegesToKill(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return true;
+  if ((st.st_mode & S_ISUID) || (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) {
+    return true;
+  }
+  return fgetxattr(fd, "security.capability", nullptr, 0) >= 0;
+}
+
+void SetCaching(fuse_file_info* fi, int fd) {
+  fi->keep_cache = 1;  // the daemon is the only writer: cached pages stay valid across opens
+  if (UsesDirectIo(fi->flags) && !HasPrivilegesToKill(fd)) fi->direct_io = 1;
+}
+
+// The flags for the backing open. O_DIRECT is dropped (FUSE's buffers are not aligned for it;
+// the kernel already bypasses its cache). For cached opens O_SYNC/O_DSYNC are dropped too:
+// the kernel follows every such write with FSYNC, and honouring both flushed the disk twice.
+int BackingOpenFlags(int open_flags) {
+  int flags = open_flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
+  if (!UsesDirectIo(open_flags)) flags &= ~(O_SYNC | O_DSYNC);
+  return flags | O_CLOEXEC;
+}
+
 void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode,
             fuse_file_info* fi) {
   Impl* v = V(req);
@@ -770,7 +805,7 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
     fuse_reply_err(req, -rv);
     return;
   }
-  int flags = (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT)) | O_CLOEXEC | O_NOFOLLOW;
+  int flags = BackingOpenFlags(fi->flags) | O_NOFOLLOW;
   int fd = -1;
   bool created = false;
   fuse_entry_param e;
@@ -806,8 +841,7 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
     ++inode->open_count;
   }
   fi->fh = static_cast<uint64_t>(fd);
-  fi->keep_cache = 1;
-  if (fi->flags & O_DIRECT) fi->direct_io = 1;
+  SetCaching(fi, fd);
   if (fuse_reply_create(req, &e, fi) != 0) {
     // The kernel is gone (interrupted); it will not send release.
     close(fd);
@@ -825,7 +859,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fuse_reply_err(req, EROFS);
     return;
   }
-  int flags = (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_NOFOLLOW)) | O_CLOEXEC;
+  int flags = BackingOpenFlags(fi->flags) & ~O_NOFOLLOW;
   int fd = -1;
   int err = 0;
   {
@@ -850,8 +884,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     ++inode->open_count;
   }
   fi->fh = static_cast<uint64_t>(fd);
-  fi->keep_cache = 1;
-  if (fi->flags & O_DIRECT) fi->direct_io = 1;
+  SetCaching(fi, fd);
   if (fuse_reply_open(req, fi) != 0) {
     close(fd);
     CloseAccounting(v, inode);
