@@ -140,6 +140,14 @@ int DoLookup(Impl* v, Inode* parent, const char* name, fuse_entry_param* e, Inod
   return 0;
 }
 
+// Answers EROFS when the volume is read-only. The kernel refuses most writes on an `ro` mount
+// itself; this covers the rest and a volume made read-only by its options alone.
+bool RefusedAsReadOnly(fuse_req_t req, Impl* v) {
+  if (!v->options.read_only) return false;
+  fuse_reply_err(req, EROFS);
+  return true;
+}
+
 int Refuse(Impl* v) {
   v->quota->RecordRejection();
   return -v->quota_errno;
@@ -312,8 +320,7 @@ void Guard(fuse_req_t req, Fn&& fn) {
 
 // ---- lifecycle and lookup ----
 
-void Init(void* userdata, fuse_conn_info* conn) {
-  auto* v = static_cast<Impl*>(userdata);
+void Init(void*, fuse_conn_info* conn) {
   auto want = [conn](unsigned cap) {
     if (conn->capable & cap) conn->want |= cap;
   };
@@ -331,7 +338,6 @@ void Init(void* userdata, fuse_conn_info* conn) {
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   // Write-back caching would accept writes the quota must refuse at the call.
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-  (void)v;
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -470,10 +476,7 @@ int DoSetattr(Impl* v, Inode* inode, struct stat* attr, int valid, fuse_file_inf
 
 void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid, fuse_file_info* fi) {
   Impl* v = V(req);
-  if (v->options.read_only) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
+  if (RefusedAsReadOnly(req, v)) return;
   struct stat st;
   int rv = DoSetattr(v, v->ToInode(ino), attr, valid, fi, &st);
   if (rv < 0) {
@@ -552,10 +555,7 @@ enum class NodeKind { kDirectory, kSymlink, kSpecial };
 void MakeNode(fuse_req_t req, fuse_ino_t parent_ino, const char* name, NodeKind kind, mode_t mode,
               dev_t rdev, const char* link_target) {
   Impl* v = V(req);
-  if (v->options.read_only) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
+  if (RefusedAsReadOnly(req, v)) return;
   if (IsDotOrDotDot(name)) {
     fuse_reply_err(req, EEXIST);
     return;
@@ -612,10 +612,7 @@ void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* na
 
 void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char* newname) {
   Impl* v = V(req);
-  if (v->options.read_only) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
+  if (RefusedAsReadOnly(req, v)) return;
   Inode* inode = v->ToInode(ino);
   Inode* newparent = v->ToInode(newparent_ino);
   // A hard link adds a name, not an inode: only the directory may grow.
@@ -684,29 +681,20 @@ int RemoveName(Impl* v, Inode* parent, const char* name, bool directory) {
 
 void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Impl* v = V(req);
-  if (v->options.read_only) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
+  if (RefusedAsReadOnly(req, v)) return;
   fuse_reply_err(req, -RemoveName(v, v->ToInode(parent), name, false));
 }
 
 void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Impl* v = V(req);
-  if (v->options.read_only) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
+  if (RefusedAsReadOnly(req, v)) return;
   fuse_reply_err(req, -RemoveName(v, v->ToInode(parent), name, true));
 }
 
 void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t newparent_ino,
             const char* newname, unsigned int flags) {
   Impl* v = V(req);
-  if (v->options.read_only) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
+  if (RefusedAsReadOnly(req, v)) return;
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
     fuse_reply_err(req, EINVAL);
     return;
@@ -794,10 +782,7 @@ int BackingOpenFlags(int open_flags) {
 void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode,
             fuse_file_info* fi) {
   Impl* v = V(req);
-  if (v->options.read_only) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
+  if (RefusedAsReadOnly(req, v)) return;
   Inode* parent = v->ToInode(parent_ino);
   NameReservation reservation;
   int rv = ReserveName(v, 0, true, &reservation);
@@ -945,10 +930,7 @@ void Fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
 void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
                fuse_file_info* fi) {
   Impl* v = V(req);
-  if (v->options.read_only) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
+  if (RefusedAsReadOnly(req, v)) return;
   int fd = static_cast<int>(fi->fh);
   uint64_t reserved = 0;
   bool frees = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE);
@@ -1189,10 +1171,7 @@ void Statfs(fuse_req_t req, fuse_ino_t) {
 void Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
               int flags) {
   Impl* v = V(req);
-  if (v->options.read_only) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
+  if (RefusedAsReadOnly(req, v)) return;
   Inode* inode = v->ToInode(ino);
   // An attribute may need a block of its own.
   uint64_t reserved = 0;
@@ -1267,10 +1246,7 @@ void Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 void Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   Impl* v = V(req);
-  if (v->options.read_only) {
-    fuse_reply_err(req, EROFS);
-    return;
-  }
+  if (RefusedAsReadOnly(req, v)) return;
   Inode* inode = v->ToInode(ino);
   int rv;
   {
