@@ -1194,10 +1194,12 @@ void Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
   fuse_reply_err(req, -rv);
 }
 
-void Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+// getxattr and listxattr: with size 0 the kernel asks for the length, else for the bytes.
+template <typename Query>
+void ReplyXattrQuery(fuse_req_t req, fuse_ino_t ino, size_t size, Query query) {
   Impl* v = V(req);
   Guard(req, [&] {
-    std::vector<char> value(size);
+    std::vector<char> buffer(size);
     ssize_t n = -1;
     int err = 0;
     {
@@ -1205,7 +1207,7 @@ void Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
       int rv = v->table->Acquire(v->ToInode(ino), &ref);
       if (rv < 0) {
         err = -rv;
-      } else if ((n = getxattr(ProcPath(ref.fd()).buf, name, size ? value.data() : nullptr, size)) < 0) {
+      } else if ((n = query(ProcPath(ref.fd()).buf, size ? buffer.data() : nullptr, size)) < 0) {
         err = errno;
       }
     }
@@ -1214,33 +1216,20 @@ void Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     } else if (size == 0) {
       fuse_reply_xattr(req, static_cast<size_t>(n));
     } else {
-      fuse_reply_buf(req, value.data(), static_cast<size_t>(n));
+      fuse_reply_buf(req, buffer.data(), static_cast<size_t>(n));
     }
   });
 }
 
+void Getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  ReplyXattrQuery(req, ino, size, [name](const char* path, char* out, size_t out_size) {
+    return getxattr(path, name, out, out_size);
+  });
+}
+
 void Listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  Impl* v = V(req);
-  Guard(req, [&] {
-    std::vector<char> names(size);
-    ssize_t n = -1;
-    int err = 0;
-    {
-      FdRef ref;
-      int rv = v->table->Acquire(v->ToInode(ino), &ref);
-      if (rv < 0) {
-        err = -rv;
-      } else if ((n = listxattr(ProcPath(ref.fd()).buf, size ? names.data() : nullptr, size)) < 0) {
-        err = errno;
-      }
-    }
-    if (err != 0) {
-      fuse_reply_err(req, err);
-    } else if (size == 0) {
-      fuse_reply_xattr(req, static_cast<size_t>(n));
-    } else {
-      fuse_reply_buf(req, names.data(), static_cast<size_t>(n));
-    }
+  ReplyXattrQuery(req, ino, size, [](const char* path, char* out, size_t out_size) {
+    return listxattr(path, out, out_size);
   });
 }
 
