@@ -996,7 +996,6 @@ struct DirHandle {
   DIR* dir = nullptr;
   off_t offset = 0;
   struct dirent* entry = nullptr;  // read but not yet returned to the kernel
-  std::vector<char> buffer;
 };
 
 void Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -1044,8 +1043,12 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_f
   Impl* v = V(req);
   Inode* inode = v->ToInode(ino);
   auto* d = reinterpret_cast<DirHandle*>(fi->fh);
-  d->buffer.resize(size);
-  char* p = d->buffer.data();
+  // The reply is built in a buffer of this thread, never of the handle: once the kernel has the
+  // reply, the directory may be closed and its handle freed by another worker while this one
+  // is still returning from the reply call.
+  thread_local std::vector<char> reply;
+  reply.resize(size);
+  char* p = reply.data();
   size_t remaining = size;
   if (offset != d->offset) {
     seekdir(d->dir, offset);
@@ -1104,7 +1107,7 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_f
     fuse_reply_err(req, err);
     return;
   }
-  fuse_reply_buf(req, d->buffer.data(), size - remaining);
+  fuse_reply_buf(req, reply.data(), size - remaining);
 }
 
 void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
