@@ -78,7 +78,9 @@ void NoteWritten(Impl* v, Inode* inode) {
   v->recently_written.push_back({inode->dev, inode->ino, std::chrono::steady_clock::now()});
 }
 
-// Measures the recently written files again; forgets those past the write-back window.
+// Measures the recently written files again, after starting their write-back so the backing
+// filesystem allocates now what it would allocate later (delayed allocation, extent blocks):
+// what statfs then reports is what du will see. Forgets files past the write-back window.
 void RemeasureRecentWrites(Impl* v) {
   auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(v->recent_mu);
@@ -89,6 +91,11 @@ void RemeasureRecentWrites(Impl* v) {
     bool known = v->table->WithKnown(w.dev, w.ino, [&](Inode* inode) {
       FdRef ref;
       if (v->table->Acquire(inode, &ref) == 0) {
+        int fd = open(ProcPath(ref.fd()).buf, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+          sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+          close(fd);
+        }
         int64_t delta = RemeasureFd(inode, ref.fd());
         if (delta != 0) v->quota->Adjust(delta, 0);
       }
