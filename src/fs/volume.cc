@@ -32,7 +32,7 @@ std::string EscapeOptionValue(const std::string& value) {
 
 // The share of the fd limit one volume's cache may hold: a quarter of RLIMIT_NOFILE leaves
 // room for open files and for other volumes in the same process.
-size_t FdBudget() {
+size_t DefaultFdBudget() {
   struct rlimit limit;
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 4096;
   return std::max<size_t>(64, limit.rlim_cur / 4);
@@ -134,7 +134,8 @@ Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
   }
   impl->quota = std::make_unique<Quota>(options.capacity_bytes, options.inode_limit, usage.bytes,
                                         usage.inodes);
-  impl->table = std::make_unique<InodeTable>(root_fd, root_stat, FdBudget());
+  size_t fd_budget = options.fd_cache_budget ? options.fd_cache_budget : DefaultFdBudget();
+  impl->table = std::make_unique<InodeTable>(root_fd, root_stat, fd_budget);
   {
     std::lock_guard lock(impl->table->root()->mu);
     impl->table->root()->allocated = static_cast<uint64_t>(root_stat.st_blocks) * 512;
@@ -208,17 +209,40 @@ Status Volume::HandleSignals() {
 
 Status Volume::Start() {
   if (impl_->server.joinable()) return Status::Internal("volume is already being served");
+  impl_->loop_running = true;
   impl_->server = std::thread([this] {
     Status s = Serve();
     if (!s.ok()) log::Error("{}", s.message());
+    impl_->loop_running = false;
   });
   return Status::Ok();
+}
+
+Status Volume::Start(ServerPool* pool) {
+  if (impl_->server.joinable() || impl_->channel) {
+    return Status::Internal("volume is already being served");
+  }
+  auto channel = pool->impl()->Add(impl_->session);
+  if (!channel.ok()) return channel.status();
+  impl_->pool = pool->impl();
+  impl_->channel = std::move(*channel);
+  return Status::Ok();
+}
+
+bool Volume::serving() const {
+  if (impl_->session == nullptr) return false;
+  if (impl_->channel) return !impl_->channel->ended;
+  return impl_->loop_running;
 }
 
 void Volume::Stop() {
   if (impl_->session == nullptr) return;
   impl_->stopping = true;
   fuse_session_exit(impl_->session);
+  if (impl_->channel) {
+    impl_->pool->Remove(impl_->channel);
+    impl_->channel.reset();
+  }
   if (impl_->handles_signals) fuse_remove_signal_handlers(impl_->session);
   if (impl_->mounted) {
     // Unmounting ends the workers' reads on /dev/fuse, which ends the loop.

@@ -14,6 +14,7 @@
 #include "claimfs/fs/volume.h"
 #include "inode_table.h"
 #include "quota.h"
+#include "server_pool_impl.h"
 
 namespace claimfs::fs {
 
@@ -49,6 +50,9 @@ class Volume::Impl {
   bool mounted = false;
   bool handles_signals = false;
   std::thread server;
+  std::atomic<bool> loop_running{false};  // Start() without a pool: the loop thread runs
+  ServerPool::Impl* pool = nullptr;        // Start(pool): the pool serving the volume
+  std::shared_ptr<ServerPool::Impl::Channel> channel;
   std::atomic<bool> stopping{false};
 
   Inode* ToInode(fuse_ino_t ino) {

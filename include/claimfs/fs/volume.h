@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "claimfs/common/status.h"
+#include "claimfs/fs/server_pool.h"
 
 namespace claimfs::fs {
 
@@ -30,7 +31,10 @@ struct VolumeOptions {
   // Kernel attribute/entry cache lifetime. Long is correct because the daemon is the only
   // writer of the backing directory while it is mounted.
   double cache_timeout_seconds = 86400;
-  unsigned max_threads = 16;  // FUSE worker threads for this volume
+  unsigned max_threads = 16;  // FUSE worker threads for this volume (Start() without a pool)
+  // Open fds the volume's inode cache may keep; 0: a quarter of RLIMIT_NOFILE. A process that
+  // hosts many volumes divides its fd limit between them.
+  size_t fd_cache_budget = 0;
 };
 
 // Parses a comma-separated -o list ("capacity=1Gi,ro,noatime") into `options`, on top of what
@@ -66,6 +70,12 @@ class Volume {
   Status HandleSignals();
   // Serves on a background thread; returns at once.
   Status Start();
+  // Serves with `pool`'s threads instead of threads of its own; returns at once. The pool must
+  // outlive the volume (or Stop()).
+  Status Start(ServerPool* pool);
+  // False once the mount went away behind the volume's back (umount from outside, a FUSE
+  // connection abort) or after Stop().
+  bool serving() const;
   // Ends serving and unmounts. Safe to call from any thread and more than once.
   void Stop();
 

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <thread>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -46,6 +48,7 @@ class VolumeLibraryTest : public ::testing::Test {
   void TearDown() override {
     for (auto& v : volumes_) v->Stop();
     volumes_.clear();
+    pool_.reset();
     watchdog_.reset();
     for (const std::string& m : mount_points_) {
       std::string problem = ForceUnmount(m);
@@ -57,7 +60,8 @@ class VolumeLibraryTest : public ::testing::Test {
 
   // Mounts and starts a volume; returns it (owned by the fixture).
   Volume* Start(const std::string& name, std::optional<uint64_t> capacity,
-                std::optional<uint64_t> inodes = std::nullopt) {
+                std::optional<uint64_t> inodes = std::nullopt,
+                fs::ServerPool* pool = nullptr) {
     VolumeOptions o;
     o.source = base_ + "/" + name + "-src";
     o.mountpoint = base_ + "/" + name + "-mnt";
@@ -69,7 +73,7 @@ class VolumeLibraryTest : public ::testing::Test {
     auto v = Volume::Mount(o);
     EXPECT_TRUE(v.ok()) << v.status().ToString();
     if (!v.ok()) return nullptr;
-    Status s = (*v)->Start();
+    Status s = pool ? (*v)->Start(pool) : (*v)->Start();
     EXPECT_TRUE(s.ok()) << s.ToString();
     volumes_.push_back(std::move(*v));
     return volumes_.back().get();
@@ -77,9 +81,19 @@ class VolumeLibraryTest : public ::testing::Test {
 
   std::string base_;
   std::vector<std::string> mount_points_;
+  std::unique_ptr<fs::ServerPool> pool_;  // outlives volumes_: TearDown stops them first
   std::vector<std::unique_ptr<Volume>> volumes_;
   std::unique_ptr<Watchdog> watchdog_;
 };
+
+size_t ThreadCount() {
+  size_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    (void)entry;
+    ++n;
+  }
+  return n;
+}
 
 // write() in 256 KiB chunks until `bytes` or an error; bytes written.
 uint64_t Fill(const std::string& path, uint64_t bytes, int* err) {
@@ -232,6 +246,73 @@ TEST_F(VolumeLibraryTest, UnmountFromOutsideEndsServing) {
   EXPECT_TRUE(r.Succeeded()) << r.Describe();
   EXPECT_FALSE(FindMount(mnt).has_value());
   v->Stop();  // still safe afterwards
+}
+
+// The daemon serves every volume with one pool: volumes added to it add no threads, and each
+// keeps its own quota while requests of all of them share the pool's threads.
+TEST_F(VolumeLibraryTest, PoolServesManyVolumesWithItsOwnThreads) {
+  auto pool = fs::ServerPool::Create(2);
+  ASSERT_TRUE(pool.ok()) << pool.status().ToString();
+  pool_ = std::move(*pool);
+  size_t threads_before = ThreadCount();
+  constexpr int kVolumes = 8;
+  std::vector<Volume*> vols;
+  for (int i = 0; i < kVolumes; ++i) {
+    Volume* v = Start("p" + std::to_string(i), 4 * kMi, std::nullopt, pool_.get());
+    ASSERT_NE(v, nullptr) << "volume " << i;
+    vols.push_back(v);
+  }
+  EXPECT_EQ(ThreadCount(), threads_before);
+  std::vector<std::thread> writers;
+  std::vector<int> errors(kVolumes, 0);
+  std::vector<uint64_t> written(kVolumes, 0);
+  for (int i = 0; i < kVolumes; ++i) {
+    writers.emplace_back([&, i] {
+      written[i] = Fill(vols[i]->options().mountpoint + "/fill", 16 * kMi, &errors[i]);
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  EXPECT_EQ(ThreadCount(), threads_before);
+  for (int i = 0; i < kVolumes; ++i) {
+    EXPECT_EQ(errors[i], ENOSPC) << "volume " << i;
+    EXPECT_GT(written[i], 3 * kMi) << "volume " << i;
+    EXPECT_LE(written[i], 4 * kMi) << "volume " << i;
+    EXPECT_EQ(StatFs(vols[i]->options().mountpoint).total, 4 * kMi);
+  }
+  bool saw_write = false;
+  for (const fs::OperationStats& op : pool_->Stats()) {
+    if (op.operation != "write") continue;
+    saw_write = true;
+    EXPECT_GE(op.count, static_cast<uint64_t>(kVolumes) * 12);
+    EXPECT_EQ(op.bucket_counts.size(), fs::LatencyBucketBounds().size());
+    EXPECT_GT(op.total_seconds, 0);
+  }
+  EXPECT_TRUE(saw_write);
+  // Stopping one pooled volume leaves the others served.
+  vols[0]->Stop();
+  EXPECT_FALSE(FindMount(vols[0]->options().mountpoint).has_value());
+  ASSERT_EQ(unlink((vols[1]->options().mountpoint + "/fill").c_str()), 0) << strerror(errno);
+  ASSERT_TRUE(WriteFile(vols[1]->options().mountpoint + "/after", "still here"));
+  EXPECT_EQ(ReadFile(vols[1]->options().source + "/after"), "still here");
+}
+
+TEST_F(VolumeLibraryTest, PooledVolumeUnmountedFromOutsideStopsServing) {
+  auto pool = fs::ServerPool::Create(2);
+  ASSERT_TRUE(pool.ok()) << pool.status().ToString();
+  pool_ = std::move(*pool);
+  Volume* v = Start("pout", 8 * kMi, std::nullopt, pool_.get());
+  ASSERT_NE(v, nullptr);
+  EXPECT_TRUE(v->serving());
+  std::string mnt = v->options().mountpoint;
+  RunResult r = it::Run({"fusermount3", "-u", mnt}, {.timeout = 10s});
+  EXPECT_TRUE(r.Succeeded()) << r.Describe();
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (v->serving() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_FALSE(v->serving());
+  v->Stop();
+  EXPECT_FALSE(v->serving());
 }
 
 TEST_F(VolumeLibraryTest, ParseMountOptions) {
