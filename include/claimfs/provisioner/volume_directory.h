@@ -1,0 +1,79 @@
+// Volume directories inside storage pools: create, delete (reclaim policy Delete), scrub
+// (Recycle), and the pool's filesystem size, with the safety rules a deleter needs.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "claimfs/common/status.h"
+
+namespace claimfs::provisioner {
+
+// Who owns a new volume directory and with which mode. Unset fields: owner and group of the
+// calling process, mode 0777 (Kubernetes' local-path provisioner hands out world-writable
+// directories so any container user can write; claimfs' FUSE layer enforces permissions).
+struct DirectoryOwner {
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  std::optional<mode_t> mode;  // permission bits only (07777); the umask does not apply
+};
+
+inline constexpr mode_t kDefaultVolumeMode = 0777;
+inline constexpr mode_t kPoolMode = 0700;
+
+// Creates `path` and any missing parents; the directories it creates get mode 0700 (a pool's
+// volumes are reached through their mounts, not through the pool). An existing directory (or a
+// symlink to one) is fine and left as it is. Fails with kAlreadyExists when `path` exists and is
+// not a directory, kInvalid for a relative or empty path, kIOError when mkdir fails.
+// Thread-safe; concurrent calls for the same path both succeed.
+Status EnsurePoolDirectory(const std::string& path);
+
+// Creates the volume directory <pool_path>/<name> with `owner`'s owner, group and mode. The
+// directory appears fully set up or not at all: it is made under a temporary name
+// (".<name>.claimfs-new") and renamed into place, so a crash never leaves it with the wrong
+// mode or owner. Idempotent: an existing directory <pool_path>/<name> is success and its owner
+// and mode are not changed.
+// Fails with kInvalid when `name` is empty, ".", "..", longer than 240 bytes, or holds '/' or NUL,
+// or when `pool_path` is not an existing directory (pools are created by EnsurePoolDirectory);
+// kAlreadyExists when <pool_path>/<name> exists as anything but a directory (a symlink
+// included, even one to a directory); kIOError naming the path when a system call fails.
+// Thread-safe for different names; calls for the same name must not overlap (they share the
+// temporary name, so one of them may fail).
+Status CreateVolumeDirectory(const std::string& pool_path, const std::string& name,
+                             const DirectoryOwner& owner = {});
+
+// Removes the directory `path` and everything below it.
+// Safety rules (shared with ScrubVolumeDirectory):
+//  - `path` must be absolute, free of "..", and lie strictly below one of `allowed_roots`
+//    (compared after collapsing "//" and "."; a root is trusted and may itself go through
+//    symlinks). Otherwise kForbidden, naming the path and the roots; nothing is touched.
+//  - No component of `path` below the root may be a symlink (kForbidden), and `path` must not
+//    be or contain a mount point (kForbidden naming the mount point; checked against
+//    /proc/self/mountinfo before anything is removed, and again at every directory the walk
+//    enters, so a mount that appears meanwhile stops the walk there).
+//  - Entries are never followed: a symlink inside is unlinked as an entry, whatever it points
+//    at; fifos, sockets and devices are unlinked, never opened.
+// A missing `path` (or root) is success, so a delete interrupted by a crash is finished by
+// calling again. `path` not being a directory is kInvalid. When something cannot be removed
+// (an immutable or append-only file: the message says so) the walk goes on, removes what it
+// can and returns the first error, naming the entry that failed.
+// The walk holds at most a few dozen file descriptors and no recursion, whatever the depth.
+// Thread-safe; two concurrent calls on the same tree may both report errors but remove no more
+// than the tree.
+Status DeleteVolumeDirectory(const std::string& path,
+                             const std::vector<std::string>& allowed_roots);
+
+// Recycle: removes everything inside `path` and keeps `path` itself with its owner and mode.
+// Same rules, results and thread-safety as DeleteVolumeDirectory, except that a missing `path`
+// is kNotFound (there is nothing to recycle into).
+Status ScrubVolumeDirectory(const std::string& path, const std::vector<std::string>& allowed_roots);
+
+// Size in bytes of the filesystem that holds `path` (statvfs f_blocks × f_frsize). kIOError
+// naming the path when statvfs fails. Thread-safe.
+Result<int64_t> FilesystemCapacity(const std::string& path);
+
+}  // namespace claimfs::provisioner
