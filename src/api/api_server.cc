@@ -1,0 +1,304 @@
+#include "claimfs/api/api_server.h"
+
+#include <utility>
+
+#include "claimfs/api/http_server.h"
+#include "claimfs/api/status_object.h"
+#include "claimfs/common/log.h"
+#include "claimfs/yaml/field_error.h"
+#include "handlers.h"
+#include "metrics.h"
+
+namespace claimfs::api {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr char kClaimfsGroup[] = "claimfs.io";
+constexpr char kClaimfsApiVersion[] = "claimfs.io/v1";
+
+Status FieldTypeError(std::string_view what, std::string_view field, std::string_view expected) {
+  return Status::Invalid(std::string(what) + ": " + std::string(field) +
+                         ": Invalid value: " + std::string(expected));
+}
+
+// Reads an optional field of `object` into `out`; kInvalid naming the field when it has another
+// type. `required` makes absence an error too.
+template <typename T>
+Status Field(const json& object, const char* what, const char* key, bool required, T* out) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) {
+    return required ? Status::Invalid(std::string(what) + ": " + key + ": Required value")
+                    : Status::Ok();
+  }
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!it->is_string()) return FieldTypeError(what, key, "must be a string");
+    *out = it->get<std::string>();
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) return FieldTypeError(what, key, "must be a boolean");
+    *out = it->get<bool>();
+  } else {
+    if (!it->is_number_integer() && !it->is_number_unsigned()) {
+      return FieldTypeError(what, key, "must be an integer");
+    }
+    if constexpr (std::is_signed_v<T>) {
+      if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t{INT64_MAX}) {
+        return FieldTypeError(what, key, "out of range");
+      }
+      *out = static_cast<T>(it->get<int64_t>());
+    } else {
+      if (it->is_number_integer() && it->get<int64_t>() < 0) {
+        return FieldTypeError(what, key, "must not be negative");
+      }
+      *out = static_cast<T>(it->get<uint64_t>());
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+json LeaseToJson(const Lease& lease) {
+  return json{{"id", lease.id},
+              {"claim", lease.claim},
+              {"holder", lease.holder},
+              {"pid", lease.pid},
+              {"acquired", lease.acquired}};
+}
+
+Result<Lease> LeaseFromJson(const json& j) {
+  if (!j.is_object()) return Status::Invalid("lease: expected a JSON object");
+  Lease lease;
+  int64_t pid = 0;
+  for (Status s :
+       {Field(j, "lease", "id", true, &lease.id), Field(j, "lease", "claim", true, &lease.claim),
+        Field(j, "lease", "holder", false, &lease.holder), Field(j, "lease", "pid", false, &pid),
+        Field(j, "lease", "acquired", false, &lease.acquired)}) {
+    if (!s.ok()) return s;
+  }
+  lease.pid = static_cast<int>(pid);
+  return lease;
+}
+
+json VolumeStatsToJson(const VolumeStats& stats) {
+  json out{{"volume", stats.volume},         {"claim", stats.claim},
+           {"mountPath", stats.mount_path},  {"capacityBytes", stats.capacity_bytes},
+           {"usedBytes", stats.used_bytes},  {"availableBytes", stats.available_bytes},
+           {"usedInodes", stats.used_inodes}};
+  if (stats.inode_limit) out["inodeLimit"] = *stats.inode_limit;
+  out["quotaRejections"] = stats.quota_rejections;
+  out["readOnly"] = stats.read_only;
+  return out;
+}
+
+Result<VolumeStats> VolumeStatsFromJson(const json& j) {
+  if (!j.is_object()) return Status::Invalid("volume stats: expected a JSON object");
+  VolumeStats stats;
+  uint64_t inode_limit = 0;
+  const char* what = "volume stats";
+  for (Status s :
+       {Field(j, what, "volume", true, &stats.volume), Field(j, what, "claim", false, &stats.claim),
+        Field(j, what, "mountPath", false, &stats.mount_path),
+        Field(j, what, "capacityBytes", false, &stats.capacity_bytes),
+        Field(j, what, "usedBytes", false, &stats.used_bytes),
+        Field(j, what, "availableBytes", false, &stats.available_bytes),
+        Field(j, what, "usedInodes", false, &stats.used_inodes),
+        Field(j, what, "inodeLimit", false, &inode_limit),
+        Field(j, what, "quotaRejections", false, &stats.quota_rejections),
+        Field(j, what, "readOnly", false, &stats.read_only)}) {
+    if (!s.ok()) return s;
+  }
+  if (j.contains("inodeLimit") && !j["inodeLimit"].is_null()) stats.inode_limit = inode_limit;
+  return stats;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class ApiServer::Impl {
+ public:
+  Impl(store::StateStore* store, DaemonHooks* hooks)
+      : context_{store, hooks}, router_(&Impl::Error) {
+    internal::AddObjectRoutes(&router_, &context_);
+    internal::AddEventRoutes(&router_, &context_);
+    AddDaemonRoutes();
+  }
+
+  Status Start(const ApiServerOptions& options) {
+    http::ServerOptions http;
+    http.socket_path = options.socket_path;
+    http.socket_mode = options.socket_mode;
+    http.socket_group = options.socket_group;
+    http.max_request_bytes = options.max_request_bytes;
+    http.request_timeout_seconds = options.request_timeout_seconds;
+    http.threads = options.threads;
+    http.max_connections = options.max_connections;
+    http.name = "api";
+    http.error_responder = &Impl::Error;
+    http.on_response = [this](const http::Request& request, const http::Response& response) {
+      requests_.Add(request.method, response.status);
+    };
+    Result<std::unique_ptr<http::Server>> server = http::Server::Start(
+        std::move(http),
+        [this](const http::Request& request) { return router_.Dispatch(request); });
+    if (!server.ok()) return server.status();
+    server_ = std::move(*server);
+    return Status::Ok();
+  }
+
+  void Stop() {
+    if (server_) server_->Stop();
+  }
+
+ private:
+  static http::Response Error(int status, const std::string& message) {
+    return internal::Failure(status, message);
+  }
+
+  static std::string ClaimKey(const http::PathParams& params) {
+    return params.at("namespace") + "/" + params.at("name");
+  }
+
+  static StatusDetails ClaimDetails(const http::PathParams& params) {
+    return StatusDetails{params.at("name"), "", "persistentvolumeclaims", {}};
+  }
+
+  static json LeaseList(const std::vector<Lease>& leases) {
+    json items = json::array();
+    for (const Lease& lease : leases) items.push_back(LeaseToJson(lease));
+    return json{{"kind", "LeaseList"}, {"apiVersion", kClaimfsApiVersion}, {"items", items}};
+  }
+
+  http::Response AcquireLease(const http::Request& request, const http::PathParams& params) {
+    auto parsed = internal::ParseBody(request);
+    if (auto* error = std::get_if<http::Response>(&parsed)) return std::move(*error);
+    const json& body = std::get<json>(parsed);
+    if (!body.is_object()) return Error(400, "the lease request must be a JSON object");
+    std::string holder;
+    int64_t pid = 0;
+    yaml::ErrorList errors;
+    auto holder_it = body.find("holder");
+    if (holder_it != body.end() && !holder_it->is_null()) {
+      if (holder_it->is_string()) {
+        holder = holder_it->get<std::string>();
+      } else {
+        errors.push_back(yaml::TypeError(yaml::FieldPath().Child("holder"), "must be a string"));
+      }
+    }
+    auto pid_it = body.find("pid");
+    if (pid_it != body.end() && !pid_it->is_null()) {
+      if (!pid_it->is_number_integer() && !pid_it->is_number_unsigned()) {
+        errors.push_back(yaml::TypeError(yaml::FieldPath().Child("pid"), "must be an integer"));
+      } else if (pid_it->is_number_unsigned()
+                     ? pid_it->get<uint64_t>() > INT32_MAX
+                     : (pid_it->get<int64_t>() < 0 || pid_it->get<int64_t>() > INT32_MAX)) {
+        errors.push_back(yaml::InvalidRawError(yaml::FieldPath().Child("pid"), pid_it->dump(),
+                                               "must be a process id (0 for none)"));
+      } else {
+        pid = pid_it->get<int64_t>();
+      }
+    }
+    if (!errors.empty()) {
+      return internal::Failure(422,
+                               "lease for persistentvolumeclaim " + ClaimKey(params) +
+                                   " is invalid: " + yaml::JoinErrors(errors),
+                               StatusDetails{params.at("name"), kClaimfsGroup, "Lease", errors});
+    }
+    Result<Lease> lease =
+        context_.hooks->AcquireLease(ClaimKey(params), holder, static_cast<int>(pid));
+    if (!lease.ok()) return internal::Failure(lease.status(), ClaimDetails(params));
+    return http::Response::Json(201, LeaseToJson(*lease));
+  }
+
+  http::Response ListLeases(const http::PathParams& params) {
+    Result<model::PersistentVolumeClaim> claim =
+        context_.store->GetPersistentVolumeClaim(params.at("namespace"), params.at("name"));
+    if (!claim.ok()) return internal::Failure(claim.status(), ClaimDetails(params));
+    return http::Response::Json(200, LeaseList(context_.hooks->ListLeases(ClaimKey(params))));
+  }
+
+  http::Response ReleaseLease(const http::PathParams& params) {
+    const std::string& id = params.at("id");
+    Status status = context_.hooks->ReleaseLease(ClaimKey(params), id);
+    if (!status.ok()) {
+      return internal::Failure(status, StatusDetails{id, kClaimfsGroup, "leases", {}});
+    }
+    return http::Response::Json(200, SuccessObject(StatusDetails{id, kClaimfsGroup, "leases", {}}));
+  }
+
+  http::Response VolumeStatsList() {
+    json items = json::array();
+    for (const VolumeStats& stats : context_.hooks->Stats()) {
+      items.push_back(VolumeStatsToJson(stats));
+    }
+    return http::Response::Json(
+        200,
+        json{{"kind", "VolumeStatsList"}, {"apiVersion", kClaimfsApiVersion}, {"items", items}});
+  }
+
+  http::Response Healthz() {
+    Status health = context_.hooks->Health();
+    if (!health.ok()) return http::Response::Text(503, health.message() + "\n");
+    return http::Response::Text(200, "ok");
+  }
+
+  http::Response Metrics() {
+    std::vector<VolumeStats> volumes = context_.hooks->Stats();
+    Result<store::Snapshot> snapshot = context_.store->ReadSnapshot();
+    if (!snapshot.ok()) {
+      log::Warn("api: /metrics without object counts: {}", snapshot.status().message());
+    }
+    std::string text = internal::RenderMetrics(volumes, snapshot.ok() ? &*snapshot : nullptr,
+                                               requests_, context_.hooks->DaemonMetrics());
+    return http::Response::Text(200, std::move(text), internal::kMetricsContentType);
+  }
+
+  void AddDaemonRoutes() {
+    const std::string claim_leases =
+        "/apis/claimfs.io/v1/namespaces/{namespace}/persistentvolumeclaims/{name}/leases";
+    router_.Add("POST", claim_leases,
+                [this](const http::Request& request, const http::PathParams& p) {
+                  return AcquireLease(request, p);
+                });
+    router_.Add("GET", claim_leases,
+                [this](const http::Request&, const http::PathParams& p) { return ListLeases(p); });
+    router_.Add(
+        "DELETE", claim_leases + "/{id}",
+        [this](const http::Request&, const http::PathParams& p) { return ReleaseLease(p); });
+    router_.Add("GET", "/apis/claimfs.io/v1/leases",
+                [this](const http::Request&, const http::PathParams&) {
+                  return http::Response::Json(200, LeaseList(context_.hooks->ListLeases("")));
+                });
+    router_.Add(
+        "GET", "/apis/claimfs.io/v1/volumestats",
+        [this](const http::Request&, const http::PathParams&) { return VolumeStatsList(); });
+    router_.Add("GET", "/healthz",
+                [this](const http::Request&, const http::PathParams&) { return Healthz(); });
+    router_.Add("GET", "/metrics",
+                [this](const http::Request&, const http::PathParams&) { return Metrics(); });
+  }
+
+  internal::Context context_;
+  http::Router router_;                // built in the constructor, read-only after
+  internal::RequestCounter requests_;  // thread-safe
+  std::unique_ptr<http::Server> server_;
+};
+
+ApiServer::ApiServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ApiServer::~ApiServer() { Stop(); }
+
+Result<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& options,
+                                                    store::StateStore* store, DaemonHooks* hooks) {
+  if (!store || !hooks) return Status::Internal("the API server needs a store and daemon hooks");
+  auto impl = std::make_unique<Impl>(store, hooks);
+  Status status = impl->Start(options);
+  if (!status.ok()) return status;
+  return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));
+}
+
+void ApiServer::Stop() {
+  if (impl_) impl_->Stop();
+}
+
+}  // namespace claimfs::api
