@@ -1,0 +1,702 @@
+#include "daemon.h"
+
+#include <grp.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "claimfs/common/log.h"
+#include "claimfs/model/objects.h"
+#include "claimfs/mount/mount_table.h"
+#include "claimfs/provisioner/volume_directory.h"
+#include "claimfs/store/write_batch.h"
+
+namespace claimfs::claimfsd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using controller::Action;
+using controller::ActionType;
+
+constexpr char kDefaultClassName[] = "local";
+constexpr char kProvisionerName[] = "claimfs.io/local";
+constexpr char kDefaultClassAnnotation[] = "storageclass.kubernetes.io/is-default-class";
+// A pass that keeps finding work stops after this many rounds and waits for the next tick.
+constexpr int kMaxRoundsPerWake = 16;
+constexpr auto kTick = std::chrono::seconds(1);
+constexpr auto kMaxBackoff = std::chrono::seconds(60);
+
+std::string Now() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string RandomHex(size_t bytes) {
+  thread_local std::mt19937_64 random(std::random_device{}());
+  std::string out;
+  static const char* digits = "0123456789abcdef";
+  for (size_t i = 0; i < bytes; ++i) {
+    auto b = static_cast<unsigned>(random() & 0xff);
+    out += digits[b >> 4];
+    out += digits[b & 0xf];
+  }
+  return out;
+}
+
+// An RFC 4122 version 4 UUID.
+std::string NewUid() {
+  std::string h = RandomHex(16);
+  h[12] = '4';
+  h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20);
+}
+
+// Field 22 of /proc/<pid>/stat, the process's start time: with the pid it names one process
+// even after the pid is reused. 0 when the process is gone.
+unsigned long long ProcessStartTime(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(text.substr(paren + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+    if (i == 22) return std::stoull(field);
+  }
+  return 0;
+}
+
+std::pair<std::string, std::string> SplitClaimKey(const std::string& key) {
+  size_t slash = key.find('/');
+  if (slash == std::string::npos) return {"default", key};
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
+std::string ActionKey(const Action& a) {
+  return std::string(controller::ToString(a.type)) + " " + a.volume;
+}
+
+// Events: the controller hands back an event it already counted (count = total); the store
+// folds a repeat into the event it keeps by adding counts, so it gets the increase only.
+model::Event EventIncrement(model::Event event, const std::vector<model::Event>& known) {
+  for (const model::Event& e : known) {
+    if (e.metadata.name == event.metadata.name) {
+      event.count = std::max(1, event.count - e.count);
+      break;
+    }
+  }
+  return event;
+}
+
+template <typename T>
+bool Stored(const std::vector<T>& objects, const T& object) {
+  for (const T& o : objects) {
+    if (o.metadata.name == object.metadata.name && o.metadata.namespace_ == object.metadata.namespace_) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Per-volume fd cache budget: half the fd limit, shared by as many volumes as may be mounted.
+size_t FdCacheBudget(int max_volumes) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;  // systemd's LimitNOFILE sets the hard limit
+    setrlimit(RLIMIT_NOFILE, &limit);
+    getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  size_t fds = limit.rlim_cur == RLIM_INFINITY ? 1 << 20 : limit.rlim_cur;
+  size_t volumes = max_volumes > 0 ? static_cast<size_t>(max_volumes) : 256;
+  return std::max<size_t>(64, fds / 2 / volumes);
+}
+
+std::string EscapeLabel(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// A hostPath PV whose type is unset or DirectoryOrCreate gets its directory when it is
+// missing, as the kubelet and container runtimes do for such volumes; type Directory must exist.
+Status CreateMissingHostPath(const std::string& volume,
+                             const std::vector<model::PersistentVolume>& volumes) {
+  for (const model::PersistentVolume& pv : volumes) {
+    if (pv.metadata.name != volume || !pv.spec.host_path) continue;
+    std::string type = pv.spec.host_path->type.value_or("");
+    if (!type.empty() && type != "DirectoryOrCreate") return Status::Ok();
+    std::error_code ec;
+    if (std::filesystem::create_directories(pv.spec.host_path->path, ec)) {
+      log::Info("created hostPath directory {} for {}", pv.spec.host_path->path, volume);
+    }
+    if (ec) {
+      return Status::IOError("cannot create hostPath directory " + pv.spec.host_path->path + ": " +
+                             ec.message());
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Daemon::Daemon(yaml::DaemonConfig config) : config_(std::move(config)) {}
+
+Daemon::~Daemon() { Stop(); }
+
+Result<std::unique_ptr<Daemon>> Daemon::Start(const yaml::DaemonConfig& config) {
+  std::unique_ptr<Daemon> d(new Daemon(config));
+  Status s = d->Open();
+  if (!s.ok()) {
+    d->Stop();
+    return s;
+  }
+  return d;
+}
+
+Status Daemon::Open() {
+  const yaml::DaemonConfig config = config_;
+  for (const yaml::PoolConfig& pool : config.pools) {
+    Status s = provisioner::EnsurePoolDirectory(pool.path);
+    if (!s.ok()) return s;
+  }
+  auto store = store::StateStore::Open(config.state_dir);
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+
+  auto stale = mount::DetachStaleMounts(config.mount_root);
+  if (!stale.ok()) return stale.status();
+
+  mount::VolumeSetOptions vo;
+  vo.mount_root = config.mount_root;
+  vo.quota_errno = config.quota_errno;
+  vo.threads = config.worker_threads;
+  vo.fd_cache_budget = FdCacheBudget(config.max_volumes);
+  auto volumes = mount::VolumeSet::Create(vo);
+  if (!volumes.ok()) return volumes.status();
+  volumes_ = std::move(*volumes);
+
+  Status s = CreateDefaultClassOnFirstStart();
+  if (!s.ok()) return s;
+
+  // Recovery: every Bound claim is mounted again (usage rescanned), half-done reclaims finish,
+  // before any client sees the API.
+  for (int round = 0; round < kMaxRoundsPerWake; ++round) {
+    bool worked = false, failed = false;
+    s = ReconcileOnce(&worked, &failed);
+    if (!s.ok()) return s;
+    if (!worked || failed) break;
+  }
+
+  api::ApiServerOptions ao;
+  ao.socket_path = config.socket_path;
+  ao.socket_mode = config.socket_mode;
+  if (!config.socket_group.empty()) {
+    if (struct group* g = getgrnam(config.socket_group.c_str())) {
+      ao.socket_group = g->gr_gid;
+    } else if (std::all_of(config.socket_group.begin(), config.socket_group.end(), ::isdigit)) {
+      ao.socket_group = static_cast<gid_t>(std::stoul(config.socket_group));
+    } else {
+      return Status::Invalid("socket group \"" + config.socket_group + "\" does not exist");
+    }
+  }
+  ao.max_request_bytes = static_cast<size_t>(config.api_max_request_bytes);
+  ao.request_timeout_seconds = config.api_request_timeout_seconds;
+  auto api = api::ApiServer::Start(ao, store_.get(), this);
+  if (!api.ok()) return api.status();
+  api_ = std::move(*api);
+
+  last_pass_ns_ = Clock::now().time_since_epoch().count();
+  loop_ = std::thread([this] { Loop(); });
+  log::Info("claimfsd is serving {} ({} volumes mounted under {})", config.socket_path,
+            volumes_->MountedVolumes().size(), config.mount_root);
+  return Status::Ok();
+}
+
+Status Daemon::CreateDefaultClassOnFirstStart() {
+  auto version = store_->ResourceVersion();
+  if (!version.ok()) return version.status();
+  if (*version != "0") return Status::Ok();  // not a first start: the user's classes stand
+  auto classes = store_->ListStorageClasses();
+  if (!classes.ok()) return classes.status();
+  if (!classes->empty()) return Status::Ok();
+  model::StorageClass sc;
+  sc.metadata.name = kDefaultClassName;
+  sc.metadata.annotations[kDefaultClassAnnotation] = "true";
+  sc.provisioner = kProvisionerName;
+  {
+    std::lock_guard lock(config_mu_);
+    if (!config_.pools.empty()) sc.parameters["pool"] = config_.pools.front().name;
+  }
+  sc.reclaim_policy = model::ReclaimPolicy::kDelete;
+  sc.allow_volume_expansion = true;
+  sc.volume_binding_mode = model::VolumeBindingMode::kImmediate;
+  auto created = store_->Create(sc);
+  if (!created.ok()) return created.status();
+  log::Info("first start: created the default StorageClass \"{}\"", kDefaultClassName);
+  return Status::Ok();
+}
+
+void Daemon::Stop() {
+  if (api_) api_->Stop();
+  {
+    std::lock_guard lock(wake_mu_);
+    stopping_ = true;
+  }
+  wake_cv_.notify_all();
+  if (loop_.joinable()) loop_.join();
+  api_.reset();
+  if (volumes_) volumes_->UnmountAll();
+}
+
+void Daemon::Reload(const yaml::DaemonConfig& config) {
+  std::lock_guard lock(config_mu_);
+  auto needs_restart = [&](const char* what, bool changed) {
+    if (changed) log::Warn("config reload: a new {} takes effect at the next restart", what);
+  };
+  needs_restart("stateDir", config.state_dir != config_.state_dir);
+  needs_restart("mountRoot", config.mount_root != config_.mount_root);
+  needs_restart("socket", config.socket_path != config_.socket_path ||
+                              config.socket_mode != config_.socket_mode ||
+                              config.socket_group != config_.socket_group);
+  needs_restart("workerThreads", config.worker_threads != config_.worker_threads);
+  needs_restart("quotaErrno", config.quota_errno != config_.quota_errno);
+  needs_restart("api limits", config.api_request_timeout_seconds != config_.api_request_timeout_seconds ||
+                                  config.api_max_request_bytes != config_.api_max_request_bytes);
+  bool same_pools = config.pools.size() == config_.pools.size();
+  for (size_t i = 0; same_pools && i < config.pools.size(); ++i) {
+    same_pools = config.pools[i].name == config_.pools[i].name &&
+                 config.pools[i].path == config_.pools[i].path;
+  }
+  if (same_pools) {
+    config_.pools = config.pools;  // capacities may change
+  } else {
+    needs_restart("list of pools", true);
+  }
+  config_.max_volumes = config.max_volumes;
+  config_.allowed_host_path_prefixes = config.allowed_host_path_prefixes;
+  config_.log_level = config.log_level;
+  (void)log::SetLevel(config.log_level);
+  log::Info("config reloaded");
+  ObjectsChanged();
+}
+
+bool Daemon::Alive() const {
+  auto last = Clock::time_point(Clock::duration(last_pass_ns_.load()));
+  return Clock::now() - last < std::chrono::seconds(20);
+}
+
+std::string Daemon::StatusLine() const {
+  size_t mounted = volumes_ ? volumes_->MountedVolumes().size() : 0;
+  return std::to_string(mounted) + " volume" + (mounted == 1 ? "" : "s") + " mounted";
+}
+
+void Daemon::ObjectsChanged() {
+  {
+    std::lock_guard lock(wake_mu_);
+    wake_ = true;
+  }
+  wake_cv_.notify_all();
+}
+
+void Daemon::Loop() {
+  while (true) {
+    {
+      std::unique_lock lock(wake_mu_);
+      wake_cv_.wait_for(lock, kTick, [this] { return wake_ || stopping_; });
+      if (stopping_) return;
+      wake_ = false;
+    }
+    DropLeasesOfExitedHolders();
+    for (int round = 0; round < kMaxRoundsPerWake; ++round) {
+      bool worked = false, failed = false;
+      Status s = ReconcileOnce(&worked, &failed);
+      if (!s.ok()) {
+        log::Error("reconcile: {}", s.message());
+        break;
+      }
+      if (!worked || failed) break;
+    }
+    passes_++;
+    last_pass_ns_ = Clock::now().time_since_epoch().count();
+  }
+}
+
+std::vector<controller::Pool> Daemon::Pools() const {
+  std::lock_guard lock(config_mu_);
+  std::vector<controller::Pool> pools;
+  for (const yaml::PoolConfig& p : config_.pools) {
+    controller::Pool pool{p.name, p.path, 0};
+    if (p.capacity_bytes) {
+      pool.capacity_bytes = *p.capacity_bytes;
+    } else if (auto size = provisioner::FilesystemCapacity(p.path); size.ok()) {
+      pool.capacity_bytes = *size;
+    }
+    pools.push_back(std::move(pool));
+  }
+  return pools;
+}
+
+std::vector<std::string> Daemon::DeletableRoots() const {
+  std::lock_guard lock(config_mu_);
+  std::vector<std::string> roots = config_.allowed_host_path_prefixes;
+  for (const yaml::PoolConfig& p : config_.pools) roots.push_back(p.path);
+  return roots;
+}
+
+std::set<std::string> Daemon::ClaimsInUse(const store::Snapshot& snapshot) {
+  std::set<std::string> in_use;
+  {
+    std::lock_guard lock(leases_mu_);
+    for (const auto& [id, held] : leases_) in_use.insert(held.lease.claim);
+  }
+  // The /proc scan costs a walk over every process: only claims on their way out need it.
+  std::map<dev_t, std::string> primary;
+  std::map<dev_t, std::string> claim_of;
+  for (const model::PersistentVolumeClaim& claim : snapshot.claims) {
+    if (!claim.metadata.deletion_timestamp) continue;
+    std::string key = controller::ClaimKey(claim);
+    for (const mount::MountedVolume& m : volumes_->List()) {
+      if (m.claim != key || m.device == 0) continue;
+      primary[m.device] = m.mount_path;
+      claim_of[m.device] = key;
+    }
+  }
+  if (primary.empty()) {
+    in_use_reason_.clear();
+    return in_use;
+  }
+  std::map<std::string, std::string> reasons;
+  for (const auto& [device, users] : scanner_.Scan(primary)) {
+    if (!users.any()) continue;
+    in_use.insert(claim_of[device]);
+    reasons[claim_of[device]] = users.Describe();
+  }
+  for (const auto& [claim, why] : reasons) {
+    auto it = in_use_reason_.find(claim);
+    if (it == in_use_reason_.end() || it->second != why) {
+      log::Info("claim {} is being deleted but is in use ({}): waiting", claim, why);
+    }
+  }
+  in_use_reason_ = std::move(reasons);
+  return in_use;
+}
+
+Status Daemon::Perform(const Action& a,
+                                      const std::vector<model::PersistentVolume>& volumes) {
+  switch (a.type) {
+    case ActionType::kProvision: {
+      std::string pool_path = a.path.substr(0, a.path.rfind('/'));
+      return provisioner::CreateVolumeDirectory(pool_path, a.volume);
+    }
+    case ActionType::kExpand:
+      if (!volumes_->MountedVolumes().count(a.volume)) return Status::Ok();  // at the next mount
+      return volumes_->SetCapacity(a.volume, static_cast<uint64_t>(a.size_bytes));
+    case ActionType::kMount: {
+      Status s = CreateMissingHostPath(a.volume, volumes);
+      if (!s.ok()) return s;
+      mount::MountRequest r;
+      r.volume = a.volume;
+      r.claim = a.claim;
+      r.source = a.path;
+      r.capacity_bytes = static_cast<uint64_t>(a.size_bytes);
+      r.read_only = a.read_only;
+      r.mount_options = a.mount_options;
+      return volumes_->Mount(r);
+    }
+    case ActionType::kUnmount:
+      return volumes_->Unmount(a.volume);
+    case ActionType::kDeleteVolumeData:
+      return provisioner::DeleteVolumeDirectory(a.path, DeletableRoots());
+    case ActionType::kRecycle:
+      return provisioner::ScrubVolumeDirectory(a.path, DeletableRoots());
+  }
+  return Status::Internal("unknown action");
+}
+
+Status Daemon::ReconcileOnce(bool* worked, bool* failed) {
+  *worked = false;
+  *failed = false;
+  auto stored = store_->ReadSnapshot();
+  if (!stored.ok()) return stored.status();
+  auto events = store_->ListAllEvents();
+  if (!events.ok()) return events.status();
+
+  // A mount that went away behind our back is dropped, so the plan mounts it again.
+  for (const mount::MountedVolume& m : volumes_->List()) {
+    if (!m.serving) {
+      log::Warn("{} was unmounted from outside claimfsd; mounting it again", m.mount_path);
+      (void)volumes_->Unmount(m.volume);
+    }
+  }
+
+  controller::Snapshot snapshot;
+  snapshot.classes = stored->storage_classes;
+  snapshot.volumes = stored->volumes;
+  snapshot.claims = stored->claims;
+  snapshot.events = *events;
+  snapshot.pools = Pools();
+  {
+    std::lock_guard lock(config_mu_);
+    snapshot.max_volumes = config_.max_volumes;
+    snapshot.allowed_host_path_prefixes = config_.allowed_host_path_prefixes;
+  }
+  snapshot.in_use = ClaimsInUse(*stored);
+  {
+    std::lock_guard lock(leases_mu_);
+    snapshot.consumers = consumers_;
+  }
+  snapshot.mounted = volumes_->MountedVolumes();
+
+  controller::Inputs inputs{Now(), NewUid};
+  controller::Plan plan = controller::Reconcile(snapshot, inputs);
+  if (plan.empty()) return Status::Ok();
+  *worked = true;
+
+  std::vector<std::optional<Status>> outcomes(plan.actions.size());
+  auto now = Clock::now();
+  for (size_t i = 0; i < plan.actions.size(); ++i) {
+    const Action& a = plan.actions[i];
+    if (a.guard && !(outcomes[*a.guard] && outcomes[*a.guard]->ok())) continue;
+    std::string key = ActionKey(a);
+    auto backoff = backoff_.find(key);
+    if (backoff != backoff_.end() && now < backoff->second.next_try) continue;
+    Status s = Perform(a, stored->volumes);
+    if (s.ok()) {
+      backoff_.erase(key);
+    } else {
+      *failed = true;
+      failed_actions_++;
+      Backoff& b = backoff_[key];
+      b.failures++;
+      auto delay = std::min<std::chrono::seconds>(kMaxBackoff, std::chrono::seconds(1 << std::min(b.failures - 1, 6)));
+      b.next_try = now + delay;
+      log::Warn("{} {} failed: {}", controller::ToString(a.type), a.volume, s.message());
+    }
+    outcomes[i] = std::move(s);
+  }
+
+  std::vector<controller::Write> writes =
+      controller::WritesToCommit(snapshot, plan, outcomes, inputs);
+  store::WriteBatch batch;
+  for (const controller::Write& w : writes) {
+    std::visit(
+        [&](const auto& object) {
+          using T = std::decay_t<decltype(object)>;
+          if constexpr (std::is_same_v<T, model::Event>) {
+            if (w.op == controller::Write::Op::kPut) {
+              batch.AddEvent(EventIncrement(object, snapshot.events));
+            }
+          } else {
+            store::Kind kind = std::is_same_v<T, model::PersistentVolume>
+                                   ? store::Kind::kPersistentVolume
+                                   : store::Kind::kPersistentVolumeClaim;
+            if (w.op == controller::Write::Op::kRemove) {
+              batch.Delete(kind, object.metadata.namespace_, object.metadata.name,
+                           object.metadata.resource_version);
+            } else if constexpr (std::is_same_v<T, model::PersistentVolume>) {
+              if (Stored(stored->volumes, object)) {
+                batch.Update(object);
+              } else {
+                batch.Create(object);
+              }
+            } else {
+              if (Stored(stored->claims, object)) {
+                batch.Update(object);
+              } else {
+                batch.Create(object);
+              }
+            }
+          }
+        },
+        w.object);
+  }
+  if (batch.empty()) return Status::Ok();
+  Status s = store_->Apply(batch);
+  if (s.code() == StatusCode::kConflict || s.code() == StatusCode::kNotFound) {
+    // A client changed an object since the snapshot: the next round sees its change.
+    log::Debug("reconcile: {}; retrying with fresh state", s.message());
+    return Status::Ok();
+  }
+  return s;
+}
+
+void Daemon::DropLeasesOfExitedHolders() {
+  std::lock_guard lock(leases_mu_);
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    const HeldLease& h = it->second;
+    if (h.lease.pid > 0 && ProcessStartTime(h.lease.pid) != h.start_time) {
+      log::Info("lease {} on {} released: its holder (pid {}) exited", h.lease.id, h.lease.claim,
+                h.lease.pid);
+      it = leases_.erase(it);
+      continue;
+    }
+    ++it;
+  }
+}
+
+Result<api::Lease> Daemon::AcquireLease(const std::string& claim_key, const std::string& holder,
+                                        int pid) {
+  auto [ns, name] = SplitClaimKey(claim_key);
+  auto claim = store_->GetPersistentVolumeClaim(ns, name);
+  if (!claim.ok()) return claim.status();
+  std::string key = ns + "/" + name;
+  if (claim->metadata.deletion_timestamp) {
+    return Status::Forbidden("persistentvolumeclaim \"" + name + "\" is being deleted");
+  }
+  if (claim->status.phase != model::ClaimPhase::kBound ||
+      !volumes_->Find(claim->spec.volume_name)) {
+    {
+      std::lock_guard lock(leases_mu_);
+      consumers_.insert(key);  // WaitForFirstConsumer claims bind once someone waits for them
+    }
+    ObjectsChanged();
+    return Status::Unavailable("persistentvolumeclaim \"" + name + "\" is not bound and mounted yet");
+  }
+  unsigned long long start_time = 0;
+  if (pid > 0) {
+    start_time = ProcessStartTime(pid);
+    if (start_time == 0) return Status::Invalid("process " + std::to_string(pid) + " does not exist");
+  }
+  bool once_pod = std::count(claim->spec.access_modes.begin(), claim->spec.access_modes.end(),
+                             model::AccessMode::kReadWriteOncePod) > 0;
+  std::lock_guard lock(leases_mu_);
+  if (once_pod) {
+    for (const auto& [id, held] : leases_) {
+      if (held.lease.claim == key) {
+        return Status::Conflict("persistentvolumeclaim \"" + name +
+                                "\" is ReadWriteOncePod and already used by " + held.lease.holder);
+      }
+    }
+  }
+  HeldLease held;
+  held.lease.id = RandomHex(8);
+  held.lease.claim = key;
+  held.lease.holder = holder;
+  held.lease.pid = pid;
+  held.lease.acquired = Now();
+  held.start_time = start_time;
+  leases_[held.lease.id] = held;
+  consumers_.erase(key);
+  log::Info("lease {} on {} taken by {}", held.lease.id, key, holder);
+  return held.lease;
+}
+
+Status Daemon::ReleaseLease(const std::string& claim_key, const std::string& lease_id) {
+  {
+    std::lock_guard lock(leases_mu_);
+    auto it = leases_.find(lease_id);
+    if (it == leases_.end() || it->second.lease.claim != claim_key) {
+      return Status::NotFound("lease \"" + lease_id + "\" not found on " + claim_key);
+    }
+    leases_.erase(it);
+  }
+  log::Info("lease {} on {} released", lease_id, claim_key);
+  ObjectsChanged();  // a Terminating claim may be free now
+  return Status::Ok();
+}
+
+std::vector<api::Lease> Daemon::ListLeases(const std::string& claim_key) {
+  std::lock_guard lock(leases_mu_);
+  std::vector<api::Lease> out;
+  for (const auto& [id, held] : leases_) {
+    if (claim_key.empty() || held.lease.claim == claim_key) out.push_back(held.lease);
+  }
+  return out;
+}
+
+std::vector<api::VolumeStats> Daemon::Stats() {
+  std::vector<api::VolumeStats> out;
+  for (const mount::MountedVolume& m : volumes_->List()) {
+    api::VolumeStats s;
+    s.volume = m.volume;
+    s.claim = m.claim;
+    s.mount_path = m.mount_path;
+    s.capacity_bytes = m.usage.capacity_bytes.value_or(0);
+    s.used_bytes = m.usage.used_bytes;
+    s.available_bytes = s.capacity_bytes > s.used_bytes ? s.capacity_bytes - s.used_bytes : 0;
+    s.used_inodes = m.usage.used_inodes;
+    s.inode_limit = m.usage.inode_limit;
+    s.quota_rejections = m.usage.quota_rejections;
+    s.read_only = m.read_only;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string Daemon::DaemonMetrics() {
+  std::ostringstream out;
+  std::vector<fs::OperationStats> ops = volumes_->OperationStats();
+  out << "# HELP claimfs_fuse_requests_total FUSE requests served, by operation, over all volumes.\n"
+      << "# TYPE claimfs_fuse_requests_total counter\n";
+  for (const fs::OperationStats& op : ops) {
+    out << "claimfs_fuse_requests_total{operation=\"" << EscapeLabel(op.operation) << "\"} "
+        << op.count << "\n";
+  }
+  out << "# HELP claimfs_fuse_request_duration_seconds Time to handle and answer a FUSE request.\n"
+      << "# TYPE claimfs_fuse_request_duration_seconds histogram\n";
+  const std::vector<double>& bounds = fs::LatencyBucketBounds();
+  for (const fs::OperationStats& op : ops) {
+    std::string label = "operation=\"" + EscapeLabel(op.operation) + "\"";
+    for (size_t i = 0; i < bounds.size() && i < op.bucket_counts.size(); ++i) {
+      char le[32];
+      std::snprintf(le, sizeof le, "%g", bounds[i]);
+      out << "claimfs_fuse_request_duration_seconds_bucket{" << label << ",le=\"" << le << "\"} "
+          << op.bucket_counts[i] << "\n";
+    }
+    out << "claimfs_fuse_request_duration_seconds_bucket{" << label << ",le=\"+Inf\"} " << op.count
+        << "\n";
+    out << "claimfs_fuse_request_duration_seconds_sum{" << label << "} " << op.total_seconds << "\n";
+    out << "claimfs_fuse_request_duration_seconds_count{" << label << "} " << op.count << "\n";
+  }
+  size_t leases = 0;
+  {
+    std::lock_guard lock(leases_mu_);
+    leases = leases_.size();
+  }
+  out << "# HELP claimfs_mounted_volumes Volumes mounted and served now.\n"
+      << "# TYPE claimfs_mounted_volumes gauge\n"
+      << "claimfs_mounted_volumes " << volumes_->MountedVolumes().size() << "\n"
+      << "# HELP claimfs_fuse_threads Threads serving FUSE requests, shared by every volume.\n"
+      << "# TYPE claimfs_fuse_threads gauge\n"
+      << "claimfs_fuse_threads " << volumes_->threads() << "\n"
+      << "# HELP claimfs_leases Leases held on claims (claimctl use, container engines).\n"
+      << "# TYPE claimfs_leases gauge\n"
+      << "claimfs_leases " << leases << "\n"
+      << "# HELP claimfs_reconcile_passes_total Control loop passes.\n"
+      << "# TYPE claimfs_reconcile_passes_total counter\n"
+      << "claimfs_reconcile_passes_total " << passes_.load() << "\n"
+      << "# HELP claimfs_failed_actions_total Provision, mount, expand and reclaim actions that failed.\n"
+      << "# TYPE claimfs_failed_actions_total counter\n"
+      << "claimfs_failed_actions_total " << failed_actions_.load() << "\n";
+  return out.str();
+}
+
+Status Daemon::Health() {
+  if (!Alive()) return Status::Unavailable("the control loop has not finished a pass for 20 s");
+  auto version = store_->ResourceVersion();
+  if (!version.ok()) return version.status();
+  return Status::Ok();
+}
+
+}  // namespace claimfs::claimfsd

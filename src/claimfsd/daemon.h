@@ -1,0 +1,106 @@
+// Daemon: claimfsd's engine. It reconciles the stored objects with the machine (pool
+// directories, mounts), serves the API, and keeps leases and in-use facts for the controller.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "claimfs/api/api_server.h"
+#include "claimfs/common/status.h"
+#include "claimfs/controller/controller.h"
+#include "claimfs/mount/usage_scanner.h"
+#include "claimfs/mount/volume_set.h"
+#include "claimfs/store/state_store.h"
+#include "claimfs/yaml/daemon_config.h"
+
+namespace claimfs::claimfsd {
+
+class Daemon : public api::DaemonHooks {
+ public:
+  // Recovers and starts: opens the store, creates pools, detaches mounts a crash left behind,
+  // creates the default StorageClass on a first start, reconciles until every Bound claim is
+  // mounted (or its mount failed with an event), then serves the API. Nothing is left running
+  // on failure.
+  static Result<std::unique_ptr<Daemon>> Start(const yaml::DaemonConfig& config);
+  ~Daemon() override;
+
+  // Stops serving the API and the control loop, then unmounts every volume. Idempotent.
+  void Stop();
+  // Applies what can change while running (log level, maxVolumes, allowed hostPath prefixes,
+  // pool capacities); says which other changes need a restart.
+  void Reload(const yaml::DaemonConfig& config);
+  // The control loop has finished a pass recently: what the watchdog pings on.
+  bool Alive() const;
+  // A one-line summary for systemd's STATUS=.
+  std::string StatusLine() const;
+
+  // api::DaemonHooks
+  void ObjectsChanged() override;
+  Result<api::Lease> AcquireLease(const std::string& claim_key, const std::string& holder,
+                                  int pid) override;
+  Status ReleaseLease(const std::string& claim_key, const std::string& lease_id) override;
+  std::vector<api::Lease> ListLeases(const std::string& claim_key) override;
+  std::vector<api::VolumeStats> Stats() override;
+  std::string DaemonMetrics() override;
+  Status Health() override;
+
+ private:
+  struct HeldLease {
+    api::Lease lease;
+    unsigned long long start_time = 0;  // the holder's start time (/proc/<pid>/stat), vs pid reuse
+  };
+  struct Backoff {
+    int failures = 0;
+    std::chrono::steady_clock::time_point next_try;
+  };
+
+  explicit Daemon(yaml::DaemonConfig config);
+  Status Open();
+  Status CreateDefaultClassOnFirstStart();
+  void Loop();
+  // One reconcile: snapshot, plan, act, commit. `worked` tells whether the plan had anything.
+  Status ReconcileOnce(bool* worked, bool* failed);
+  std::set<std::string> ClaimsInUse(const store::Snapshot& snapshot);
+  // Performs one action of a plan; `volumes` are the stored PVs the plan was made from.
+  Status Perform(const controller::Action& action,
+                                const std::vector<model::PersistentVolume>& volumes);
+  std::vector<controller::Pool> Pools() const;
+  std::vector<std::string> DeletableRoots() const;
+  void DropLeasesOfExitedHolders();
+
+  mutable std::mutex config_mu_;
+  yaml::DaemonConfig config_;  // guarded by config_mu_
+
+  std::unique_ptr<store::StateStore> store_;
+  std::unique_ptr<mount::VolumeSet> volumes_;
+  std::unique_ptr<api::ApiServer> api_;
+  mount::UsageScanner scanner_;
+
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  bool wake_ = false;      // guarded by wake_mu_
+  bool stopping_ = false;  // guarded by wake_mu_
+  std::thread loop_;
+  std::atomic<int64_t> last_pass_ns_{0};  // steady clock of the last finished pass
+
+  std::mutex leases_mu_;  // before nothing else
+  std::map<std::string, HeldLease> leases_;  // by lease id; guarded by leases_mu_
+  std::set<std::string> consumers_;          // claims a client waits to use; guarded by leases_mu_
+
+  std::map<std::string, Backoff> backoff_;   // failing actions; only the loop thread uses it
+  std::map<std::string, std::string> in_use_reason_;  // claim → why it is in use (for logs)
+  std::atomic<uint64_t> passes_{0};
+  std::atomic<uint64_t> failed_actions_{0};
+};
+
+}  // namespace claimfs::claimfsd

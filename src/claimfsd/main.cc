@@ -1,0 +1,152 @@
+// claimfsd: the claimfs daemon. Mounts a quota-limited FUSE volume for every bound claim and
+// serves the API claimctl talks to; runs under systemd (Type=notify) or by hand.
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <iostream>
+#include <string>
+
+#include "claimfs/common/log.h"
+#include "claimfs/yaml/daemon_config.h"
+#include "daemon.h"
+
+namespace claimfs::claimfsd {
+namespace {
+
+constexpr char kDefaultConfigPath[] = "/etc/claimfs/claimfsd.yaml";
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;
+
+struct Flags {
+  std::string config_path;
+  std::string data_dir;
+  std::string log_level;
+};
+
+// Reads the configuration the flags name; prints every error and returns nullopt when it is
+// not usable.
+std::optional<yaml::DaemonConfig> LoadConfig(const Flags& flags) {
+  yaml::DaemonConfig config;
+  if (!flags.data_dir.empty()) {
+    config = yaml::QuickStartConfig(flags.data_dir);
+  } else {
+    std::string path = flags.config_path.empty() ? kDefaultConfigPath : flags.config_path;
+    auto loaded = yaml::LoadDaemonConfig(path);
+    if (!loaded.ok()) {
+      if (loaded.status().code() == StatusCode::kNotFound && flags.config_path.empty()) {
+        log::Info("no {}: using the built-in defaults", path);
+        config = yaml::DefaultDaemonConfig();
+      } else {
+        std::cerr << "claimfsd: " << loaded.status().message() << "\n";
+        return std::nullopt;
+      }
+    } else {
+      for (const auto& w : loaded->warnings) std::cerr << "claimfsd: warning: " << w.ToString() << "\n";
+      if (!loaded->ok()) {
+        for (const auto& e : loaded->errors) std::cerr << "claimfsd: error: " << e.ToString() << "\n";
+        std::cerr << "claimfsd: " << path << ": " << loaded->errors.size()
+                  << " error(s); not starting\n";
+        return std::nullopt;
+      }
+      config = loaded->config;
+    }
+  }
+  Status s = yaml::ApplyEnvironment(&config);
+  if (!s.ok()) {
+    std::cerr << "claimfsd: " << s.message() << "\n";
+    return std::nullopt;
+  }
+  if (!flags.log_level.empty()) config.log_level = flags.log_level;
+  // The quick start's paths and the overrides had no file to be checked in: check them now
+  // (a deep --data-dir can make the socket path too long for a Unix socket).
+  s = yaml::ValidateDaemonConfig(config);
+  if (!s.ok()) {
+    std::cerr << "claimfsd: " << s.message() << "\n";
+    return std::nullopt;
+  }
+  return config;
+}
+
+int Run(const Flags& flags) {
+  // Signals are taken synchronously by this thread; every other thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, sig);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::optional<yaml::DaemonConfig> config = LoadConfig(flags);
+  if (!config) return kExitError;
+  Status level = log::SetLevel(config->log_level);
+  if (!level.ok()) {
+    std::cerr << "claimfsd: " << level.message() << "\n";
+    return kExitError;
+  }
+  sd_notify(0, "STATUS=recovering: mounting bound volumes");
+  auto daemon = Daemon::Start(*config);
+  if (!daemon.ok()) {
+    log::Error("cannot start: {}", daemon.status().message());
+    sd_notifyf(0, "STATUS=failed: %s", daemon.status().message().c_str());
+    return kExitError;
+  }
+  std::string status = (*daemon)->StatusLine();
+  sd_notifyf(0, "READY=1\nSTATUS=%s", status.c_str());
+
+  uint64_t watchdog_usec = 0;
+  bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
+  // Wake at half the watchdog interval (and at least every second for STATUS=).
+  int64_t wait_ns = watchdog ? std::min<int64_t>(static_cast<int64_t>(watchdog_usec) * 500, 1'000'000'000)
+                             : 1'000'000'000;
+  timespec timeout{wait_ns / 1'000'000'000, wait_ns % 1'000'000'000};
+  while (true) {
+    int sig = sigtimedwait(&signals, nullptr, &timeout);
+    if (sig == SIGTERM || sig == SIGINT) {
+      log::Info("{}: unmounting and stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      break;
+    }
+    if (sig == SIGHUP) {
+      sd_notify(0, "RELOADING=1");
+      std::optional<yaml::DaemonConfig> reloaded = LoadConfig(flags);
+      if (reloaded) {
+        (*daemon)->Reload(*reloaded);
+      } else {
+        log::Error("SIGHUP: the new configuration is not valid; keeping the running one");
+      }
+      sd_notify(0, "READY=1");
+    }
+    if (watchdog && (*daemon)->Alive()) sd_notify(0, "WATCHDOG=1");
+    std::string now = (*daemon)->StatusLine();
+    if (now != status) {
+      status = now;
+      sd_notifyf(0, "STATUS=%s", status.c_str());
+    }
+  }
+  sd_notify(0, "STOPPING=1\nSTATUS=unmounting volumes");
+  (*daemon)->Stop();
+  daemon->reset();
+  log::Info("stopped");
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace claimfs::claimfsd
+
+int main(int argc, char** argv) {
+  using namespace claimfs::claimfsd;
+  CLI::App app{
+      "claimfsd mounts a quota-limited volume for every bound PersistentVolumeClaim and serves "
+      "the API claimctl talks to."};
+  Flags flags;
+  auto* config = app.add_option("-c,--config", flags.config_path,
+                                "Configuration file (default /etc/claimfs/claimfsd.yaml)");
+  app.add_option("--data-dir", flags.data_dir,
+                 "Quick start: keep pool, state, mounts and socket under this one directory")
+      ->excludes(config);
+  app.add_option("--log-level", flags.log_level,
+                 "trace, debug, info, warn, error or off (overrides the config)");
+  CLI11_PARSE(app, argc, argv);
+  return Run(flags);
+}
