@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -156,6 +158,38 @@ Status CreateMissingHostPath(const std::string& volume,
     }
   }
   return Status::Ok();
+}
+
+// The owner and mode a claim asks for its new volume's root (a Docker volume's uid, gid and
+// mode options), from its annotations.
+Result<provisioner::DirectoryOwner> RequestedOwner(
+    const std::string& claim_key, const std::vector<model::PersistentVolumeClaim>& claims) {
+  provisioner::DirectoryOwner owner;
+  for (const model::PersistentVolumeClaim& claim : claims) {
+    if (controller::ClaimKey(claim) != claim_key) continue;
+    auto number = [&](const char* annotation, int base) -> Result<std::optional<unsigned long>> {
+      auto it = claim.metadata.annotations.find(annotation);
+      if (it == claim.metadata.annotations.end()) return std::optional<unsigned long>();
+      char* end = nullptr;
+      errno = 0;
+      unsigned long value = std::strtoul(it->second.c_str(), &end, base);
+      if (it->second.empty() || *end != '\0' || errno != 0 || value > 0xffffffffUL) {
+        return Status::Invalid("annotation " + std::string(annotation) + " of claim " +
+                               claim_key + " is not a valid number: \"" + it->second + "\"");
+      }
+      return std::optional<unsigned long>(value);
+    };
+    auto uid = number(controller::kOwnerUidAnnotation, 10);
+    if (!uid.ok()) return uid.status();
+    auto gid = number(controller::kOwnerGidAnnotation, 10);
+    if (!gid.ok()) return gid.status();
+    auto mode = number(controller::kModeAnnotation, 8);
+    if (!mode.ok()) return mode.status();
+    if (*uid) owner.uid = static_cast<uid_t>(**uid);
+    if (*gid) owner.gid = static_cast<gid_t>(**gid);
+    if (*mode) owner.mode = static_cast<mode_t>(**mode & 07777);
+  }
+  return owner;
 }
 
 }  // namespace
@@ -402,12 +436,14 @@ std::set<std::string> Daemon::ClaimsInUse(const store::Snapshot& snapshot) {
   return in_use;
 }
 
-Status Daemon::Perform(const Action& a,
-                                      const std::vector<model::PersistentVolume>& volumes) {
+Status Daemon::Perform(const Action& a, const std::vector<model::PersistentVolume>& volumes,
+                       const std::vector<model::PersistentVolumeClaim>& claims) {
   switch (a.type) {
     case ActionType::kProvision: {
       std::string pool_path = a.path.substr(0, a.path.rfind('/'));
-      return provisioner::CreateVolumeDirectory(pool_path, a.volume);
+      auto owner = RequestedOwner(a.claim, claims);
+      if (!owner.ok()) return owner.status();
+      return provisioner::CreateVolumeDirectory(pool_path, a.volume, *owner);
     }
     case ActionType::kExpand:
       if (!volumes_->MountedVolumes().count(a.volume)) return Status::Ok();  // at the next mount
@@ -481,7 +517,7 @@ Status Daemon::ReconcileOnce(bool* worked, bool* failed) {
     std::string key = ActionKey(a);
     auto backoff = backoff_.find(key);
     if (backoff != backoff_.end() && now < backoff->second.next_try) continue;
-    Status s = Perform(a, stored->volumes);
+    Status s = Perform(a, stored->volumes, stored->claims);
     if (s.ok()) {
       backoff_.erase(key);
     } else {

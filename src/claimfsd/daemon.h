@@ -71,9 +71,10 @@ class Daemon : public api::DaemonHooks {
   // One reconcile: snapshot, plan, act, commit. `worked` tells whether the plan had anything.
   Status ReconcileOnce(bool* worked, bool* failed);
   std::set<std::string> ClaimsInUse(const store::Snapshot& snapshot);
-  // Performs one action of a plan; `volumes` are the stored PVs the plan was made from.
+  // Performs one action of a plan made from these stored volumes and claims.
   Status Perform(const controller::Action& action,
-                                const std::vector<model::PersistentVolume>& volumes);
+                 const std::vector<model::PersistentVolume>& volumes,
+                 const std::vector<model::PersistentVolumeClaim>& claims);
   std::vector<controller::Pool> Pools() const;
   std::vector<std::string> DeletableRoots() const;
   void DropLeasesOfExitedHolders();

@@ -608,6 +608,9 @@ class Reconciler {
     pv.spec.volume_mode = claim.spec.volume_mode.value_or(model::VolumeMode::kFilesystem);
     pv.spec.storage_class_name = class_name;
     pv.spec.reclaim_policy = cls->reclaim_policy.value_or(ReclaimPolicy::kDelete);
+    std::string wanted_policy = Annotation(claim.metadata, kReclaimPolicyAnnotation);
+    if (wanted_policy == "Retain") pv.spec.reclaim_policy = ReclaimPolicy::kRetain;
+    if (wanted_policy == "Delete") pv.spec.reclaim_policy = ReclaimPolicy::kDelete;
     pv.spec.mount_options = cls->mount_options;
     std::string root = pool->path;
     while (root.size() > 1 && root.back() == '/') root.pop_back();

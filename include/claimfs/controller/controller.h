@@ -25,6 +25,13 @@ inline constexpr char kPoolAnnotation[] = "claimfs.io/pool";
 inline constexpr char kStorageProvisionerAnnotation[] = "volume.kubernetes.io/storage-provisioner";
 inline constexpr char kBetaStorageProvisionerAnnotation[] =
     "volume.beta.kubernetes.io/storage-provisioner";
+// On a claim: the reclaim policy (Delete or Retain) of the volume provisioned for it, instead of
+// its class's (a Docker volume's reclaimPolicy option). Any other value is ignored.
+inline constexpr char kReclaimPolicyAnnotation[] = "claimfs.io/reclaim-policy";
+// On a claim: owner and mode of the root directory of the volume provisioned for it.
+inline constexpr char kOwnerUidAnnotation[] = "claimfs.io/owner-uid";
+inline constexpr char kOwnerGidAnnotation[] = "claimfs.io/owner-gid";
+inline constexpr char kModeAnnotation[] = "claimfs.io/mode";
 inline constexpr char kDefaultPool[] = "default";
 inline constexpr char kControllerComponent[] = "persistentvolume-controller";
 inline constexpr char kResizerComponent[] = "external-resizer claimfs.io/local";

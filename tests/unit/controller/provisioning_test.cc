@@ -86,6 +86,19 @@ TEST(ProvisioningTest, ClassChoosesPoolAndReclaimPolicy) {
   EXPECT_EQ(pv.spec.reclaim_policy, ReclaimPolicy::kRetain);
 }
 
+// A Docker volume's reclaimPolicy option reaches the provisioned PV through the claim.
+TEST(ProvisioningTest, ClaimAnnotationChoosesTheReclaimPolicy) {
+  World w = LocalWorld();
+  PersistentVolumeClaim retained = Claim("kept", "1Gi", {kRWO}, std::nullopt);
+  retained.metadata.annotations[kReclaimPolicyAnnotation] = "Retain";
+  PersistentVolumeClaim odd = Claim("odd", "1Gi", {kRWO}, std::nullopt);
+  odd.metadata.annotations[kReclaimPolicyAnnotation] = "Recycle";  // not offered: ignored
+  w.snap.claims = {retained, odd};
+  w.Settle();
+  EXPECT_EQ(w.Volume("pvc-uid-claim-kept")->spec.reclaim_policy, ReclaimPolicy::kRetain);
+  EXPECT_EQ(w.Volume("pvc-uid-claim-odd")->spec.reclaim_policy, ReclaimPolicy::kDelete);
+}
+
 TEST(ProvisioningTest, StaticVolumeOfTheClassIsPreferredToProvisioning) {
   World w = LocalWorld();
   w.snap.volumes = {Pv("static", "2Gi", {kRWO}, "local")};
