@@ -97,7 +97,8 @@ Status VolumeSet::Mount(const MountRequest& request) {
   return Status::Ok();
 }
 
-void VolumeSet::UnmountLocked(const std::string& volume) {
+void VolumeSet::UnmountLocked(const std::string& name) {
+  const std::string volume = name;  // `name` may be the key of the entry erased below
   auto it = volumes_.find(volume);
   if (it == volumes_.end()) return;
   std::string path = it->second.mount_path;

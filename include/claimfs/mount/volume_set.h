@@ -81,7 +81,7 @@ class VolumeSet {
   };
   VolumeSet(VolumeSetOptions options, std::unique_ptr<fs::ServerPool> pool);
   MountedVolume Describe(const Entry& entry) const;
-  void UnmountLocked(const std::string& volume);
+  void UnmountLocked(const std::string& name);
 
   const VolumeSetOptions options_;
   std::unique_ptr<fs::ServerPool> pool_;  // outlives every volume

@@ -53,11 +53,13 @@ grep -qF 'Warning: unknown field "spec.foo"' "$tmp/err" || fail "warning: $(cat 
 grep -qF 'Unsupported value: "Keep": supported values: "Delete", "Recycle", "Retain"' "$tmp/err" ||
   fail "reclaim: $(cat "$tmp/err")"
 
-# Missing path, and commands that need the daemon.
+# Missing path, and commands that need the daemon when none is there.
 "$claimctl" apply --dry-run=client -f "$tmp/nope.yaml" 2>"$tmp/err" && fail "missing file accepted"
 grep -qF 'the path' "$tmp/err" || fail "missing: $(cat "$tmp/err")"
+export CLAIMFS_SOCKET=$tmp/none.sock
+absent="cannot connect to claimfsd at $tmp/none.sock: No such file or directory (is claimfsd running?)"
 "$claimctl" apply -f "$src/config/examples" 2>"$tmp/err" && fail "apply without daemon succeeded"
-grep -qF 'needs the claimfs daemon' "$tmp/err" || fail "apply: $(cat "$tmp/err")"
+grep -qF "$absent" "$tmp/err" || fail "apply: $(cat "$tmp/err")"
 "$claimctl" get pv -o wide 2>"$tmp/err" && fail "get without daemon succeeded"
-grep -qF 'needs the claimfs daemon' "$tmp/err" || fail "get: $(cat "$tmp/err")"
+grep -qF "$absent" "$tmp/err" || fail "get: $(cat "$tmp/err")"
 echo PASS

@@ -1,0 +1,32 @@
+// The subset of kubectl's JSONPath that `claimctl wait --for=jsonpath=...` needs: field paths
+// with optional array indexes, e.g. {.status.phase}, {.spec.accessModes[0]},
+// {.metadata.annotations['pv\.kubernetes\.io/bind-completed']}.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "claimfs/common/status.h"
+
+namespace claimfs::claimctl {
+
+// The value at `expression` in `document`, nothing when the path leads nowhere (a missing field or
+// index: the condition is not met yet). The braces are optional, as kubectl's relaxed syntax
+// allows. Fails with kInvalid for syntax outside the subset.
+Result<std::optional<nlohmann::json>> EvaluateJsonPath(std::string_view expression,
+                                                       const nlohmann::json& document);
+
+// A value as kubectl's jsonpath prints it: strings bare, everything else as compact JSON.
+std::string JsonPathText(const nlohmann::json& value);
+
+// --for=jsonpath='{.status.phase}'=Bound splits into the expression and the wanted value (none
+// when only the expression is given: the path must exist).
+struct JsonPathCondition {
+  std::string expression;
+  std::optional<std::string> value;
+};
+Result<JsonPathCondition> ParseJsonPathCondition(std::string_view text);
+
+}  // namespace claimfs::claimctl

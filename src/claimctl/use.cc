@@ -1,0 +1,186 @@
+// claimctl use CLAIM -- CMD: hold a lease on a claim for the lifetime of a command that runs with
+// CLAIMFS_MOUNT set to the claim's mount path.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "claimctl/commands.h"
+
+namespace claimfs::claimctl {
+namespace {
+
+using nlohmann::json;
+
+// Shared with the signal handler: the child to forward to (0 before it exists) and a signal that
+// arrived before it did.
+volatile sig_atomic_t g_child_pid = 0;
+volatile sig_atomic_t g_pending_signal = 0;
+
+constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+void ForwardSignal(int sig, siginfo_t* info, void*) {
+  // A terminal's Ctrl-C already reached the child (same process group); forward only signals
+  // sent to claimctl alone, by kill(2) or sigqueue(3).
+  if (info != nullptr && info->si_code == SI_KERNEL) return;
+  if (g_child_pid > 0) {
+    kill(static_cast<pid_t>(g_child_pid), sig);
+  } else {
+    g_pending_signal = sig;
+  }
+}
+
+std::string LeasesPath(const std::string& ns, const std::string& claim) {
+  return "/apis/claimfs.io/v1/namespaces/" + UrlEncode(ns) + "/persistentvolumeclaims/" +
+         UrlEncode(claim) + "/leases";
+}
+
+std::string IdText(const json& id) {
+  if (id.is_string()) return id.get<std::string>();
+  if (id.is_number()) return id.dump();
+  return "";
+}
+
+}  // namespace
+
+int RunUse(const GlobalOptions& global, const UseOptions& options, Io& io) {
+  if (options.claim.empty() || options.command.empty()) {
+    io.err << "error: usage: claimctl use CLAIM [-n NAMESPACE] -- COMMAND [ARGS...]\n";
+    return kExitError;
+  }
+  std::string claim = options.claim;
+  for (const char* prefix : {"pvc/", "persistentvolumeclaim/", "persistentvolumeclaims/"}) {
+    if (claim.rfind(prefix, 0) == 0) claim = claim.substr(std::strlen(prefix));
+  }
+  const std::string& ns = global.namespace_;
+  Api api(global);
+
+  Result<json> pvc = api.Get(ObjectPath(Kind::kPersistentVolumeClaim, ns, claim));
+  if (!pvc.ok()) {
+    io.err << ErrorLine(pvc.status()) << "\n";
+    return kExitError;
+  }
+  json request = {{"holder", "claimctl use"}, {"pid", static_cast<int64_t>(getpid())}};
+  Result<json> lease = api.Call("POST", LeasesPath(ns, claim), &request);
+  if (!lease.ok()) {
+    io.err << ErrorLine(lease.status()) << "\n";
+    return kExitError;
+  }
+  std::string lease_id = lease->is_object() && lease->contains("id") ? IdText((*lease)["id"]) : "";
+  auto release = [&] {
+    if (lease_id.empty()) return;
+    Result<json> released = api.Call("DELETE", LeasesPath(ns, claim) + "/" + UrlEncode(lease_id));
+    if (!released.ok() && released.status().code() != StatusCode::kNotFound) {
+      io.err << "warning: cannot release lease " << lease_id << " on " << ns << "/" << claim << ": "
+             << released.status().message() << "\n";
+    }
+  };
+  if (lease_id.empty()) {
+    io.err << "error: claimfsd granted a lease on " << ns << "/" << claim << " without an id\n";
+    return kExitError;
+  }
+
+  std::string mount_path;
+  Result<std::vector<VolumeStats>> stats = api.Stats();
+  if (!stats.ok()) {
+    io.err << ErrorLine(stats.status()) << "\n";
+    release();
+    return kExitError;
+  }
+  if (const VolumeStats* s = FindStatsByClaim(*stats, ns, claim)) mount_path = s->mount_path;
+  if (mount_path.empty()) {
+    std::string phase = "Pending";
+    const json& object = *pvc;
+    if (object.contains("status") && object["status"].is_object() &&
+        object["status"].contains("phase") && object["status"]["phase"].is_string()) {
+      phase = object["status"]["phase"].get<std::string>();
+    }
+    io.err << "error: persistentvolumeclaim \"" << claim << "\" in namespace \"" << ns
+           << "\" is not mounted (it is " << phase
+           << "; its volume is mounted once the claim is Bound)\n";
+    release();
+    return kExitError;
+  }
+
+  struct sigaction action {};
+  action.sa_sigaction = &ForwardSignal;
+  action.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  struct sigaction previous[std::size(kForwardedSignals)];
+  for (size_t i = 0; i < std::size(kForwardedSignals); ++i) {
+    sigaction(kForwardedSignals[i], &action, &previous[i]);
+  }
+  auto restore_signals = [&] {
+    for (size_t i = 0; i < std::size(kForwardedSignals); ++i) {
+      sigaction(kForwardedSignals[i], &previous[i], nullptr);
+    }
+  };
+
+  // The child reports a failed exec through a close-on-exec pipe.
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    io.err << "error: cannot create a pipe: " << std::strerror(errno) << "\n";
+    restore_signals();
+    release();
+    return kExitError;
+  }
+  std::vector<std::string> args = options.command;
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string env_mount = "CLAIMFS_MOUNT=" + mount_path;
+  io.out << std::flush;
+  io.err << std::flush;
+
+  pid_t child = fork();
+  if (child < 0) {
+    int err = errno;
+    io.err << "error: cannot start " << args[0] << ": " << std::strerror(err) << "\n";
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    restore_signals();
+    release();
+    return kExitError;
+  }
+  if (child == 0) {
+    close(pipe_fds[0]);
+    for (size_t i = 0; i < std::size(kForwardedSignals); ++i) {
+      signal(kForwardedSignals[i], SIG_DFL);
+    }
+    putenv(env_mount.data());
+    execvp(argv[0], argv.data());
+    int err = errno;
+    ssize_t written = write(pipe_fds[1], &err, sizeof err);
+    (void)written;
+    _exit(err == ENOENT ? 127 : 126);
+  }
+  g_child_pid = child;
+  if (g_pending_signal != 0) kill(child, g_pending_signal);
+  close(pipe_fds[1]);
+  int exec_errno = 0;
+  ssize_t got;
+  do {
+    got = read(pipe_fds[0], &exec_errno, sizeof exec_errno);
+  } while (got < 0 && errno == EINTR);
+  close(pipe_fds[0]);
+
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  g_child_pid = 0;
+  restore_signals();
+  release();
+  if (got == static_cast<ssize_t>(sizeof exec_errno)) {
+    io.err << "error: cannot run " << args[0] << ": " << std::strerror(exec_errno) << "\n";
+    return exec_errno == ENOENT ? 127 : 126;
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return kExitError;
+}
+
+}  // namespace claimfs::claimctl
