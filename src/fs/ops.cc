@@ -327,15 +327,23 @@ void Guard(fuse_req_t req, Fn&& fn) {
 
 // ---- lifecycle and lookup ----
 
-void Init(void*, fuse_conn_info* conn) {
+void Init(void* userdata, fuse_conn_info* conn) {
+  auto* v = static_cast<Volume::Impl*>(userdata);
   auto want = [conn](unsigned cap) {
     if (conn->capable & cap) conn->want |= cap;
   };
   // Read replies are spliced from the backing file. Requests are not: with SPLICE_READ libfuse
   // receives every request through a pipe, an extra syscall on each metadata operation, and
   // large writes were no faster for it.
-  want(FUSE_CAP_SPLICE_WRITE);
-  want(FUSE_CAP_SPLICE_MOVE);
+  // Not under a server pool: libfuse keeps a splice pipe per thread and session in
+  // thread-specific data that only the thread's exit frees, and pool threads outlive the
+  // volumes they serve, so every unmount would leak two fds per pool thread.
+  if (v->pool == nullptr) {
+    want(FUSE_CAP_SPLICE_WRITE);
+    want(FUSE_CAP_SPLICE_MOVE);
+  } else {
+    conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+  }
   conn->want &= ~FUSE_CAP_SPLICE_READ;
   want(FUSE_CAP_PARALLEL_DIROPS);
   want(FUSE_CAP_ASYNC_DIO);

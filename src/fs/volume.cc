@@ -222,9 +222,13 @@ Status Volume::Start(ServerPool* pool) {
   if (impl_->server.joinable() || impl_->channel) {
     return Status::Internal("volume is already being served");
   }
-  auto channel = pool->impl()->Add(impl_->session);
-  if (!channel.ok()) return channel.status();
+  // Set before the pool can read INIT, whose handler looks at it.
   impl_->pool = pool->impl();
+  auto channel = pool->impl()->Add(impl_->session);
+  if (!channel.ok()) {
+    impl_->pool = nullptr;
+    return channel.status();
+  }
   impl_->channel = std::move(*channel);
   return Status::Ok();
 }
