@@ -534,11 +534,12 @@ Status RemoveTree(const std::string& path, const std::vector<std::string>& allow
       struct RestoreMode {  // Recycle keeps the directory's mode
         int dirfd;
         const std::string& name;
-        std::optional<mode_t> mode;
+        bool wanted;
+        mode_t mode;
         ~RestoreMode() {
-          if (mode) ::fchmodat(dirfd, name.c_str(), *mode, AT_SYMLINK_NOFOLLOW);
+          if (wanted) ::fchmodat(dirfd, name.c_str(), mode, AT_SYMLINK_NOFOLLOW);
         }
-      } restore{parent.get(), name, keep_top ? restore_mode : std::nullopt};
+      } restore{parent.get(), name, keep_top && restore_mode.has_value(), restore_mode.value_or(0)};
       // A mount anywhere inside: refuse before removing anything.
       std::string real = PathOfFd(top.get());
       if (!real.empty()) {
