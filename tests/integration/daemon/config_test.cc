@@ -1,0 +1,117 @@
+// claimfsd's configuration file with the real daemon: every error reported at file:line before
+// starting, SIGHUP reloads (a broken file keeps the running config), and maxVolumes.
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+
+#include "daemon/daemon_fixture.h"
+#include "fs/mount_fixture.h"
+
+namespace claimfs::it {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string ClaimYaml(const std::string& name, const std::string& size) {
+  return "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: " + name +
+         "\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: " +
+         size + "\n";
+}
+
+class ConfigTest : public DaemonTest {
+ protected:
+  // Applies claim `name` and expects it to stay Pending for 2 s with an event saying the
+  // volume limit is reached.
+  void ExpectPendingAtVolumeLimit(const std::string& name) {
+    CommandResult r = Apply(ClaimYaml(name, "16Mi"));
+    ASSERT_EQ(r.exit_code, 0) << r.Describe();
+    auto event = [&] {
+      for (const nlohmann::json& e : EventsFor("PersistentVolumeClaim", name)) {
+        if (JsonString(e, "/type") == "Warning" &&
+            JsonString(e, "/message").find("exceed max volume count") != std::string::npos) {
+          return true;
+        }
+      }
+      return false;
+    };
+    EXPECT_TRUE(WaitFor(event, 5s)) << "no volume-limit event for " << name << ":\n"
+                                    << DescribeEvents("PersistentVolumeClaim", name);
+    std::this_thread::sleep_for(2s);
+    EXPECT_EQ(ClaimPhase(name), "Pending");
+    EXPECT_FALSE(MountAt(MountPath(name)).has_value());
+    // claimctl describe shows why.
+    r = Claimctl({"describe", "pvc", name});
+    ASSERT_EQ(r.exit_code, 0) << r.Describe();
+    EXPECT_NE(r.out.find("exceed max volume count"), std::string::npos) << r.out;
+  }
+};
+
+TEST_F(ConfigTest, ConfigWithTwoErrorsExitsOneListingBothAtTheirLines) {
+  // WriteConfig's own lines are 1-7; the two mistakes are on lines 8 and 9.
+  std::string path = WriteConfig("maxVolumes: lots\nlogLevell: debug\n");
+  CommandOptions options;
+  options.timeout = 30s;
+  CommandResult r = RunCommand({ClaimfsdBinary(), "--config", path}, options);
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  std::string all = r.out + r.err;
+  EXPECT_NE(r.err.find(path + ":8:"), std::string::npos) << all;
+  EXPECT_NE(r.err.find("maxVolumes"), std::string::npos) << all;
+  EXPECT_NE(r.err.find(path + ":9:"), std::string::npos) << all;
+  EXPECT_NE(r.err.find("logLevell"), std::string::npos) << all;
+  EXPECT_NE(r.err.find("logLevel\""), std::string::npos) << "no suggestion of logLevel: " << all;
+  EXPECT_NE(access(socket_path().c_str(), F_OK), 0) << "it started anyway";
+  EXPECT_TRUE(MountsUnder(data_dir()).empty());
+}
+
+TEST_F(ConfigTest, SighupWithBrokenConfigKeepsServingWithTheOldOne) {
+  std::string path = WriteConfig("maxVolumes: 0\n");
+  ASSERT_TRUE(StartDaemon({"--config", path}));
+  ASSERT_TRUE(CreateDynamicClaim("one", "16Mi"));
+  ASSERT_TRUE(WriteFile(MountPath("one") + "/file", "one"));
+
+  std::ofstream(path, std::ios::trunc) << "pools: [unclosed\nmaxVolumes: -5\n";
+  size_t index = notify().Count();
+  size_t log_before = DaemonLog().size();
+  SignalDaemon(SIGHUP);
+  // The reload ends (READY=1 again) and the daemon says where the file is wrong.
+  EXPECT_TRUE(notify().WaitFor("READY=1", index, 10s)) << "no READY=1 after SIGHUP";
+  const std::regex at_line(path + ":[0-9]+:[0-9]+");
+  EXPECT_TRUE(WaitFor(
+      [&] { return std::regex_search(DaemonLog().substr(log_before), at_line); }, 5s))
+      << "the broken config's errors were not logged at file:line:col:\n"
+      << DaemonLog().substr(log_before);
+  ASSERT_TRUE(DaemonRunning()) << DaemonLog();
+
+  ASSERT_TRUE(CreateDynamicClaim("two", "16Mi"));
+  EXPECT_TRUE(WriteFile(MountPath("two") + "/file", "two"));
+  EXPECT_EQ(ReadFile(MountPath("one") + "/file"), "one");
+}
+
+TEST_F(ConfigTest, MaxVolumesKeepsTheExtraClaimPendingUntilAVolumeFrees) {
+  std::string path = WriteConfig("maxVolumes: 1\n");
+  ASSERT_TRUE(StartDaemon({"--config", path}));
+  ASSERT_TRUE(CreateDynamicClaim("first", "16Mi"));
+  ASSERT_NO_FATAL_FAILURE(ExpectPendingAtVolumeLimit("second"));
+
+  CommandResult r = Claimctl({"delete", "pvc", "first"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(WaitBoundAndMounted("second", 10s));
+}
+
+TEST_F(ConfigTest, SighupWithValidNewMaxVolumesTakesEffect) {
+  std::string path = WriteConfig("maxVolumes: 1\n");
+  ASSERT_TRUE(StartDaemon({"--config", path}));
+  ASSERT_TRUE(CreateDynamicClaim("first", "16Mi"));
+  ASSERT_NO_FATAL_FAILURE(ExpectPendingAtVolumeLimit("second"));
+
+  WriteConfig("maxVolumes: 2\n");
+  SignalDaemon(SIGHUP);
+  EXPECT_TRUE(WaitBoundAndMounted("second", 10s));
+  ASSERT_NO_FATAL_FAILURE(ExpectPendingAtVolumeLimit("third"));
+  EXPECT_TRUE(DaemonRunning());
+}
+
+}  // namespace
+}  // namespace claimfs::it
