@@ -492,7 +492,8 @@ void DaemonTest::TearDown() {
 ::testing::AssertionResult DaemonTest::Launch(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {ClaimfsdBinary()};
   argv.insert(argv.end(), args.begin(), args.end());
-  ExecArgs exec(argv, {"NOTIFY_SOCKET=" + base_ + "/notify.sock"});
+  // As systemd's WatchdogSec=1s would: the daemon must ping WATCHDOG=1 while it is healthy.
+  ExecArgs exec(argv, {"NOTIFY_SOCKET=" + base_ + "/notify.sock", "WATCHDOG_USEC=1000000"});
   int log_fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return ::testing::AssertionFailure() << "open " << log_path_ << ": " << strerror(errno);
   pid_t parent = getpid();

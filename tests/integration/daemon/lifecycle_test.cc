@@ -323,6 +323,10 @@ TEST_F(LifecycleTest, NotifiesReadyAndOnSigtermStoppingThenUnmountsEverythingAnd
   ASSERT_TRUE(StartDaemon());
   // READY=1 means serving: the API answers at once.
   EXPECT_TRUE(notify().WaitFor("READY=1", start_notify_index(), 0ms));
+  // Under a watchdog (WATCHDOG_USEC=1 s, as the fixture sets) it pings at half the interval,
+  // and STATUS= tells what it serves.
+  EXPECT_TRUE(notify().WaitFor("WATCHDOG=1", start_notify_index(), 3s)) << "no WATCHDOG=1";
+  EXPECT_TRUE(notify().WaitFor("STATUS=0 volumes mounted", start_notify_index(), 0ms));
   HttpResult health = Http("GET", "/healthz");
   EXPECT_EQ(health.status, 200) << health.Describe();
   ASSERT_TRUE(CreateDynamicClaim("one", "16Mi"));
