@@ -260,6 +260,23 @@ Status Daemon::Open() {
   if (!api.ok()) return api.status();
   api_ = std::move(*api);
 
+  // The Docker/Podman volume plugin: on by default for root (only root's engines use it). A
+  // config that asks for it explicitly must get it; the default only warns.
+  const yaml::VolumePluginConfig& vp = config.volume_plugin;
+  if (vp.enabled.value_or(geteuid() == 0)) {
+    api::VolumePluginOptions po;
+    po.socket_path = vp.socket_path;
+    po.namespace_ = vp.namespace_;
+    auto plugin = api::VolumePluginServer::Start(po, store_.get(), this);
+    if (plugin.ok()) {
+      plugin_ = std::move(*plugin);
+    } else if (vp.enabled.has_value()) {
+      return plugin.status();
+    } else {
+      log::Warn("the Docker volume plugin is not served: {}", plugin.status().message());
+    }
+  }
+
   last_pass_ns_ = Clock::now().time_since_epoch().count();
   loop_ = std::thread([this] { Loop(); });
   log::Info("claimfsd is serving {} ({} volumes mounted under {})", config.socket_path,
@@ -292,6 +309,7 @@ Status Daemon::CreateDefaultClassOnFirstStart() {
 }
 
 void Daemon::Stop() {
+  if (plugin_) plugin_->Stop();
   if (api_) api_->Stop();
   {
     std::lock_guard lock(wake_mu_);
@@ -299,6 +317,7 @@ void Daemon::Stop() {
   }
   wake_cv_.notify_all();
   if (loop_.joinable()) loop_.join();
+  plugin_.reset();
   api_.reset();
   if (volumes_) volumes_->UnmountAll();
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "claimfs/api/api_server.h"
+#include "claimfs/api/volume_plugin.h"
 #include "claimfs/common/status.h"
 #include "claimfs/controller/controller.h"
 #include "claimfs/mount/usage_scanner.h"
@@ -85,6 +86,7 @@ class Daemon : public api::DaemonHooks {
   std::unique_ptr<store::StateStore> store_;
   std::unique_ptr<mount::VolumeSet> volumes_;
   std::unique_ptr<api::ApiServer> api_;
+  std::unique_ptr<api::VolumePluginServer> plugin_;  // Docker/Podman volume plugin
   mount::UsageScanner scanner_;
 
   std::mutex wake_mu_;

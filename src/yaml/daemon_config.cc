@@ -227,6 +227,34 @@ void CheckValues(const DaemonConfig& c, const IsExplicit& is_explicit, const Rep
       }
     }
   }
+  FieldPath plugin = root.Child("volumePlugin");
+  FieldPath plugin_socket = plugin.Child("socket");
+  const std::string& ps = c.volume_plugin.socket_path;
+  CheckAbsolute(plugin_socket, ps, /*required=*/true, error);
+  if (ps.size() > kMaxSocketPath) {
+    error(TooLongError(plugin_socket, "must have at most " + std::to_string(kMaxSocketPath) +
+                                          " bytes (the size of sun_path), has " +
+                                          std::to_string(ps.size())));
+  }
+  if (!ps.empty() && ps[0] == '/') {
+    if (ps == c.socket_path) {
+      error(InvalidError(plugin_socket, ps, "must not be the API socket " + socket_path.ToString()));
+    }
+    for (const PathField& dir : dirs) {
+      if (dir.field == state_dir || dir.value.empty() || dir.value[0] != '/') continue;
+      if (IsAtOrUnder(ps, dir.value)) {
+        FieldError e = InvalidError(plugin_socket, ps,
+                                    "must not be inside " + dir.field.ToString() + " " +
+                                        Quote(dir.value));
+        if (!is_explicit(plugin_socket) && is_explicit(dir.field)) e.location = dir.field;
+        error(std::move(e));
+      }
+    }
+  }
+  for (const auto& msg : IsDNS1123Label(c.volume_plugin.namespace_)) {
+    error(InvalidError(plugin.Child("namespace"), c.volume_plugin.namespace_, msg));
+  }
+
   FieldPath mode = socket.Child("mode");
   if (auto problem = ModeProblem(c.socket_mode)) {
     error(InvalidRawError(mode, Quote(OctalMode(c.socket_mode)), *problem));
@@ -688,7 +716,32 @@ class Parser {
                BoundedInt(n, p, WorkerThreadsProblem, &c.worker_threads);
              }},
             {"api", [&](const YAML::Node& n, const FieldPath& p) { Api(n, p); }},
+            {"volumePlugin",
+             [&](const YAML::Node& n, const FieldPath& p) { VolumePlugin(n, p); }},
         });
+  }
+
+  void VolumePlugin(const YAML::Node& node, const FieldPath& path) {
+    VolumePluginConfig& c = result_.config.volume_plugin;
+    Fields(node, path,
+           {
+               {"enabled",
+                [&](const YAML::Node& n, const FieldPath& p) {
+                  if (n.IsNull()) return;
+                  ScalarKind kind = n.IsScalar() ? Classify(n) : ScalarKind::kString;
+                  if (kind == ScalarKind::kNull) return;
+                  if (kind != ScalarKind::kBool) {
+                    WrongType(n, p, "boolean");
+                    return;
+                  }
+                  char first = n.Scalar()[0];
+                  c.enabled = first == 't' || first == 'T';
+                }},
+               {"socket",
+                [&](const YAML::Node& n, const FieldPath& p) { Path(n, p, &c.socket_path); }},
+               {"namespace",
+                [&](const YAML::Node& n, const FieldPath& p) { String(n, p, &c.namespace_); }},
+           });
   }
 
   void Pools(const YAML::Node& node, const FieldPath& path) {
@@ -857,6 +910,7 @@ DaemonConfig QuickStartConfig(const std::string& data_dir) {
   config.state_dir = base + "/state";
   config.mount_root = base + "/claims";
   config.socket_path = base + "/claimfsd.sock";
+  config.volume_plugin.socket_path = base + "/docker-plugin.sock";
   return config;
 }
 

@@ -25,6 +25,18 @@ struct PoolConfig {
   friend bool operator==(const PoolConfig&, const PoolConfig&) = default;
 };
 
+// The Docker/Podman volume plugin socket (see include/claimfs/api/volume_plugin.h).
+struct VolumePluginConfig {
+  // Absent: serve the plugin when claimfsd runs as root (the daemon decides at start).
+  std::optional<bool> enabled;
+  // Docker finds plugin sockets in /run/docker/plugins; the file name is the driver's name.
+  std::string socket_path = "/run/docker/plugins/claimfs.sock";
+  // Volumes created through the plugin are claims in this namespace (a DNS-1123 label).
+  std::string namespace_ = "docker";
+
+  friend bool operator==(const VolumePluginConfig&, const VolumePluginConfig&) = default;
+};
+
 struct DaemonConfig {
   // Defaults to one pool, {"default", "/var/lib/claimfs/pools/default"} (DefaultDaemonConfig()).
   std::vector<PoolConfig> pools;
@@ -40,6 +52,7 @@ struct DaemonConfig {
   unsigned worker_threads = 16;    // FUSE worker threads shared by every volume
   int api_request_timeout_seconds = 10;
   int64_t api_max_request_bytes = 4 << 20;
+  VolumePluginConfig volume_plugin;
 
   friend bool operator==(const DaemonConfig&, const DaemonConfig&) = default;
 };
@@ -49,7 +62,9 @@ struct DaemonConfig {
 DaemonConfig DefaultDaemonConfig();
 
 // `claimfsd --data-dir DIR`: the defaults with everything under one directory: pool "default" at
-// DIR/pools/default, state DIR/state, mounts DIR/claims, socket DIR/claimfsd.sock. DIR is made
+// DIR/pools/default, state DIR/state, mounts DIR/claims, socket DIR/claimfsd.sock, volume plugin
+// socket DIR/docker-plugin.sock (Docker finds it through a spec file in /etc/docker/plugins
+// holding "unix://DIR/docker-plugin.sock"; it does not look in DIR itself). DIR is made
 // absolute against the working directory and normalized. Does not touch the disk; run
 // ValidateDaemonConfig on the result (a deep DIR can make the socket path too long).
 DaemonConfig QuickStartConfig(const std::string& data_dir);
@@ -67,7 +82,7 @@ struct ConfigResult {
 // Parses claimfsd.yaml text; `file` names it in diagnostics. Keys (camelCase):
 //   pools: [{name, path, capacity}], stateDir, mountRoot, socket: {path, mode, group},
 //   maxVolumes, allowedHostPathPrefixes, quotaErrno, logLevel, workerThreads,
-//   api: {requestTimeoutSeconds, maxRequestBytes}
+//   api: {requestTimeoutSeconds, maxRequestBytes}, volumePlugin: {enabled, socket, namespace}
 // Absent or null keys keep their defaults; an empty file is DefaultDaemonConfig(). Every error is
 // collected, in file order: wrong types, unknown keys (errors, with the closest known key
 // suggested), relative or overlapping paths, bad pool names and capacities, out-of-range numbers,

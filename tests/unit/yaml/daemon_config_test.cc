@@ -136,6 +136,17 @@ const GoodCase kGoodCases[] = {
      [](DaemonConfig* c) { c->api_max_request_bytes = 1 << 20; }},
     {"ApiMaxRequestBytesNumber", "api: {maxRequestBytes: 65536}\n",
      [](DaemonConfig* c) { c->api_max_request_bytes = 65536; }},
+    {"VolumePluginDisabled", "volumePlugin:\n  enabled: false\n",
+     [](DaemonConfig* c) { c->volume_plugin.enabled = false; }},
+    {"VolumePluginEnabled", "volumePlugin: {enabled: True}\n",
+     [](DaemonConfig* c) { c->volume_plugin.enabled = true; }},
+    {"VolumePluginSocketAndNamespace",
+     "volumePlugin:\n  socket: /etc/docker/../claimfs.sock\n  namespace: containers\n",
+     [](DaemonConfig* c) {
+       c->volume_plugin.socket_path = "/etc/claimfs.sock";
+       c->volume_plugin.namespace_ = "containers";
+     }},
+    {"VolumePluginNull", "volumePlugin:\n", [](DaemonConfig*) {}},
     {"FlowStyle", "{maxVolumes: 7, logLevel: warn}\n",
      [](DaemonConfig* c) {
        c->max_volumes = 7;
@@ -223,6 +234,31 @@ const BadCase kBadCases[] = {
      "hello\n",
      {"c.yaml:1:1: Invalid type: expected map, got string \"hello\""}},
 
+    {"VolumePluginEnabledIsWord",
+     "volumePlugin:\n  enabled: yes\n",
+     {"c.yaml:2:12: volumePlugin.enabled: Invalid type: expected boolean, got string \"yes\""}},
+    {"VolumePluginIsBool",
+     "volumePlugin: true\n",
+     {"c.yaml:1:15: volumePlugin: Invalid type: expected map, got boolean true"}},
+    {"VolumePluginSocketRelative",
+     "volumePlugin:\n  socket: plugins/claimfs.sock\n",
+     {"c.yaml:2:11: volumePlugin.socket: Invalid value: \"plugins/claimfs.sock\": must be an "
+      "absolute path"}},
+    {"VolumePluginSocketIsTheApiSocket",
+     "volumePlugin:\n  socket: /run/claimfs/claimfsd.sock\n",
+     {"c.yaml:2:11: volumePlugin.socket: Invalid value: \"/run/claimfs/claimfsd.sock\": must not "
+      "be the API socket socket.path"}},
+    {"VolumePluginSocketUnderMountRoot",
+     "volumePlugin:\n  socket: /run/claimfs/claims/p.sock\n",
+     {"c.yaml:2:11: volumePlugin.socket: Invalid value: \"/run/claimfs/claims/p.sock\": must not "
+      "be inside mountRoot \"/run/claimfs/claims\""}},
+    {"VolumePluginNamespaceInvalid",
+     "volumePlugin:\n  namespace: Docker_Volumes\n",
+     {"c.yaml:2:14: volumePlugin.namespace: Invalid value: \"Docker_Volumes\": " + kLabelError}},
+    {"VolumePluginUnknownKey",
+     "volumePlugin:\n  sockett: /x.sock\n",
+     {"c.yaml:2:3: volumePlugin.sockett: unknown field \"sockett\"; did you mean \"socket\"?"}},
+
     // Keys.
     {"UnknownKeySuggested",
      "stateDri: /x\n",
@@ -301,7 +337,9 @@ const BadCase kBadCases[] = {
       "c.yaml:1:25: pools[0].path: Invalid value: \"/\": must not contain mountRoot "
       "\"/run/claimfs/claims\"",
       "c.yaml:1:25: socket.path: Invalid value: \"/run/claimfs/claimfsd.sock\": must not be "
-      "inside pools[0].path \"/\""}},
+      "inside pools[0].path \"/\"",
+      "c.yaml:1:25: volumePlugin.socket: Invalid value: \"/run/docker/plugins/claimfs.sock\": "
+      "must not be inside pools[0].path \"/\""}},
     {"SocketInsideMountRoot",
      "socket: {path: /run/claimfs/claims/api.sock}\n",
      {"c.yaml:1:16: socket.path: Invalid value: \"/run/claimfs/claims/api.sock\": must not be "
@@ -465,6 +503,9 @@ TEST(DaemonConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.worker_threads, 16u);
   EXPECT_EQ(c.api_request_timeout_seconds, 10);
   EXPECT_EQ(c.api_max_request_bytes, 4 << 20);
+  EXPECT_FALSE(c.volume_plugin.enabled.has_value());
+  EXPECT_EQ(c.volume_plugin.socket_path, "/run/docker/plugins/claimfs.sock");
+  EXPECT_EQ(c.volume_plugin.namespace_, "docker");
   EXPECT_TRUE(ValidateDaemonConfig(c).ok());
 }
 
@@ -484,7 +525,8 @@ TEST(DaemonConfigTest, ShippedConfigMentionsEveryKey) {
   for (const char* key : {"pools:", "name:", "path:", "capacity:", "stateDir:", "mountRoot:",
                           "socket:", "mode:", "group:", "maxVolumes:", "allowedHostPathPrefixes:",
                           "quotaErrno:", "logLevel:", "workerThreads:", "api:",
-                          "requestTimeoutSeconds:", "maxRequestBytes:", "CLAIMFS_MAX_VOLUMES"}) {
+                          "requestTimeoutSeconds:", "maxRequestBytes:", "CLAIMFS_MAX_VOLUMES",
+                          "volumePlugin:", "enabled:", "namespace:"}) {
     EXPECT_THAT(text, HasSubstr(key));
   }
 }
@@ -610,6 +652,7 @@ TEST(DaemonConfigTest, QuickStartPutsEverythingUnderOneDirectory) {
   want.state_dir = "/data/claimfs/state";
   want.mount_root = "/data/claimfs/claims";
   want.socket_path = "/data/claimfs/claimfsd.sock";
+  want.volume_plugin.socket_path = "/data/claimfs/docker-plugin.sock";
   EXPECT_EQ(c, want);
   EXPECT_TRUE(ValidateDaemonConfig(c).ok()) << ValidateDaemonConfig(c).message();
 }
@@ -628,7 +671,9 @@ TEST(DaemonConfigTest, QuickStartUnderADeepDirectoryFailsValidationOnTheSocket) 
   Status s = ValidateDaemonConfig(c);
   EXPECT_EQ(s.code(), StatusCode::kInvalid);
   EXPECT_EQ(s.message(),
-            "socket.path: Too long: must have at most 107 bytes (the size of sun_path), has 115");
+            "socket.path: Too long: must have at most 107 bytes (the size of sun_path), has 115\n"
+            "volumePlugin.socket: Too long: must have at most 107 bytes (the size of sun_path), "
+            "has 120");
 }
 
 TEST(DaemonConfigTest, ValidateListsEveryProblem) {
