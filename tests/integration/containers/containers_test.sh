@@ -245,6 +245,25 @@ api PATCH "$(claim_url default data)" '{"spec":{"resources":{"requests":{"storag
 df_is() { [[ $(eng exec binder df -P /data 2>/dev/null | df_blocks) == "$1" ]]; }
 wait_for 10 "df /data in binder showing 131072" df_is 131072
 
+step "applying unrelated objects and a SIGHUP leave the container's volume working"
+api POST /api/v1/persistentvolumes '{"apiVersion":"v1","kind":"PersistentVolume",
+  "metadata":{"name":"unrelated"},"spec":{"capacity":{"storage":"1Gi"},
+  "accessModes":["ReadWriteOnce"],"storageClassName":"none","hostPath":{"path":"/tmp/claimfs-unrelated"}}}'
+[[ $API_CODE == 201 ]] || fail "POST pv unrelated: $API_CODE $(cat "$TMP/api.out")"
+api POST /api/v1/namespaces/default/persistentvolumeclaims '{"apiVersion":"v1","kind":"PersistentVolumeClaim",
+  "metadata":{"name":"other"},"spec":{"accessModes":["ReadWriteOnce"],
+  "resources":{"requests":{"storage":"16Mi"}}}}'
+[[ $API_CODE == 201 ]] || fail "POST claim default/other: $API_CODE $(cat "$TMP/api.out")"
+wait_for 10 "claim default/other Bound and mounted" claim_bound_and_mounted default other
+kill -HUP "$CLAIMFSD_PID"
+sleep 1.5  # the reload and at least one control-loop pass
+kill -0 "$CLAIMFSD_PID" || fail "claimfsd exited on SIGHUP"
+eng exec binder sh -c 'echo after-reload > /data/reload && cat /data/reload' | grep -qx after-reload ||
+  fail "the container cannot write its volume after unrelated applies and a SIGHUP"
+df_is 131072 || fail "df /data in binder changed after unrelated applies and a SIGHUP"
+api DELETE "$(claim_url default other)"
+api DELETE /api/v1/persistentvolumes/unrelated
+
 step "deleting the claim while the container runs leaves it Terminating"
 api DELETE "$(claim_url default data)"
 [[ $API_CODE == 200 ]] || fail "DELETE claim default/data: $API_CODE"
