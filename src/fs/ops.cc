@@ -78,9 +78,11 @@ void NoteWritten(Impl* v, Inode* inode) {
   v->recently_written.push_back({inode->dev, inode->ino, std::chrono::steady_clock::now()});
 }
 
-// Measures the recently written files again, after starting their write-back so the backing
-// filesystem allocates now what it would allocate later (delayed allocation, extent blocks):
-// what statfs then reports is what du will see. Forgets files past the write-back window.
+// Measures the recently written files again, after writing them back so the backing filesystem
+// allocates now what it would allocate later (delayed allocation, extent blocks): what statfs
+// then reports is what du will see. Write-back already under way (the flusher's) is waited for,
+// and so is the I/O started here: ext4 converts unwritten extents, and may add an extent block,
+// only when the I/O completes. Forgets files past the write-back window.
 void RemeasureRecentWrites(Impl* v) {
   auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(v->recent_mu);
@@ -93,7 +95,9 @@ void RemeasureRecentWrites(Impl* v) {
       if (v->table->Acquire(inode, &ref) == 0) {
         int fd = open(ProcPath(ref.fd()).buf, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         if (fd >= 0) {
-          sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+          sync_file_range(fd, 0, 0,
+                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                              SYNC_FILE_RANGE_WAIT_AFTER);
           close(fd);
         }
         int64_t delta = RemeasureFd(inode, ref.fd());
