@@ -42,7 +42,7 @@ struct Traits<model::StorageClass> {
   static constexpr const char* kResource = "storageclasses";
   static constexpr bool kNamespaced = false;
   static constexpr bool kHasStatus = false;
-  static yaml::ErrorList ValidateCreate(const model::StorageClass& sc) {
+  static yaml::ErrorList ValidateCreate(const Context&, const model::StorageClass& sc) {
     return yaml::ValidateStorageClass(sc);
   }
   static yaml::ErrorList ValidateUpdate(const Context&, const model::StorageClass& old_sc,
@@ -63,8 +63,20 @@ struct Traits<model::PersistentVolume> {
   static constexpr const char* kResource = "persistentvolumes";
   static constexpr bool kNamespaced = false;
   static constexpr bool kHasStatus = true;
-  static yaml::ErrorList ValidateCreate(const model::PersistentVolume& pv) {
-    return yaml::ValidatePersistentVolume(pv);
+  // Beyond Kubernetes' rules: the directory must be one the daemon may serve (below a pool or
+  // an allowed hostPath prefix, reached without symlinks). The source cannot change later.
+  static yaml::ErrorList ValidateCreate(const Context& context, const model::PersistentVolume& pv) {
+    yaml::ErrorList errors = yaml::ValidatePersistentVolume(pv);
+    if (!errors.empty()) return errors;
+    auto check = [&](const char* source, const std::string& path) {
+      Status allowed = context.hooks->CheckVolumeSource(path);
+      if (allowed.ok()) return;
+      yaml::FieldPath field = yaml::FieldPath().Child("spec").Child(source).Child("path");
+      errors.push_back(yaml::ForbiddenError(field, allowed.message()));
+    };
+    if (pv.spec.host_path) check("hostPath", pv.spec.host_path->path);
+    if (pv.spec.local) check("local", pv.spec.local->path);
+    return errors;
   }
   static yaml::ErrorList ValidateUpdate(const Context&, const model::PersistentVolume& old_pv,
                                         const model::PersistentVolume& new_pv) {
@@ -84,7 +96,7 @@ struct Traits<model::PersistentVolumeClaim> {
   static constexpr const char* kResource = "persistentvolumeclaims";
   static constexpr bool kNamespaced = true;
   static constexpr bool kHasStatus = true;
-  static yaml::ErrorList ValidateCreate(const model::PersistentVolumeClaim& pvc) {
+  static yaml::ErrorList ValidateCreate(const Context&, const model::PersistentVolumeClaim& pvc) {
     return yaml::ValidatePersistentVolumeClaim(pvc);
   }
   static yaml::ErrorList ValidateUpdate(const Context& context,
@@ -287,7 +299,7 @@ http::Response CreateObject(const Context& context, const http::Request& request
   // What a client may not choose on create (the store sets uid, timestamps and versions).
   object.metadata.deletion_timestamp.reset();
   if constexpr (Tr::kHasStatus) object.status = {};
-  yaml::ErrorList errors = Tr::ValidateCreate(object);
+  yaml::ErrorList errors = Tr::ValidateCreate(context, object);
   if (!errors.empty()) return InvalidResponse<T>(object.metadata.name, errors);
   if (std::get<bool>(dry_run)) {
     object.metadata.creation_timestamp = NowRfc3339();

@@ -140,23 +140,23 @@ std::string EscapeLabel(const std::string& value) {
   return out;
 }
 
-// A hostPath PV whose type is unset or DirectoryOrCreate gets its directory when it is
-// missing, as the kubelet and container runtimes do for such volumes; type Directory must exist.
-Status CreateMissingHostPath(const std::string& volume,
-                             const std::vector<model::PersistentVolume>& volumes) {
+// The directory a volume serves may only lie below a pool or an allowed hostPath prefix, and
+// is reached without following symlinks. A hostPath PV whose type is unset or
+// DirectoryOrCreate gets its directory when it is missing, as the kubelet and container
+// runtimes do for such volumes; type Directory must exist.
+Status PrepareVolumeSource(const std::string& volume, const std::string& path,
+                           const std::vector<model::PersistentVolume>& volumes,
+                           const std::vector<std::string>& roots) {
+  bool create_missing = false;
   for (const model::PersistentVolume& pv : volumes) {
     if (pv.metadata.name != volume || !pv.spec.host_path) continue;
     std::string type = pv.spec.host_path->type.value_or("");
-    if (!type.empty() && type != "DirectoryOrCreate") return Status::Ok();
-    std::error_code ec;
-    if (std::filesystem::create_directories(pv.spec.host_path->path, ec)) {
-      log::Info("created hostPath directory {} for {}", pv.spec.host_path->path, volume);
-    }
-    if (ec) {
-      return Status::IOError("cannot create hostPath directory " + pv.spec.host_path->path + ": " +
-                             ec.message());
-    }
+    create_missing = type.empty() || type == "DirectoryOrCreate";
   }
+  bool existed = std::filesystem::exists(path);
+  Status s = provisioner::CheckVolumeSource(path, roots, create_missing);
+  if (!s.ok()) return s;
+  if (create_missing && !existed) log::Info("created hostPath directory {} for {}", path, volume);
   return Status::Ok();
 }
 
@@ -410,7 +410,7 @@ std::vector<controller::Pool> Daemon::Pools() const {
   return pools;
 }
 
-std::vector<std::string> Daemon::DeletableRoots() const {
+std::vector<std::string> Daemon::VolumeRoots() const {
   std::lock_guard lock(config_mu_);
   std::vector<std::string> roots = config_.allowed_host_path_prefixes;
   for (const yaml::PoolConfig& p : config_.pools) roots.push_back(p.path);
@@ -468,7 +468,7 @@ Status Daemon::Perform(const Action& a, const std::vector<model::PersistentVolum
       if (!volumes_->MountedVolumes().count(a.volume)) return Status::Ok();  // at the next mount
       return volumes_->SetCapacity(a.volume, static_cast<uint64_t>(a.size_bytes));
     case ActionType::kMount: {
-      Status s = CreateMissingHostPath(a.volume, volumes);
+      Status s = PrepareVolumeSource(a.volume, a.path, volumes, VolumeRoots());
       if (!s.ok()) return s;
       mount::MountRequest r;
       r.volume = a.volume;
@@ -482,9 +482,9 @@ Status Daemon::Perform(const Action& a, const std::vector<model::PersistentVolum
     case ActionType::kUnmount:
       return volumes_->Unmount(a.volume);
     case ActionType::kDeleteVolumeData:
-      return provisioner::DeleteVolumeDirectory(a.path, DeletableRoots());
+      return provisioner::DeleteVolumeDirectory(a.path, VolumeRoots());
     case ActionType::kRecycle:
-      return provisioner::ScrubVolumeDirectory(a.path, DeletableRoots());
+      return provisioner::ScrubVolumeDirectory(a.path, VolumeRoots());
   }
   return Status::Internal("unknown action");
 }
@@ -745,6 +745,25 @@ std::string Daemon::DaemonMetrics() {
       << "# TYPE claimfs_failed_actions_total counter\n"
       << "claimfs_failed_actions_total " << failed_actions_.load() << "\n";
   return out.str();
+}
+
+Status Daemon::CheckVolumeSource(const std::string& path) {
+  // A static volume over (or around) a pool would reach other claims' volumes, and deleting it
+  // would delete theirs; over the state or the mounts, the daemon's own files.
+  std::vector<std::pair<std::string, std::string>> managed;
+  {
+    std::lock_guard lock(config_mu_);
+    for (const yaml::PoolConfig& p : config_.pools) managed.emplace_back("pool " + p.name, p.path);
+    managed.emplace_back("the state directory", config_.state_dir);
+    managed.emplace_back("the mount root", config_.mount_root);
+  }
+  for (const auto& [what, dir] : managed) {
+    if (provisioner::PathsOverlap(path, dir)) {
+      return Status::Forbidden("volume source " + path + " overlaps " + what + " (" + dir +
+                               "), which claimfsd manages");
+    }
+  }
+  return provisioner::CheckVolumeSource(path, VolumeRoots(), /*create_missing=*/false);
 }
 
 Status Daemon::Health() {

@@ -54,6 +54,7 @@ class Daemon : public api::DaemonHooks {
   std::vector<api::VolumeStats> Stats() override;
   std::string DaemonMetrics() override;
   Status Health() override;
+  Status CheckVolumeSource(const std::string& path) override;
 
  private:
   struct HeldLease {
@@ -77,7 +78,8 @@ class Daemon : public api::DaemonHooks {
                  const std::vector<model::PersistentVolume>& volumes,
                  const std::vector<model::PersistentVolumeClaim>& claims);
   std::vector<controller::Pool> Pools() const;
-  std::vector<std::string> DeletableRoots() const;
+  // Where a volume's directory may lie: the pools and the allowed hostPath prefixes.
+  std::vector<std::string> VolumeRoots() const;
   void DropLeasesOfExitedHolders();
 
   mutable std::mutex config_mu_;

@@ -471,6 +471,22 @@ class TreeWalker {
   bool top_chmodded_ = false;
 };
 
+// The root of `allowed_roots` that `parts` (an absolute path's components) lies strictly
+// below; the longest matching root wins, so nested roots behave. False when there is none.
+bool FindRoot(const std::vector<std::string>& parts, const std::vector<std::string>& allowed_roots,
+              std::optional<size_t>* root_size, std::string* root_path) {
+  for (const std::string& root : allowed_roots) {
+    auto root_parts = Components(root);
+    if (!root_parts || root_parts->size() >= parts.size()) continue;
+    if (!std::equal(root_parts->begin(), root_parts->end(), parts.begin())) continue;
+    if (!*root_size || root_parts->size() > **root_size) {
+      *root_size = root_parts->size();
+      *root_path = "/" + JoinComponents(*root_parts, 0, root_parts->size());
+    }
+  }
+  return root_size->has_value();
+}
+
 // DeleteVolumeDirectory and ScrubVolumeDirectory.
 Status RemoveTree(const std::string& path, const std::vector<std::string>& allowed_roots,
                   bool keep_top) {
@@ -480,19 +496,9 @@ Status RemoveTree(const std::string& path, const std::vector<std::string>& allow
     return Status::Forbidden(std::string("refusing to ") + verb + " " + path +
                              ": not an absolute path without \"..\"");
   }
-  // The longest matching root wins, so nested roots behave.
   std::optional<size_t> root_size;
   std::string root_path;
-  for (const std::string& root : allowed_roots) {
-    auto root_parts = Components(root);
-    if (!root_parts || root_parts->size() >= parts->size()) continue;
-    if (!std::equal(root_parts->begin(), root_parts->end(), parts->begin())) continue;
-    if (!root_size || root_parts->size() > *root_size) {
-      root_size = root_parts->size();
-      root_path = "/" + JoinComponents(*root_parts, 0, root_parts->size());
-    }
-  }
-  if (!root_size) {
+  if (!FindRoot(*parts, allowed_roots, &root_size, &root_path)) {
     return Status::Forbidden(std::string("refusing to ") + verb + " " + path +
                              ": it is not strictly below an allowed root (" +
                              RootList(allowed_roots) + ")");
@@ -723,6 +729,63 @@ Status DeleteVolumeDirectory(const std::string& path,
 Status ScrubVolumeDirectory(const std::string& path,
                             const std::vector<std::string>& allowed_roots) {
   return RemoveTree(path, allowed_roots, /*keep_top=*/true);
+}
+
+Status CheckVolumeSource(const std::string& path, const std::vector<std::string>& allowed_roots,
+                         bool create_missing) {
+  auto parts = Components(path);
+  if (!parts) {
+    return Status::Forbidden("volume source " + path + " is not an absolute path without \"..\"");
+  }
+  std::optional<size_t> root_size;
+  std::string root_path;
+  if (!FindRoot(*parts, allowed_roots, &root_size, &root_path)) {
+    return Status::Forbidden("volume source " + path +
+                             " is not below an allowed hostPath prefix or a pool (" +
+                             RootList(allowed_roots) + ")");
+  }
+  Fd current(::open(root_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!current.valid()) {
+    int err = errno;
+    if (err == ENOENT && !create_missing) return Status::Ok();
+    return IOError("cannot open " + root_path + ", the root of volume source " + path, err);
+  }
+  std::string walked = root_path;
+  for (size_t i = *root_size; i < parts->size(); ++i) {
+    const std::string& name = (*parts)[i];
+    walked += "/" + name;
+    int fd = ::openat(current.get(), name.c_str(), kDirectoryFlags);
+    if (fd < 0 && errno == ENOENT) {
+      if (!create_missing) return Status::Ok();  // the rest does not exist yet: no symlink
+      if (::mkdirat(current.get(), name.c_str(), 0755) != 0 && errno != EEXIST) {
+        return IOError("cannot create " + walked + " for volume source " + path, errno);
+      }
+      fd = ::openat(current.get(), name.c_str(), kDirectoryFlags);
+    }
+    if (fd < 0) {
+      int err = errno;
+      struct stat st;
+      if (::fstatat(current.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(st.st_mode)) {
+        return Status::Forbidden("volume source " + path + " goes through the symlink " + walked +
+                                 ", which claimfs does not follow");
+      }
+      if (err == ENOTDIR) {
+        return Status::Invalid("volume source " + path + ": " + walked + " is not a directory");
+      }
+      return IOError("cannot open " + walked + " of volume source " + path, err);
+    }
+    current.reset(fd);
+  }
+  return Status::Ok();
+}
+
+bool PathsOverlap(const std::string& a, const std::string& b) {
+  auto pa = Components(a);
+  auto pb = Components(b);
+  if (!pa || !pb) return false;
+  size_t common = std::min(pa->size(), pb->size());
+  return std::equal(pa->begin(), pa->begin() + static_cast<long>(common), pb->begin());
 }
 
 Result<int64_t> FilesystemCapacity(const std::string& path) {

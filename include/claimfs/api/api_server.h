@@ -65,6 +65,9 @@ class DaemonHooks {
   // Extra Prometheus text (FUSE op counters), appended verbatim to /metrics.
   virtual std::string DaemonMetrics() = 0;
   virtual Status Health() = 0;
+  // Whether a PersistentVolume may expose the directory `path` (its hostPath or local path):
+  // Ok, or kForbidden/kInvalid with a message naming the path and what is allowed.
+  virtual Status CheckVolumeSource(const std::string& path) = 0;
 };
 
 struct ApiServerOptions {

@@ -72,6 +72,21 @@ Status DeleteVolumeDirectory(const std::string& path,
 // is kNotFound (there is nothing to recycle into).
 Status ScrubVolumeDirectory(const std::string& path, const std::vector<std::string>& allowed_roots);
 
+// Checks that `path`, the directory a static PersistentVolume (hostPath or local) exposes, may be
+// served: absolute, without "..", strictly below one of `allowed_roots` (the allowed hostPath
+// prefixes and the pools), and reached from that root without following a symlink, so that no
+// link planted in a shared directory such as /tmp can point a volume elsewhere. Components that
+// do not exist yet are fine, or, with `create_missing`, created (mode 0755) one at a time
+// beneath the root, never through a symlink. kForbidden naming the path and the roots or the
+// symlink; kInvalid when a component is not a directory; kIOError when a system call fails.
+// Thread-safe.
+Status CheckVolumeSource(const std::string& path, const std::vector<std::string>& allowed_roots,
+                         bool create_missing);
+
+// True when `a` and `b`, absolute paths, are the same directory or one lies below the other,
+// compared by components ("//" and "." collapsed); false when either is relative or holds "..".
+bool PathsOverlap(const std::string& a, const std::string& b);
+
 // Size in bytes of the filesystem that holds `path` (statvfs f_blocks × f_frsize). kIOError
 // naming the path when statvfs fails. Thread-safe.
 Result<int64_t> FilesystemCapacity(const std::string& path);

@@ -181,39 +181,125 @@ TEST_F(BadInputTest, NamesWithSlashOrDotDotAreRefusedByTheApi) {
   ExpectStillServing("names with / and ..");
 }
 
-TEST_F(BadInputTest, HostPathOutsideAllowedPrefixesIsNeverDeleted) {
-  // /var/tmp is not under the default allowed prefix /tmp (nor under the pool).
+// A static PV and a claim pre-bound to it, over `path` (policy Delete).
+std::string StaticPairYaml(const std::string& name, const std::string& path) {
+  return "apiVersion: v1\n"
+         "kind: PersistentVolume\n"
+         "metadata:\n"
+         "  name: " + name + "\n"
+         "spec:\n"
+         "  capacity:\n"
+         "    storage: 16Mi\n"
+         "  accessModes: [ReadWriteOnce]\n"
+         "  persistentVolumeReclaimPolicy: Delete\n"
+         "  storageClassName: \"\"\n"
+         "  hostPath:\n"
+         "    path: " + path + "\n"
+         "---\n"
+         "apiVersion: v1\n"
+         "kind: PersistentVolumeClaim\n"
+         "metadata:\n"
+         "  name: " + name + "\n"
+         "spec:\n"
+         "  accessModes: [ReadWriteOnce]\n"
+         "  storageClassName: \"\"\n"
+         "  volumeName: " + name + "\n"
+         "  resources:\n"
+         "    requests:\n"
+         "      storage: 16Mi\n";
+}
+
+// A directory outside the default allowed prefix /tmp (and outside the pool), removed at teardown.
+std::string OutsideDirectory() {
   std::string tmpl = "/var/tmp/claimfs-e2e-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl.data()), nullptr) << strerror(errno);
-  std::string outside = tmpl;
+  if (mkdtemp(tmpl.data()) == nullptr) return "";
+  return tmpl;
+}
+
+TEST_F(BadInputTest, HostPathOutsideAllowedPrefixesIsRefusedNamingTheField) {
+  std::string outside = OutsideDirectory();
+  ASSERT_FALSE(outside.empty()) << strerror(errno);
   RemoveAtTearDown(outside);
-  CommandResult r = Apply("apiVersion: v1\n"
-                          "kind: PersistentVolume\n"
-                          "metadata:\n"
-                          "  name: outside\n"
-                          "spec:\n"
-                          "  capacity:\n"
-                          "    storage: 16Mi\n"
-                          "  accessModes: [ReadWriteOnce]\n"
-                          "  persistentVolumeReclaimPolicy: Delete\n"
-                          "  storageClassName: \"\"\n"
-                          "  hostPath:\n"
-                          "    path: " + outside + "\n"
-                          "---\n"
-                          "apiVersion: v1\n"
-                          "kind: PersistentVolumeClaim\n"
-                          "metadata:\n"
-                          "  name: outside\n"
-                          "spec:\n"
-                          "  accessModes: [ReadWriteOnce]\n"
-                          "  storageClassName: \"\"\n"
-                          "  volumeName: outside\n"
-                          "  resources:\n"
-                          "    requests:\n"
-                          "      storage: 16Mi\n");
+  ASSERT_TRUE(WriteFile(outside + "/precious", "do not expose"));
+  // Below /tmp by name, but through a symlink that anyone could plant there.
+  std::string link = base() + "/link";
+  ASSERT_EQ(symlink(outside.c_str(), link.c_str()), 0) << strerror(errno);
+
+  struct Case {
+    std::string name, path, expected;
+  } cases[] = {
+      {"outside", outside, "is not below an allowed hostPath prefix or a pool (/tmp"},
+      {"etc", "/etc", "is not below an allowed hostPath prefix or a pool (/tmp"},
+      {"via-link", link + "/sub", "goes through the symlink " + link},
+      // Another claim's volume: it would be read, and deleted, through this one.
+      {"steal", pool_dir() + "/" + VolumeOf("keep"), "overlaps pool default (" + pool_dir()},
+      {"around-pool", data_dir() + "/pools", "overlaps pool default (" + pool_dir()},
+      {"state", data_dir() + "/state", "overlaps the state directory"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.path);
+    CommandResult r = Apply(StaticPairYaml(c.name, c.path));
+    EXPECT_EQ(r.exit_code, 1) << r.Describe();
+    EXPECT_NE(r.err.find("The PersistentVolume \"" + c.name + "\" is invalid: "
+                         "spec.hostPath.path: Forbidden: volume source " + c.path),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find(c.expected), std::string::npos) << r.err;
+    EXPECT_FALSE(GetVolume(c.name).has_value());
+    // The claim went in (it names a volume that does not exist) and stays Pending, unmounted.
+    EXPECT_EQ(ClaimPhase(c.name), "Pending");
+  }
+  // The same through the API, for local volumes too.
+  nlohmann::json pv = {{"apiVersion", "v1"},
+                       {"kind", "PersistentVolume"},
+                       {"metadata", {{"name", "local-etc"}}},
+                       {"spec",
+                        {{"capacity", {{"storage", "1Mi"}}},
+                         {"accessModes", {"ReadWriteOnce"}},
+                         {"local", {{"path", "/etc"}}}}}};
+  HttpResult h = Http("POST", "/api/v1/persistentvolumes", pv.dump());
+  EXPECT_EQ(h.status, 422) << h.Describe();
+  EXPECT_NE(JsonString(h.Json(), "/message").find("spec.local.path: Forbidden"), std::string::npos)
+      << h.body;
+  h = Http("POST", "/api/v1/persistentvolumes?dryRun=All", pv.dump());
+  EXPECT_EQ(h.status, 422) << h.Describe();
+
+  EXPECT_EQ(MountsUnder(data_dir()).size(), 1u);  // only "keep"
+  EXPECT_EQ(ReadFile(outside + "/precious"), "do not expose");
+  ExpectStillServing("hostPaths outside the allowed prefixes");
+}
+
+// A volume admitted under a prefix that a later configuration no longer allows is neither served
+// nor deleted: its mount fails with a FailedMount event, and its Delete policy leaves it Failed
+// with the data in place, as Kubernetes' hostPath deleter does outside /tmp.
+TEST_F(BadInputTest, VolumeOutsideNarrowedPrefixesIsNeitherMountedNorDeleted) {
+  std::string outside = OutsideDirectory();
+  ASSERT_FALSE(outside.empty()) << strerror(errno);
+  RemoveAtTearDown(outside);
+  std::string source = outside + "/volume";
+  ASSERT_TRUE(StopDaemon());
+  std::string wide = WriteConfig("allowedHostPathPrefixes: [/tmp, " + outside + "]\n");
+  ASSERT_TRUE(StartDaemon({"--config", wide}));
+  CommandResult r = Apply(StaticPairYaml("outside", source));
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   ASSERT_TRUE(WaitBoundAndMounted("outside"));
   ASSERT_TRUE(WriteFile(MountPath("outside") + "/precious", "do not delete"));
+
+  WriteConfig("allowedHostPathPrefixes: [/tmp]\n");  // the same file, narrowed
+  ASSERT_TRUE(Restart());
+  auto failed_mount = [&] {
+    for (const nlohmann::json& e : EventsFor("PersistentVolumeClaim", "outside")) {
+      std::string message = JsonString(e, "/message");
+      if (JsonString(e, "/reason") == "FailedMount" &&
+          message.find("volume source " + source + " is not below an allowed hostPath prefix") !=
+              std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(WaitFor(failed_mount, 10s)) << DescribeEvents("PersistentVolumeClaim", "outside");
+  EXPECT_TRUE(MountsUnder(MountPath("outside")).empty());
 
   r = Claimctl({"delete", "pvc", "outside"});
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
@@ -223,15 +309,15 @@ TEST_F(BadInputTest, HostPathOutsideAllowedPrefixesIsNeverDeleted) {
   ASSERT_TRUE(pv.has_value());
   std::string message = JsonString(*pv, "/status/message");
   EXPECT_NE(message.find("host_path deleter only supports"), std::string::npos) << message;
-  EXPECT_NE(message.find(outside), std::string::npos) << message;
+  EXPECT_NE(message.find(source), std::string::npos) << message;
   bool event = false;
   for (const nlohmann::json& e : EventsFor("PersistentVolume", "outside")) {
     event = event || (JsonString(e, "/reason") == "VolumeFailedDelete" &&
                       JsonString(e, "/type") == "Warning");
   }
   EXPECT_TRUE(event) << DescribeEvents("PersistentVolume", "outside");
-  EXPECT_EQ(ReadFile(outside + "/precious"), "do not delete");
-  ExpectStillServing("a hostPath outside the allowed prefixes");
+  EXPECT_EQ(ReadFile(source + "/precious"), "do not delete");
+  ExpectStillServing("a volume outside the narrowed prefixes");
 }
 
 TEST_F(BadInputTest, ShrinkingAClaimIsForbidden) {

@@ -69,6 +69,12 @@ class FakeHooks : public DaemonHooks {
     std::lock_guard<std::mutex> lock(mu);
     return health;
   }
+  // The daemon's rule, with /tmp as the only root (no symlink check: no disk here).
+  Status CheckVolumeSource(const std::string& path) override {
+    if (path.rfind("/tmp/", 0) == 0) return Status::Ok();
+    return Status::Forbidden("volume source " + path +
+                             " is not below an allowed hostPath prefix or a pool (/tmp)");
+  }
 
   std::atomic<int> objects_changed{0};
   std::mutex mu;
@@ -205,6 +211,20 @@ TEST_F(ApiServerTest, StorageClassLifecycle) {
   EXPECT_EQ(missing.Json()["details"],
             (json{{"name", "local"}, {"group", "storage.k8s.io"}, {"kind", "storageclasses"}}));
   EXPECT_EQ(hooks_.objects_changed, 4);
+}
+
+TEST_F(ApiServerTest, VolumeSourceTheDaemonRefusesIsInvalidAtItsField) {
+  json pv = json::parse(kVolume);
+  pv["spec"]["hostPath"]["path"] = "/etc";
+  Response refused = Post("/api/v1/persistentvolumes", pv.dump());
+  std::string message = ExpectFailure(refused, 422, "Invalid");
+  EXPECT_EQ(message,
+            "PersistentVolume \"pv-hostpath\" is invalid: spec.hostPath.path: Forbidden: volume "
+            "source /etc is not below an allowed hostPath prefix or a pool (/tmp)");
+  EXPECT_EQ(refused.Json()["details"]["causes"][0]["field"], "spec.hostPath.path");
+  EXPECT_EQ(Post("/api/v1/persistentvolumes?dryRun=All", pv.dump()).code, 422);
+  EXPECT_EQ(hooks_.objects_changed, 0);
+  EXPECT_EQ(Get("/api/v1/persistentvolumes/pv-hostpath").code, 404);
 }
 
 TEST_F(ApiServerTest, PersistentVolumeLifecycleKeepsStatusOutOfSpecWrites) {

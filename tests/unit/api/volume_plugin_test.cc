@@ -75,6 +75,7 @@ class PluginHooks : public DaemonHooks {
   }
   std::string DaemonMetrics() override { return ""; }
   Status Health() override { return Status::Ok(); }
+  Status CheckVolumeSource(const std::string&) override { return Status::Ok(); }
 
   size_t LeaseCount() {
     std::lock_guard<std::mutex> lock(mu);

@@ -526,5 +526,65 @@ TEST_F(VolumeDirectoryTest, FilesystemCapacityIsTheSizeOfTheFilesystem) {
   EXPECT_NE(missing.status().message().find(base_ + "/nope"), std::string::npos);
 }
 
+// ---- static volume sources
+
+TEST_F(VolumeDirectoryTest, VolumeSourceMustLieStrictlyBelowAnAllowedRoot) {
+  std::vector<std::string> roots = {pool_, base_ + "/allowed/"};
+  ASSERT_EQ(::mkdir((base_ + "/allowed").c_str(), 0755), 0);
+  EXPECT_TRUE(CheckVolumeSource(base_ + "/allowed/a", roots, false).ok());
+  EXPECT_TRUE(CheckVolumeSource(base_ + "//allowed/./a/", roots, false).ok());
+  EXPECT_TRUE(CheckVolumeSource(base_ + "/allowed/missing/deeper", roots, false).ok());
+  for (const std::string& bad : {base_ + "/allowed", outside_, std::string("/etc"),
+                                 std::string("allowed/a"), base_ + "/allowed/../outside",
+                                 std::string("")}) {
+    SCOPED_TRACE(bad);
+    Status s = CheckVolumeSource(bad, roots, false);
+    EXPECT_EQ(s.code(), StatusCode::kForbidden) << s.ToString();
+    EXPECT_NE(s.message().find("volume source " + bad), std::string::npos) << s.message();
+  }
+  Status s = CheckVolumeSource(outside_, roots, false);
+  EXPECT_NE(s.message().find(pool_ + ", " + base_ + "/allowed/"), std::string::npos)
+      << s.message();
+}
+
+TEST_F(VolumeDirectoryTest, VolumeSourceThroughASymlinkIsRefusedAndNothingIsCreatedThere) {
+  std::vector<std::string> roots = {base_};
+  ASSERT_EQ(::symlink(outside_.c_str(), (base_ + "/link").c_str()), 0);
+  for (bool create : {false, true}) {
+    Status s = CheckVolumeSource(base_ + "/link/new", roots, create);
+    EXPECT_EQ(s.code(), StatusCode::kForbidden) << s.ToString();
+    EXPECT_NE(s.message().find("goes through the symlink " + base_ + "/link"), std::string::npos)
+        << s.message();
+  }
+  struct stat st;
+  EXPECT_NE(::stat((outside_ + "/new").c_str(), &st), 0);  // nothing made through the link
+  WriteFile(base_ + "/file", "x");
+  EXPECT_EQ(CheckVolumeSource(base_ + "/file/sub", roots, true).code(), StatusCode::kInvalid);
+}
+
+TEST_F(VolumeDirectoryTest, VolumeSourceIsCreatedBelowTheRootWhenAsked) {
+  std::vector<std::string> roots = {base_};
+  std::string source = base_ + "/hp/a/b";
+  ASSERT_TRUE(CheckVolumeSource(source, roots, false).ok());
+  struct stat st;
+  EXPECT_NE(::stat(source.c_str(), &st), 0);  // a check creates nothing
+  Status s = CheckVolumeSource(source, roots, true);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(::stat(source.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_TRUE(CheckVolumeSource(source, roots, true).ok());  // idempotent
+}
+
+TEST(PathsOverlapTest, SameOrNestedDirectoriesOverlap) {
+  EXPECT_TRUE(PathsOverlap("/var/lib/claimfs", "/var/lib/claimfs"));
+  EXPECT_TRUE(PathsOverlap("/var/lib/claimfs/pools/x", "/var/lib/claimfs/pools"));
+  EXPECT_TRUE(PathsOverlap("/var", "/var/lib/claimfs/pools/"));
+  EXPECT_TRUE(PathsOverlap("//var/./lib", "/var/lib"));
+  EXPECT_TRUE(PathsOverlap("/", "/tmp"));
+  EXPECT_FALSE(PathsOverlap("/var/lib/claimfs-other", "/var/lib/claimfs"));
+  EXPECT_FALSE(PathsOverlap("/tmp/a", "/tmp/b"));
+  EXPECT_FALSE(PathsOverlap("relative", "relative"));
+}
+
 }  // namespace
 }  // namespace claimfs::provisioner
