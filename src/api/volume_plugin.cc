@@ -233,7 +233,9 @@ class VolumePluginServer::Impl {
     return claim.metadata.namespace_ + "." + claim.metadata.name;
   }
 
-  // The claim, or "no such volume" (Docker's own words) when it is missing or going away.
+  // The claim, or "no such volume" (Docker's own words) when it is missing. A claim being
+  // deleted is still there: Docker asks Get before every Unmount, and a volume it cannot get is
+  // never unmounted, so its lease would hold the deletion back for ever.
   Result<model::PersistentVolumeClaim> Lookup(const ClaimName& name, const std::string& volume) {
     Result<model::PersistentVolumeClaim> claim =
         store_->GetPersistentVolumeClaim(name.namespace_, name.name);
@@ -242,10 +244,6 @@ class VolumePluginServer::Impl {
         return Status::NotFound("no such volume: " + volume);
       }
       return Status(claim.status().code(), "claimfs: " + claim.status().message());
-    }
-    if (IsTerminating(*claim)) {
-      return Status::NotFound("no such volume: " + volume + " (claim " + name.Key() +
-                              " is being deleted)");
     }
     return claim;
   }
@@ -473,6 +471,9 @@ class VolumePluginServer::Impl {
     while (true) {
       Result<model::PersistentVolumeClaim> claim = Lookup(name, volume);
       if (!claim.ok()) return claim.status();
+      if (IsTerminating(*claim)) {
+        return Status::Forbidden("claimfs: claim " + key + " is being deleted");
+      }
       last = *claim;
       bool bound = claim->status.phase == model::ClaimPhase::kBound;
       // The first attempt also tells the daemon someone waits (a WaitForFirstConsumer claim
@@ -559,7 +560,9 @@ class VolumePluginServer::Impl {
     Result<model::PersistentVolumeClaim> claim = Lookup(*name, request.name);
     if (!claim.ok()) return Fail(claim.status().message());
     const std::string key = name->Key();
-    json status = {{"phase", model::ToString(claim->status.phase)},
+    // kubectl's STATUS column says Terminating for a claim being deleted; so does inspect.
+    json status = {{"phase", IsTerminating(*claim) ? std::string("Terminating")
+                                                   : model::ToString(claim->status.phase)},
                    {"volume", claim->spec.volume_name},
                    {"claim", key}};
     std::string mount_path;
@@ -594,7 +597,6 @@ class VolumePluginServer::Impl {
     for (const VolumeStats& stats : hooks_->Stats()) paths[stats.claim] = stats.mount_path;
     json volumes = json::array();
     for (const model::PersistentVolumeClaim& claim : *claims) {
-      if (IsTerminating(claim)) continue;
       auto path = paths.find(claim.metadata.namespace_ + "/" + claim.metadata.name);
       volumes.push_back({{"Name", DockerName(claim)},
                          {"Mountpoint", path == paths.end() ? "" : path->second},

@@ -544,14 +544,36 @@ TEST_F(VolumePluginTest, RemoveOfAProtectedClaimMarksItTerminating) {
   ASSERT_TRUE(claim);
   ASSERT_TRUE(claim->metadata.deletion_timestamp);
   EXPECT_EQ(claim->metadata.deletion_timestamp->size(), 20u);  // 2026-11-25T10:00:00Z
-  // Going away: Docker no longer sees it, and may not create it again yet.
-  EXPECT_TRUE(Ok("VolumeDriver.List", json::object())["Volumes"].empty());
-  EXPECT_EQ(Err("VolumeDriver.Get", {{"Name", "v1"}}),
-            "no such volume: v1 (claim docker/v1 is being deleted)");
+  // Going away, but still there: Docker sees it Terminating, cannot mount it again, and may
+  // not create it again yet.
+  EXPECT_EQ(Ok("VolumeDriver.List", json::object())["Volumes"].size(), 1u);
+  EXPECT_EQ(Ok("VolumeDriver.Get", {{"Name", "v1"}})["Volume"]["Status"]["phase"], "Terminating");
+  EXPECT_EQ(Err("VolumeDriver.Mount", {{"Name", "v1"}, {"ID", "c1"}}),
+            "claimfs: claim docker/v1 is being deleted");
   EXPECT_EQ(Err("VolumeDriver.Create", {{"Name", "v1"}, {"Opts", {{"size", "1Gi"}}}}),
             "claimfs: claim docker/v1 is being deleted; create the volume again once it is gone");
   Ok("VolumeDriver.Remove", {{"Name", "v1"}});  // again: nothing more to do
   EXPECT_EQ(Claim("docker", "v1")->metadata.deletion_timestamp, claim->metadata.deletion_timestamp);
+}
+
+// Docker gets a volume before it unmounts it; when Get said "no such volume" for a claim
+// deleted with claimctl while a container used it, Docker never unmounted it and the claim's
+// lease kept it Terminating for ever.
+TEST_F(VolumePluginTest, ClaimDeletedWhileMountedIsStillUnmountedByDocker) {
+  CreateVolume("v1");
+  BindAndMount("docker", "v1");
+  AddFinalizer("docker", "v1");
+  Ok("VolumeDriver.Mount", {{"Name", "v1"}, {"ID", "c1"}});
+  auto claim = Claim("docker", "v1");
+  ASSERT_TRUE(claim);
+  claim->metadata.deletion_timestamp = "2026-11-25T10:00:00Z";  // claimctl delete pvc v1
+  ASSERT_TRUE(store_->Update(*claim).ok());
+  json volume = Ok("VolumeDriver.Get", {{"Name", "v1"}})["Volume"];
+  EXPECT_EQ(volume["Mountpoint"], MountPathOf("docker", "v1"));
+  EXPECT_EQ(Ok("VolumeDriver.Path", {{"Name", "v1"}})["Mountpoint"], MountPathOf("docker", "v1"));
+  EXPECT_EQ(hooks_.LeaseCount(), 1u);
+  Ok("VolumeDriver.Unmount", {{"Name", "v1"}, {"ID", "c1"}});
+  EXPECT_EQ(hooks_.LeaseCount(), 0u);
 }
 
 TEST_F(VolumePluginTest, RemoveOfAMissingVolumeSucceeds) {
@@ -609,9 +631,10 @@ TEST_F(VolumePluginTest, ListShowsClaimsOfEveryNamespace) {
   json volumes = Ok("VolumeDriver.List", json::object())["Volumes"];
   std::vector<std::string> names;
   for (const json& v : volumes) names.push_back(v["Name"]);
-  EXPECT_EQ(names, (std::vector<std::string>{"default.data", "docker.my.data", "v1"}));
+  // A claim being deleted is listed until it is gone (Docker unmounts only what it can get).
+  EXPECT_EQ(names, (std::vector<std::string>{"default.data", "going", "docker.my.data", "v1"}));
   EXPECT_EQ(volumes[0]["Mountpoint"], MountPathOf("default", "data"));
-  EXPECT_EQ(volumes[2]["Mountpoint"], "");
+  EXPECT_EQ(volumes[3]["Mountpoint"], "");
   // Every listed name works as a volume name.
   for (const std::string& name : names) {
     EXPECT_EQ(Ok("VolumeDriver.Get", {{"Name", name}})["Volume"]["Name"], name);
