@@ -221,6 +221,25 @@ wait_for 10 "volume $volume Released" eval "[[ \$(pv $volume | jq -r .status.pha
 [[ $(cat "$dir/keep" 2>&1) == kept ]] || fail "the data of a Retain volume is gone: $dir"
 api DELETE "/api/v1/persistentvolumes/$volume"
 
+# ---- a named volume deleted with claimctl (the API) while a container uses it
+
+step "a named volume deleted with the API while in use stays Terminating, then goes with its container"
+out=$(eng volume create --driver "$DRIVER" --opt size=16Mi v4 2>&1) || fail "volume create v4: $out"
+run -d --name user4 -v v4:/data "$IMAGE" sleep 60 >/dev/null || fail "run -d user4"
+volume=$(claim docker v4 | jq -r .spec.volumeName)
+dir=$(pv_dir "$volume")
+api DELETE "$(claim_url docker v4)"
+[[ $API_CODE == 200 ]] || fail "DELETE claim docker/v4: $API_CODE $(cat "$TMP/api.out")"
+sleep 2
+c=$(claim docker v4) || fail "claim docker/v4 vanished while user4 uses it"
+[[ $(jq -r '.metadata.deletionTimestamp // ""' <<<"$c") != "" ]] || fail "claim docker/v4 is not Terminating"
+eng exec user4 sh -c 'echo still > /data/x' || fail "user4 cannot write to its volume any more"
+# The engine unmounts the volume when the container goes, which releases its lease.
+remove_container user4 >/dev/null 2>&1 || fail "rm -f user4"
+wait_for 10 "claim docker/v4 deleted after user4 went" claim_gone docker v4
+wait_for 10 "backing directory $dir removed" test ! -e "$dir"
+[[ $engine == podman ]] && podman_cli volume rm -f v4 >/dev/null 2>&1
+
 # ---- a claim made with the API, bind-mounted: expansion, protection, deletion
 
 step "a claim of namespace default, bind-mounted into a container"
