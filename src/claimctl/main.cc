@@ -1,10 +1,12 @@
 // claimctl: kubectl's language for claimfs volumes. This file only maps the command line onto
 // the commands in commands.h.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "claimctl/command_line.h"
 #include "claimctl/commands.h"
 
 int main(int argc, char** argv) {
@@ -124,7 +126,10 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] { global.namespace_explicit = ns_option->count() > 0; });
 
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args =
+        SplitShortOptionValues(std::vector<std::string>(argv + 1, argv + argc));
+    std::reverse(args.begin(), args.end());  // CLI11 takes the arguments last first
+    app.parse(args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

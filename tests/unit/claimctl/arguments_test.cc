@@ -1,6 +1,7 @@
-// Argument handling: resource type/name forms, label selectors, jsonpath and wait conditions.
+// Argument handling: kubectl's -o=FORMAT, resource type/name forms, label selectors, jsonpath and wait conditions.
 #include <gtest/gtest.h>
 
+#include "claimctl/command_line.h"
 #include "claimctl/commands.h"
 #include "claimctl/jsonpath.h"
 #include "claimctl/label_selector.h"
@@ -11,6 +12,20 @@ namespace claimfs::claimctl {
 namespace {
 
 using nlohmann::json;
+
+TEST(SplitShortOptionValuesTest, KubectlEqualsFormOfShortOptions) {
+  using Args = std::vector<std::string>;
+  EXPECT_EQ(SplitShortOptionValues({"get", "pvc", "-n=team", "-o=jsonpath={.items[0].spec}"}),
+            (Args{"get", "pvc", "-n", "team", "-o", "jsonpath={.items[0].spec}"}));
+  EXPECT_EQ(SplitShortOptionValues({"apply", "-f=x.yaml", "-l=app=db"}),
+            (Args{"apply", "-f", "x.yaml", "-l", "app=db"}));
+  EXPECT_EQ(SplitShortOptionValues({"patch", "pvc", "d", "-p={\"a\":1}"}),
+            (Args{"patch", "pvc", "d", "-p", "{\"a\":1}"}));
+  // Unchanged: other options, long options, values, and everything after "--".
+  Args kept = {"get", "-A", "--namespace=team", "-x=1", "-n", "=odd", "--", "sh", "-o=x"};
+  EXPECT_EQ(SplitShortOptionValues(kept), kept);
+  EXPECT_EQ(SplitShortOptionValues({"-n="}), (Args{"-n", ""}));
+}
 
 TEST(ParseKindTest, KubectlNames) {
   for (const char* name : {"pv", "PV", "persistentvolume", "persistentvolumes"}) {
