@@ -219,6 +219,7 @@ class Server::Impl {
         MHD_OPTION_NOTIFY_COMPLETED, &Impl::OnCompleted, this,    //
         MHD_OPTION_NOTIFY_CONNECTION, &Impl::OnConnection, this,  //
         MHD_OPTION_EXTERNAL_LOGGER, &Impl::OnLog, this,           //
+        MHD_OPTION_UNESCAPE_CALLBACK, &Impl::Unescape, this,      //
         MHD_OPTION_END);
     if (!daemon_) {
       ::close(*fd);
@@ -253,6 +254,32 @@ class Server::Impl {
 
  private:
   // ---- libmicrohttpd callbacks: never let an exception through.
+
+  // Percent-decodes the URL and query arguments in place, as libmicrohttpd does, except %00:
+  // the URL reaches handlers as a C string, where a decoded NUL would cut a name short
+  // ("nul%00x" would name the claim "nul"). Kept as "%00", it fails name validation.
+  static size_t Unescape(void*, MHD_Connection*, char* s) {
+    auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    char* out = s;
+    for (const char* in = s; *in != '\0';) {
+      if (in[0] == '%' && hex(in[1]) >= 0 && hex(in[2]) >= 0) {
+        int value = hex(in[1]) * 16 + hex(in[2]);
+        if (value != 0) {
+          *out++ = static_cast<char>(value);
+          in += 3;
+          continue;
+        }
+      }
+      *out++ = *in++;
+    }
+    *out = '\0';
+    return static_cast<size_t>(out - s);
+  }
 
   static MHD_Result OnRequest(void* cls, MHD_Connection* connection, const char* url,
                               const char* method, const char* /*version*/, const char* upload_data,

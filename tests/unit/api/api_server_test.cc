@@ -213,6 +213,17 @@ TEST_F(ApiServerTest, StorageClassLifecycle) {
   EXPECT_EQ(hooks_.objects_changed, 4);
 }
 
+// libmicrohttpd decoded %00 into the C string it hands on, so "nul%00garbage" named "nul".
+TEST_F(ApiServerTest, PercentEncodedNulDoesNotCutANameShort) {
+  json claim = json::parse(kClaim);
+  claim["metadata"]["name"] = "nul";
+  ASSERT_EQ(Post(kClaims, claim.dump()).code, 201);
+  EXPECT_EQ(Get(kClaims + "/nul%00garbage").code, 404);
+  EXPECT_EQ(Request(socket_, "DELETE", kClaims + "/nul%00.x").code, 404);
+  EXPECT_EQ(Get(kClaims + "/nul").code, 200);
+  EXPECT_EQ(Get(kClaims + "/n%75l").code, 200);  // other escapes still decode
+}
+
 TEST_F(ApiServerTest, VolumeSourceTheDaemonRefusesIsInvalidAtItsField) {
   json pv = json::parse(kVolume);
   pv["spec"]["hostPath"]["path"] = "/etc";
