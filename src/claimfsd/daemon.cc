@@ -20,6 +20,7 @@
 #include "claimfs/mount/mount_table.h"
 #include "claimfs/provisioner/volume_directory.h"
 #include "claimfs/store/write_batch.h"
+#include "lease_file.h"
 
 namespace claimfs::claimfsd {
 namespace {
@@ -217,6 +218,8 @@ Status Daemon::Open() {
   auto store = store::StateStore::Open(config.state_dir);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
+  lease_path_ = config.state_dir + "/leases.json";
+  RestoreLeases();
 
   auto stale = mount::DetachStaleMounts(config.mount_root);
   if (!stale.ok()) return stale.status();
@@ -598,16 +601,42 @@ Status Daemon::ReconcileOnce(bool* worked, bool* failed) {
 
 void Daemon::DropLeasesOfExitedHolders() {
   std::lock_guard lock(leases_mu_);
+  bool dropped = false;
   for (auto it = leases_.begin(); it != leases_.end();) {
     const HeldLease& h = it->second;
     if (h.lease.pid > 0 && ProcessStartTime(h.lease.pid) != h.start_time) {
       log::Info("lease {} on {} released: its holder (pid {}) exited", h.lease.id, h.lease.claim,
                 h.lease.pid);
       it = leases_.erase(it);
+      dropped = true;
       continue;
     }
     ++it;
   }
+  if (dropped) SaveLeasesLocked();
+}
+
+void Daemon::RestoreLeases() {
+  auto stored = LoadLeases(lease_path_);
+  if (!stored.ok()) {
+    // Losing in-use protection is safer than refusing to start: claims stay, only leases go.
+    log::Error("leases not restored: {}", stored.status().message());
+    return;
+  }
+  std::lock_guard lock(leases_mu_);
+  for (const StoredLease& s : *stored) {
+    if (s.lease.pid > 0 && ProcessStartTime(s.lease.pid) != s.start_time) continue;
+    log::Info("lease {} on {} held by {} restored", s.lease.id, s.lease.claim, s.lease.holder);
+    leases_[s.lease.id] = HeldLease{s.lease, s.start_time};
+  }
+  SaveLeasesLocked();
+}
+
+void Daemon::SaveLeasesLocked() {
+  std::vector<StoredLease> leases;
+  for (const auto& [id, held] : leases_) leases.push_back({held.lease, held.start_time});
+  Status s = SaveLeases(lease_path_, leases);
+  if (!s.ok()) log::Warn("leases not saved (a restart would forget them): {}", s.message());
 }
 
 Result<api::Lease> Daemon::AcquireLease(const std::string& claim_key, const std::string& holder,
@@ -652,6 +681,7 @@ Result<api::Lease> Daemon::AcquireLease(const std::string& claim_key, const std:
   held.lease.acquired = Now();
   held.start_time = start_time;
   leases_[held.lease.id] = held;
+  SaveLeasesLocked();
   consumers_.erase(key);
   log::Info("lease {} on {} taken by {}", held.lease.id, key, holder);
   return held.lease;
@@ -665,6 +695,7 @@ Status Daemon::ReleaseLease(const std::string& claim_key, const std::string& lea
       return Status::NotFound("lease \"" + lease_id + "\" not found on " + claim_key);
     }
     leases_.erase(it);
+    SaveLeasesLocked();
   }
   log::Info("lease {} on {} released", lease_id, claim_key);
   ObjectsChanged();  // a Terminating claim may be free now

@@ -81,6 +81,10 @@ class Daemon : public api::DaemonHooks {
   // Where a volume's directory may lie: the pools and the allowed hostPath prefixes.
   std::vector<std::string> VolumeRoots() const;
   void DropLeasesOfExitedHolders();
+  // Leases outlive the process in lease_path_: loaded at start (those of exited holders
+  // dropped), saved after every change. SaveLeasesLocked needs leases_mu_ held.
+  void RestoreLeases();
+  void SaveLeasesLocked();
 
   mutable std::mutex config_mu_;
   yaml::DaemonConfig config_;  // guarded by config_mu_
@@ -100,6 +104,7 @@ class Daemon : public api::DaemonHooks {
 
   std::mutex leases_mu_;  // before nothing else
   std::map<std::string, HeldLease> leases_;  // by lease id; guarded by leases_mu_
+  std::string lease_path_;                   // {stateDir}/leases.json; set before any lease
   std::set<std::string> consumers_;          // claims a client waits to use; guarded by leases_mu_
 
   std::map<std::string, Backoff> backoff_;   // failing actions; only the loop thread uses it

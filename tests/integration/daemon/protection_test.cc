@@ -217,6 +217,32 @@ TEST_F(ProtectionTest, UseLeaseKeepsDeletedClaimTerminatingUntilTheCommandExits)
   ExpectReclaimed();
 }
 
+// Leases lived only in the daemon's memory: after a crash and restart a claim whose
+// `claimctl use` still ran was deleted at once, data and all.
+TEST_F(ProtectionTest, UseLeaseSurvivesADaemonCrashAndStillHoldsTheClaim) {
+  ASSERT_NO_FATAL_FAILURE(CreateData());
+  std::string ready = base() + "/lease-ready";
+  pid_t user = Spawn({ClaimctlBinary(), "--socket", socket_path(), "use", "data", "--", "sh", "-c",
+                      "touch " + ready + "; sleep 60"});
+  ASSERT_TRUE(WaitFor([&] { return access(ready.c_str(), F_OK) == 0; }, 10s))
+      << "claimctl use did not run its command";
+  std::vector<nlohmann::json> before = Leases("data");
+  ASSERT_EQ(before.size(), 1u);
+
+  Kill9();
+  ASSERT_TRUE(Restart());
+  ASSERT_TRUE(WaitBoundAndMounted("data"));
+  std::vector<nlohmann::json> after = Leases("data");
+  ASSERT_EQ(after.size(), 1u) << DaemonLog();
+  EXPECT_EQ(JsonString(after[0], "/id"), JsonString(before[0], "/id"));
+  EXPECT_EQ(after[0].value("pid", 0), before[0].value("pid", 0));
+
+  ASSERT_NO_FATAL_FAILURE(DeleteAndExpectHeld());
+  EXPECT_EQ(ReadFile(pool_dir() + "/" + volume_ + "/held.txt"), kHeldContent);
+  KillSpawned(user);  // the holder goes: its lease with it, at the next pass
+  ExpectReclaimed();
+}
+
 TEST_F(ProtectionTest, ReadWriteOncePodClaimTakesOneUserAtATime) {
   ASSERT_TRUE(CreateDynamicClaim("solo", "16Mi", "ReadWriteOncePod"));
   std::string ready = base() + "/first-ready";
