@@ -281,6 +281,13 @@ bool IsAtOrUnder(const std::string& pointer, const std::string& ancestor) {
           pointer[ancestor.size()] == '/');
 }
 
+// A document of kind List (apiVersion v1), whose items are the objects.
+bool IsList(const YAML::Node& doc) {
+  if (!doc.IsMap()) return false;
+  const YAML::Node kind = doc["kind"];
+  return kind && kind.IsScalar() && kind.Scalar() == "List";
+}
+
 void ParseDocument(const YAML::Node& doc, std::string_view file, const ParseOptions& options,
                    ManifestSet* out) {
   SourceMap map;
@@ -421,7 +428,20 @@ ManifestSet ParseManifests(std::string_view text, std::string_view file,
     std::vector<YAML::Node> docs = YAML::LoadAll(input);
     for (const auto& doc : docs) {
       if (doc.IsNull() && doc.Tag() != "tag:yaml.org,2002:str") continue;
-      ParseDocument(doc, file, options, &out);
+      if (!IsList(doc)) {
+        ParseDocument(doc, file, options, &out);
+        continue;
+      }
+      // kubectl's List (what `get -o yaml` prints for several objects): its items, in order.
+      const YAML::Node items = doc["items"];
+      if (!items || items.IsNull()) continue;
+      if (!items.IsSequence()) {
+        Mark mark = FromYaml(items.Mark());
+        out.errors.push_back(
+            {std::string(file), mark.line, mark.column, "items: Invalid value: must be a list"});
+        continue;
+      }
+      for (const auto& item : items) ParseDocument(item, file, options, &out);
     }
   } catch (const YAML::Exception& e) {
     // Documents before a syntax error may have decoded, but a file that is not YAML is refused.

@@ -290,6 +290,41 @@ provisioner: example.com/nfs
   EXPECT_EQ(set.objects[1].line, 10);
 }
 
+// What `claimctl get pvc -o yaml` (and kubectl's) prints for several objects goes back in.
+TEST(ManifestTest, ListItemsAreTheObjectsWithTheirOwnPlaces) {
+  ManifestSet set = ParseManifests(R"(apiVersion: v1
+kind: List
+metadata:
+  resourceVersion: ""
+items:
+  - apiVersion: storage.k8s.io/v1
+    kind: StorageClass
+    metadata: {name: a}
+    provisioner: claimfs.io/local
+  - apiVersion: storage.k8s.io/v1
+    kind: StorageClass
+    metadata: {name: b}
+  - apiVersion: storage.k8s.io/v1
+    kind: StorageClass
+    metadata: {name: c}
+    provisioner: claimfs.io/local
+---
+{"apiVersion": "v1", "kind": "List", "items": []}
+---
+apiVersion: v1
+kind: List
+items: {}
+)",
+                                   "list.yaml");
+  ASSERT_EQ(set.errors.size(), 2u);
+  EXPECT_EQ(set.errors[0].ToString(), "list.yaml:10:5: provisioner: Required value");
+  EXPECT_EQ(set.errors[1].ToString(), "list.yaml:22:8: items: Invalid value: must be a list");
+  ASSERT_EQ(set.objects.size(), 2u);
+  EXPECT_EQ(MetadataOf(set.objects[0].object).name, "a");
+  EXPECT_EQ(set.objects[0].line, 6);
+  EXPECT_EQ(MetadataOf(set.objects[1].object).name, "c");
+}
+
 TEST(ManifestTest, SyntaxErrorRefusesTheWholeFile) {
   ManifestSet set = ParseManifests(
       "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: a}\n"
