@@ -70,6 +70,24 @@ Result<std::vector<VolumeStats>> Api::Stats() {
   return VolumeStatsFromJson(*json);
 }
 
+Result<std::vector<std::string>> Api::LeaseHolders(std::string_view ns, std::string_view claim) {
+  Result<std::vector<nlohmann::json>> leases = List(LeasesPath(ns, claim));
+  if (!leases.ok()) return leases.status();
+  std::vector<std::string> holders;
+  for (const nlohmann::json& lease : *leases) {
+    std::string holder = lease.value("holder", std::string());
+    int pid = lease.value("pid", 0);
+    if (pid > 0) holder += " (pid " + std::to_string(pid) + ")";
+    holders.push_back(std::move(holder));
+  }
+  return holders;
+}
+
+std::string LeasesPath(std::string_view ns, std::string_view claim) {
+  return "/apis/claimfs.io/v1/namespaces/" + UrlEncode(ns) + "/persistentvolumeclaims/" +
+         UrlEncode(claim) + "/leases";
+}
+
 std::string ErrorLine(const Status& status) {
   const std::string& m = status.message();
   if (m.rfind("Error from server", 0) == 0 ||

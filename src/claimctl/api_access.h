@@ -50,10 +50,16 @@ class Api {
   Result<std::vector<model::Event>> Events(Kind kind, std::string_view ns, std::string_view name);
   // Mounted volumes' usage.
   Result<std::vector<VolumeStats>> Stats();
+  // Who holds leases on a claim, as describe's "Used By" prints them: the holder, and its pid
+  // when the lease ends with a process ("claimctl use (pid 4242)").
+  Result<std::vector<std::string>> LeaseHolders(std::string_view ns, std::string_view claim);
 
  private:
   api::Client client_;
 };
+
+// The API path of a claim's leases.
+std::string LeasesPath(std::string_view ns, std::string_view claim);
 
 // The line a failure prints on stderr: the message itself when it is already kubectl's text of a
 // server error, else "error: " + message.

@@ -310,8 +310,10 @@ int RunDescribe(const GlobalOptions& global, const DescribeOptions& options, Io&
             decode_error = pvc.status();
             break;
           }
-          text = DescribePersistentVolumeClaim(*pvc, events, now,
-                                               FindStatsByClaim(*stats, item_ns, name));
+          Result<std::vector<std::string>> holders = api.LeaseHolders(item_ns, name);
+          text = DescribePersistentVolumeClaim(
+              *pvc, events, now, FindStatsByClaim(*stats, item_ns, name),
+              holders.ok() ? *holders : std::vector<std::string>());
           break;
         }
         case Kind::kStorageClass: {

@@ -389,7 +389,8 @@ std::string DescribePersistentVolume(const model::PersistentVolume& pv,
 
 std::string DescribePersistentVolumeClaim(const model::PersistentVolumeClaim& pvc,
                                           const std::vector<model::Event>* events,
-                                          Clock::time_point now, const VolumeStats* stats) {
+                                          Clock::time_point now, const VolumeStats* stats,
+                                          const std::vector<std::string>& used_by) {
   TabWriter w = TabWriter::ForDescribe();
   std::string out;
   w.Write("Name:\t" + pvc.metadata.name + "\n");
@@ -415,7 +416,13 @@ std::string DescribePersistentVolumeClaim(const model::PersistentVolumeClaim& pv
     w.Write("Used:\t" + HumanBytes(stats->used_bytes) + "\n");
     w.Write("Mount:\t" + stats->mount_path + "\n");
   }
-  w.Write("Used By:\t<none>\n");
+  if (used_by.empty()) {
+    w.Write("Used By:\t<none>\n");
+  } else {
+    for (size_t i = 0; i < used_by.size(); ++i) {
+      w.Write((i == 0 ? "Used By:\t" : "\t") + used_by[i] + "\n");
+    }
+  }
   if (!pvc.status.conditions.empty()) {
     w.Write("Conditions:\n");
     w.Write("  Type\tStatus\tLastProbeTime\tLastTransitionTime\tReason\tMessage\n");

@@ -71,12 +71,14 @@ std::string PrintStorageClasses(const std::vector<model::StorageClass>& classes,
 
 // kubectl describe. `events` null means they could not be fetched (no Events section, as
 // kubectl); empty prints "Events: <none>". `stats` (may be null) adds the mount path.
+// `used_by` lists a claim's lease holders under "Used By" (kubectl lists pods there).
 std::string DescribePersistentVolume(const model::PersistentVolume& pv,
                                      const std::vector<model::Event>* events, Clock::time_point now,
                                      const VolumeStats* stats);
 std::string DescribePersistentVolumeClaim(const model::PersistentVolumeClaim& pvc,
                                           const std::vector<model::Event>* events,
-                                          Clock::time_point now, const VolumeStats* stats);
+                                          Clock::time_point now, const VolumeStats* stats,
+                                          const std::vector<std::string>& used_by = {});
 std::string DescribeStorageClass(const model::StorageClass& sc,
                                  const std::vector<model::Event>* events, Clock::time_point now);
 

@@ -34,11 +34,6 @@ void ForwardSignal(int sig, siginfo_t* info, void*) {
   }
 }
 
-std::string LeasesPath(const std::string& ns, const std::string& claim) {
-  return "/apis/claimfs.io/v1/namespaces/" + UrlEncode(ns) + "/persistentvolumeclaims/" +
-         UrlEncode(claim) + "/leases";
-}
-
 std::string IdText(const json& id) {
   if (id.is_string()) return id.get<std::string>();
   if (id.is_number()) return id.dump();

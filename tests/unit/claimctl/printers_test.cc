@@ -280,6 +280,18 @@ TEST(DescribeTest, TerminatingClaimAndNoEventsFetched) {
   EXPECT_EQ(text.find("Mount:"), std::string::npos) << text;
 }
 
+// "Used By" was always <none>, even for a claim a `claimctl use` held in Terminating.
+TEST(DescribeTest, LeaseHoldersAreListedUnderUsedBy) {
+  model::PersistentVolumeClaim pvc = ArticlePvc();
+  pvc.metadata.deletion_timestamp = "2026-11-25T09:59:30Z";
+  std::string text = DescribePersistentVolumeClaim(
+      pvc, nullptr, Now(), nullptr, {"claimctl use (pid 4242)", "docker 3f2a9c"});
+  EXPECT_NE(text.find("Used By:       claimctl use (pid 4242)\n"
+                      "               docker 3f2a9c\n"),
+            std::string::npos)
+      << text;
+}
+
 TEST(DescribeTest, StorageClassLikeKubectl) {
   std::vector<model::Event> none;
   model::StorageClass sc = LocalClass();
