@@ -59,48 +59,6 @@ int RunUse(const GlobalOptions& global, const UseOptions& options, Io& io) {
     io.err << ErrorLine(pvc.status()) << "\n";
     return kExitError;
   }
-  json request = {{"holder", "claimctl use"}, {"pid", static_cast<int64_t>(getpid())}};
-  Result<json> lease = api.Call("POST", LeasesPath(ns, claim), &request);
-  if (!lease.ok()) {
-    io.err << ErrorLine(lease.status()) << "\n";
-    return kExitError;
-  }
-  std::string lease_id = lease->is_object() && lease->contains("id") ? IdText((*lease)["id"]) : "";
-  auto release = [&] {
-    if (lease_id.empty()) return;
-    Result<json> released = api.Call("DELETE", LeasesPath(ns, claim) + "/" + UrlEncode(lease_id));
-    if (!released.ok() && released.status().code() != StatusCode::kNotFound) {
-      io.err << "warning: cannot release lease " << lease_id << " on " << ns << "/" << claim << ": "
-             << released.status().message() << "\n";
-    }
-  };
-  if (lease_id.empty()) {
-    io.err << "error: claimfsd granted a lease on " << ns << "/" << claim << " without an id\n";
-    return kExitError;
-  }
-
-  std::string mount_path;
-  Result<std::vector<VolumeStats>> stats = api.Stats();
-  if (!stats.ok()) {
-    io.err << ErrorLine(stats.status()) << "\n";
-    release();
-    return kExitError;
-  }
-  if (const VolumeStats* s = FindStatsByClaim(*stats, ns, claim)) mount_path = s->mount_path;
-  if (mount_path.empty()) {
-    std::string phase = "Pending";
-    const json& object = *pvc;
-    if (object.contains("status") && object["status"].is_object() &&
-        object["status"].contains("phase") && object["status"]["phase"].is_string()) {
-      phase = object["status"]["phase"].get<std::string>();
-    }
-    io.err << "error: persistentvolumeclaim \"" << claim << "\" in namespace \"" << ns
-           << "\" is not mounted (it is " << phase
-           << "; its volume is mounted once the claim is Bound)\n";
-    release();
-    return kExitError;
-  }
-
   struct sigaction action {};
   action.sa_sigaction = &ForwardSignal;
   action.sa_flags = SA_SIGINFO | SA_RESTART;
@@ -115,19 +73,21 @@ int RunUse(const GlobalOptions& global, const UseOptions& options, Io& io) {
     }
   };
 
-  // The child reports a failed exec through a close-on-exec pipe.
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+  // The lease is the command's, not claimctl's: the child is forked first and waits on the `go`
+  // pipe, the lease names the child's pid, and the child execs once it reads the mount path. If
+  // claimctl is killed, the command keeps its claim for as long as it runs. The child reports a
+  // failed exec through the close-on-exec `exec_failed` pipe.
+  int go[2];
+  int exec_failed[2];
+  if (pipe2(go, O_CLOEXEC) != 0 || pipe2(exec_failed, O_CLOEXEC) != 0) {
     io.err << "error: cannot create a pipe: " << std::strerror(errno) << "\n";
     restore_signals();
-    release();
     return kExitError;
   }
   std::vector<std::string> args = options.command;
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  std::string env_mount = "CLAIMFS_MOUNT=" + mount_path;
   io.out << std::flush;
   io.err << std::flush;
 
@@ -135,33 +95,102 @@ int RunUse(const GlobalOptions& global, const UseOptions& options, Io& io) {
   if (child < 0) {
     int err = errno;
     io.err << "error: cannot start " << args[0] << ": " << std::strerror(err) << "\n";
-    close(pipe_fds[0]);
-    close(pipe_fds[1]);
+    for (int fd : {go[0], go[1], exec_failed[0], exec_failed[1]}) close(fd);
     restore_signals();
-    release();
     return kExitError;
   }
   if (child == 0) {
-    close(pipe_fds[0]);
+    close(go[1]);
+    close(exec_failed[0]);
     for (size_t i = 0; i < std::size(kForwardedSignals); ++i) {
       signal(kForwardedSignals[i], SIG_DFL);
     }
+    std::string env_mount = "CLAIMFS_MOUNT=";
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(go[0], buf, sizeof buf)) != 0) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) _exit(kExitError);
+      env_mount.append(buf, static_cast<size_t>(n));
+    }
+    if (env_mount.size() == std::strlen("CLAIMFS_MOUNT=")) _exit(kExitError);  // no lease
     putenv(env_mount.data());
     execvp(argv[0], argv.data());
     int err = errno;
-    ssize_t written = write(pipe_fds[1], &err, sizeof err);
+    ssize_t written = write(exec_failed[1], &err, sizeof err);
     (void)written;
     _exit(err == ENOENT ? 127 : 126);
   }
+  close(go[0]);
+  close(exec_failed[1]);
   g_child_pid = child;
+  // Before the command runs: no lease, so the child exits without running it.
+  auto abandon = [&] {
+    close(go[1]);
+    close(exec_failed[0]);
+    while (waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    g_child_pid = 0;
+    restore_signals();
+    return kExitError;
+  };
+
+  json request = {{"holder", "claimctl use"}, {"pid", static_cast<int64_t>(child)}};
+  Result<json> lease = api.Call("POST", LeasesPath(ns, claim), &request);
+  if (!lease.ok()) {
+    io.err << ErrorLine(lease.status()) << "\n";
+    return abandon();
+  }
+  std::string lease_id = lease->is_object() && lease->contains("id") ? IdText((*lease)["id"]) : "";
+  auto release = [&] {
+    if (lease_id.empty()) return;
+    Result<json> released = api.Call("DELETE", LeasesPath(ns, claim) + "/" + UrlEncode(lease_id));
+    if (!released.ok() && released.status().code() != StatusCode::kNotFound) {
+      io.err << "warning: cannot release lease " << lease_id << " on " << ns << "/" << claim << ": "
+             << released.status().message() << "\n";
+    }
+  };
+  if (lease_id.empty()) {
+    io.err << "error: claimfsd granted a lease on " << ns << "/" << claim << " without an id\n";
+    return abandon();
+  }
+
+  std::string mount_path;
+  Result<std::vector<VolumeStats>> stats = api.Stats();
+  if (!stats.ok()) {
+    io.err << ErrorLine(stats.status()) << "\n";
+    release();
+    return abandon();
+  }
+  if (const VolumeStats* s = FindStatsByClaim(*stats, ns, claim)) mount_path = s->mount_path;
+  if (mount_path.empty()) {
+    std::string phase = "Pending";
+    const json& object = *pvc;
+    if (object.contains("status") && object["status"].is_object() &&
+        object["status"].contains("phase") && object["status"]["phase"].is_string()) {
+      phase = object["status"]["phase"].get<std::string>();
+    }
+    io.err << "error: persistentvolumeclaim \"" << claim << "\" in namespace \"" << ns
+           << "\" is not mounted (it is " << phase
+           << "; its volume is mounted once the claim is Bound)\n";
+    release();
+    return abandon();
+  }
+
+  for (size_t done = 0; done < mount_path.size();) {
+    ssize_t n = write(go[1], mount_path.data() + done, mount_path.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;  // the child is gone; waitpid below reports how
+    done += static_cast<size_t>(n);
+  }
+  close(go[1]);
   if (g_pending_signal != 0) kill(child, g_pending_signal);
-  close(pipe_fds[1]);
   int exec_errno = 0;
   ssize_t got;
   do {
-    got = read(pipe_fds[0], &exec_errno, sizeof exec_errno);
+    got = read(exec_failed[0], &exec_errno, sizeof exec_errno);
   } while (got < 0 && errno == EINTR);
-  close(pipe_fds[0]);
+  close(exec_failed[0]);
 
   int status = 0;
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {

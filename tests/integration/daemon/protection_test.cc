@@ -243,6 +243,27 @@ TEST_F(ProtectionTest, UseLeaseSurvivesADaemonCrashAndStillHoldsTheClaim) {
   ExpectReclaimed();
 }
 
+// The lease named claimctl's pid: when claimctl was killed, the command it ran went on using
+// the volume while the claim could be deleted under it.
+TEST_F(ProtectionTest, UseLeaseFollowsTheCommandWhenClaimctlIsKilled) {
+  ASSERT_NO_FATAL_FAILURE(CreateData());
+  std::string ready = base() + "/lease-ready";
+  pid_t user = Spawn({ClaimctlBinary(), "--socket", socket_path(), "use", "data", "--", "sh", "-c",
+                      "touch " + ready + "; exec sleep 60"});
+  ASSERT_TRUE(WaitFor([&] { return access(ready.c_str(), F_OK) == 0; }, 10s))
+      << "claimctl use did not run its command";
+  std::vector<nlohmann::json> leases = Leases("data");
+  ASSERT_EQ(leases.size(), 1u);
+  EXPECT_NE(leases[0].value("pid", 0), user) << "the lease names claimctl, not its command";
+
+  ASSERT_EQ(kill(user, SIGKILL), 0) << strerror(errno);  // claimctl only; the command runs on
+  ASSERT_NO_FATAL_FAILURE(DeleteAndExpectHeld());
+  EXPECT_EQ(Leases("data").size(), 1u);
+
+  ASSERT_EQ(kill(leases[0].value("pid", 0), SIGKILL), 0) << strerror(errno);  // the command ends
+  ExpectReclaimed();
+}
+
 TEST_F(ProtectionTest, ReadWriteOncePodClaimTakesOneUserAtATime) {
   ASSERT_TRUE(CreateDynamicClaim("solo", "16Mi", "ReadWriteOncePod"));
   std::string ready = base() + "/first-ready";

@@ -484,9 +484,11 @@ TEST_F(CommandsTest, UseRunsTheCommandUnderALease) {
   Serve(UseHandler);
   UseOptions use;
   use.claim = "data";
+  std::string pid_file = ::testing::TempDir() + "/use-command.pid";
   use.command = {"sh", "-c",
-                 "test \"$CLAIMFS_MOUNT\" = /m/data && test \"$PWD\" = \"$0\" && exit 7",
-                 std::filesystem::current_path().string()};
+                 "test \"$CLAIMFS_MOUNT\" = /m/data && test \"$PWD\" = \"$0\" && "
+                 "echo $$ > \"$1\" && exit 7",
+                 std::filesystem::current_path().string(), pid_file};
   Ran r = Capture([&](Io& io) { return RunUse(Global(), use, io); });
   EXPECT_EQ(r.code, 7) << r.err;
   auto requests = server_->requests();
@@ -498,7 +500,13 @@ TEST_F(CommandsTest, UseRunsTheCommandUnderALease) {
   ASSERT_NE(post, nullptr);
   json body = json::parse(post->body);
   EXPECT_EQ(body["holder"], "claimctl use");
-  EXPECT_EQ(body["pid"], getpid());
+  // The lease is the command's: it names the command's pid, not claimctl's.
+  std::ifstream pid_in(pid_file);
+  int command_pid = 0;
+  pid_in >> command_pid;
+  EXPECT_GT(command_pid, 0);
+  EXPECT_EQ(body["pid"], command_pid);
+  EXPECT_NE(body["pid"], getpid());
   EXPECT_EQ(requests.back().method, "DELETE");  // the lease is released after the command
 }
 
