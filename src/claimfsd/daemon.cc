@@ -115,6 +115,44 @@ bool Stored(const std::vector<T>& objects, const T& object) {
   return false;
 }
 
+// The store operations for controller writes: a kPut creates an object the snapshot did not
+// hold and updates one it did; events go in as increments over the snapshot's.
+store::WriteBatch ToBatch(const std::vector<controller::Write>& writes,
+                          const store::Snapshot& stored, const std::vector<model::Event>& events) {
+  store::WriteBatch batch;
+  for (const controller::Write& w : writes) {
+    std::visit(
+        [&](const auto& object) {
+          using T = std::decay_t<decltype(object)>;
+          if constexpr (std::is_same_v<T, model::Event>) {
+            if (w.op == controller::Write::Op::kPut) batch.AddEvent(EventIncrement(object, events));
+          } else {
+            store::Kind kind = std::is_same_v<T, model::PersistentVolume>
+                                   ? store::Kind::kPersistentVolume
+                                   : store::Kind::kPersistentVolumeClaim;
+            if (w.op == controller::Write::Op::kRemove) {
+              batch.Delete(kind, object.metadata.namespace_, object.metadata.name,
+                           object.metadata.resource_version);
+            } else if constexpr (std::is_same_v<T, model::PersistentVolume>) {
+              if (Stored(stored.volumes, object)) {
+                batch.Update(object);
+              } else {
+                batch.Create(object);
+              }
+            } else {
+              if (Stored(stored.claims, object)) {
+                batch.Update(object);
+              } else {
+                batch.Create(object);
+              }
+            }
+          }
+        },
+        w.object);
+  }
+  return batch;
+}
+
 // Per-volume fd cache budget: half the fd limit, shared by as many volumes as may be mounted.
 size_t FdCacheBudget(int max_volumes) {
   struct rlimit limit;
@@ -244,6 +282,7 @@ Status Daemon::Open() {
     if (!s.ok()) return s;
     if (!worked || failed) break;
   }
+  WarnAboutUnnamedVolumeDirectories();
 
   api::ApiServerOptions ao;
   ao.socket_path = config.socket_path;
@@ -395,6 +434,34 @@ void Daemon::Loop() {
     }
     passes_++;
     last_pass_ns_ = Clock::now().time_since_epoch().count();
+  }
+}
+
+void Daemon::WarnAboutUnnamedVolumeDirectories() {
+  auto stored = store_->ReadSnapshot();
+  if (!stored.ok()) return;
+  std::set<std::string> named;
+  for (const model::PersistentVolume& pv : stored->volumes) {
+    std::string path = pv.spec.host_path ? pv.spec.host_path->path
+                       : pv.spec.local   ? pv.spec.local->path
+                                         : "";
+    if (!path.empty()) named.insert(std::filesystem::path(path).lexically_normal());
+  }
+  std::vector<std::pair<std::string, std::string>> pools;
+  {
+    std::lock_guard lock(config_mu_);
+    for (const yaml::PoolConfig& p : config_.pools) pools.emplace_back(p.name, p.path);
+  }
+  for (const auto& [name, path] : pools) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+      std::string dir = entry.path().lexically_normal();
+      if (entry.path().filename().string().rfind("pvc-", 0) != 0 || named.count(dir)) continue;
+      log::Warn(
+          "pool {} holds {}, which no PersistentVolume names: left in place (a deleted Retain "
+          "volume keeps its data); remove it if its data is not wanted",
+          name, dir);
+    }
   }
 }
 
@@ -556,41 +623,34 @@ Status Daemon::ReconcileOnce(bool* worked, bool* failed) {
 
   std::vector<controller::Write> writes =
       controller::WritesToCommit(snapshot, plan, outcomes, inputs);
-  store::WriteBatch batch;
-  for (const controller::Write& w : writes) {
-    std::visit(
-        [&](const auto& object) {
-          using T = std::decay_t<decltype(object)>;
-          if constexpr (std::is_same_v<T, model::Event>) {
-            if (w.op == controller::Write::Op::kPut) {
-              batch.AddEvent(EventIncrement(object, snapshot.events));
-            }
-          } else {
-            store::Kind kind = std::is_same_v<T, model::PersistentVolume>
-                                   ? store::Kind::kPersistentVolume
-                                   : store::Kind::kPersistentVolumeClaim;
-            if (w.op == controller::Write::Op::kRemove) {
-              batch.Delete(kind, object.metadata.namespace_, object.metadata.name,
-                           object.metadata.resource_version);
-            } else if constexpr (std::is_same_v<T, model::PersistentVolume>) {
-              if (Stored(stored->volumes, object)) {
-                batch.Update(object);
-              } else {
-                batch.Create(object);
-              }
-            } else {
-              if (Stored(stored->claims, object)) {
-                batch.Update(object);
-              } else {
-                batch.Create(object);
-              }
-            }
-          }
-        },
-        w.object);
-  }
+  store::WriteBatch batch = ToBatch(writes, *stored, snapshot.events);
   if (batch.empty()) return Status::Ok();
   Status s = store_->Apply(batch);
+  if (!s.ok()) {
+    // The commit is all or nothing, but the actions happened. A volume directory provisioned in
+    // this round is named only by its new PV: dropping that write would leave the directory to
+    // no one (a claim deleted right after it was created made the claim's write fail). The PV
+    // is committed alone; the next round binds it, or releases and reclaims it.
+    std::vector<controller::Write> records = controller::ProvisionedVolumes(plan, outcomes);
+    if (!records.empty()) {
+      Status r = store_->Apply(ToBatch(records, *stored, snapshot.events));
+      for (const controller::Write& w : records) {
+        const auto& pv = std::get<model::PersistentVolume>(w.object);
+        if (r.ok()) {
+          log::Info(
+              "recorded provisioned volume {} on its own ({}): the next round binds or "
+              "reclaims it",
+              pv.metadata.name, s.message());
+        } else {
+          log::Error(
+              "cannot record provisioned volume {}: {}; its directory {} is named by no "
+              "PersistentVolume",
+              pv.metadata.name, r.message(),
+              pv.spec.host_path ? pv.spec.host_path->path : std::string("?"));
+        }
+      }
+    }
+  }
   if (s.code() == StatusCode::kConflict || s.code() == StatusCode::kNotFound) {
     // A client changed an object since the snapshot: the next round sees its change.
     log::Debug("reconcile: {}; retrying with fresh state", s.message());

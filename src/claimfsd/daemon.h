@@ -77,6 +77,10 @@ class Daemon : public api::DaemonHooks {
   Status Perform(const controller::Action& action,
                  const std::vector<model::PersistentVolume>& volumes,
                  const std::vector<model::PersistentVolumeClaim>& claims);
+  // Logs each pvc-* directory of a pool that no stored PV names. It is never deleted: deleting a
+  // Retain PV leaves its data on purpose, and nothing tells such a directory from one a lost
+  // commit left behind; the admin decides.
+  void WarnAboutUnnamedVolumeDirectories();
   std::vector<controller::Pool> Pools() const;
   // Where a volume's directory may lie: the pools and the allowed hostPath prefixes.
   std::vector<std::string> VolumeRoots() const;

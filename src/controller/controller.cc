@@ -808,6 +808,27 @@ const char* ToString(ActionType type) {
   return "";
 }
 
+std::vector<Write> ProvisionedVolumes(const Plan& plan,
+                                      const std::vector<std::optional<Status>>& outcomes) {
+  auto succeeded = [&](size_t i) {
+    return i < outcomes.size() && outcomes[i].has_value() && outcomes[i]->ok();
+  };
+  std::vector<Write> records;
+  for (size_t i = 0; i < plan.actions.size(); ++i) {
+    const Action& a = plan.actions[i];
+    if (a.type != ActionType::kProvision || !succeeded(i)) continue;
+    // The volume's last state in the plan that holds.
+    const PersistentVolume* last = nullptr;
+    for (const Write& w : plan.writes) {
+      const auto* pv = std::get_if<PersistentVolume>(&w.object);
+      if (!pv || pv->metadata.name != a.volume || (w.guard && !succeeded(*w.guard))) continue;
+      last = w.op == Write::Op::kPut ? pv : nullptr;
+    }
+    if (last) records.push_back({Write::Op::kPut, *last, std::nullopt});
+  }
+  return records;
+}
+
 std::string ClaimKey(const PersistentVolumeClaim& claim) {
   return claim.metadata.namespace_ + "/" + claim.metadata.name;
 }

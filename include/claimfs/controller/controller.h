@@ -137,6 +137,17 @@ std::vector<Write> WritesToCommit(const Snapshot& snapshot, const Plan& plan,
                                   const std::vector<std::optional<Status>>& outcomes,
                                   const Inputs& inputs);
 
+// The writes that record effects of `plan.actions` which no later plan could find again: the new
+// PersistentVolume of each Provision that succeeded (its directory exists now, and only a PV
+// naming it will ever reclaim it). A caller whose commit of WritesToCommit() fails, most often
+// because a client changed or deleted the claim since the snapshot (a claim deleted right after
+// it was created), commits these alone instead of dropping them. Alone they are a state
+// Reconcile() completes: the volume, bound to its claim by claimRef, binds the claim on the next
+// pass, or is released and reclaimed by its policy when the claim is gone. The result has no
+// guards; `outcomes` is as for WritesToCommit().
+std::vector<Write> ProvisionedVolumes(const Plan& plan,
+                                      const std::vector<std::optional<Status>>& outcomes);
+
 // The claim key "namespace/name" of a claim.
 std::string ClaimKey(const model::PersistentVolumeClaim& claim);
 

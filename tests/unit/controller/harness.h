@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -99,6 +101,12 @@ class World {
   std::map<std::pair<ActionType, std::string>, std::string> failures;
   Plan last_plan;
   std::vector<Write> last_commit;
+  // Directories Provision made that DeleteVolumeData has not removed: what is left in the pools.
+  std::set<std::string> directories;
+  // A client's write racing the next Step(): called after the actions, before the commit. When it
+  // returns true the commit fails (the store saw a changed object) and only ProvisionedVolumes()
+  // is committed, as claimfsd does. Used once, then cleared.
+  std::function<bool(World&)> race;
 
   World() { snap.pools.push_back({"default", "/pools/default", Bytes("100Gi")}); }
 
@@ -140,8 +148,13 @@ class World {
       outcomes.push_back(Status::Ok());
       if (a.type == ActionType::kMount) snap.mounted.insert(a.volume);
       if (a.type == ActionType::kUnmount) snap.mounted.erase(a.volume);
+      if (a.type == ActionType::kProvision) directories.insert(a.path);
+      if (a.type == ActionType::kDeleteVolumeData) directories.erase(a.path);
     }
     last_commit = WritesToCommit(snap, plan, outcomes, in);
+    std::function<bool(World&)> client = std::move(race);
+    race = nullptr;
+    if (client && client(*this)) last_commit = ProvisionedVolumes(plan, outcomes);
     for (const Write& w : last_commit) Apply(w);
     last_plan = plan;
     return plan;

@@ -1,7 +1,10 @@
 // What happens to a volume when its claim goes: Retain, Delete, Recycle, and their failures.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <ostream>
+#include <set>
+#include <string>
 
 #include "unit/controller/harness.h"
 
@@ -257,6 +260,96 @@ TEST(ReclaimTest, ProvisionedVolumeWhoseClaimBoundElsewhereIsDeleted) {
   w.Settle();
   EXPECT_EQ(w.Volume("pvc-uid-claim-c"), nullptr);
   EXPECT_EQ(w.ClaimNamed("c")->spec.volume_name, "other");
+}
+
+// Regression: a claim deleted right after it was created leaked its volume directory. The plan
+// that provisioned the volume also wrote the claim; the client's delete made that commit fail,
+// and with it the only record of the new directory, the PV. claimfsd now commits
+// ProvisionedVolumes() alone when the commit fails, and the next plans reclaim the volume.
+World ProvisionRacedBy(std::function<void(World&)> client, const char* reclaim_policy = "") {
+  World w;
+  w.snap.classes = {DefaultClass("local")};
+  PersistentVolumeClaim c = Claim("c", "1Gi", {kRWO}, std::nullopt);
+  if (*reclaim_policy) c.metadata.annotations[kReclaimPolicyAnnotation] = reclaim_policy;
+  w.snap.claims = {c};
+  w.race = [client](World& world) {
+    client(world);
+    return true;  // the claim's resourceVersion moved: the commit fails
+  };
+  Plan plan = w.Step();
+  bool provisioned = false;
+  for (const Action& a : plan.actions) provisioned |= a.type == ActionType::kProvision;
+  EXPECT_TRUE(provisioned);
+  EXPECT_EQ(w.directories, std::set<std::string>{"/pools/default/pvc-uid-claim-c"});
+  EXPECT_NE(w.Volume("pvc-uid-claim-c"), nullptr) << "the new directory is named by no PV";
+  return w;
+}
+
+TEST(ReclaimTest, ClaimDeletedWhileItsVolumeIsProvisionedStillHasItsDataDeleted) {
+  // No finalizer yet (the racing plan adds it): the delete removes the claim at once.
+  World w = ProvisionRacedBy([](World& world) { world.snap.claims.clear(); });
+  EXPECT_TRUE(w.snap.mounted.count("pvc-uid-claim-c"));
+  w.Settle();
+  EXPECT_TRUE(w.directories.empty());
+  EXPECT_TRUE(w.snap.mounted.empty());
+  EXPECT_TRUE(w.snap.volumes.empty());
+  EXPECT_TRUE(w.snap.claims.empty());
+}
+
+TEST(ReclaimTest, ClaimMarkedForDeletionWhileItsVolumeIsProvisionedStillHasItsDataDeleted) {
+  World w = ProvisionRacedBy([](World& world) {
+    PersistentVolumeClaim& c = *world.ClaimNamed("c");
+    c.metadata.finalizers = {model::kPvcProtectionFinalizer};
+    c.metadata.deletion_timestamp = "2026-01-03T00:00:00Z";
+    c.metadata.resource_version = "2";
+  });
+  w.Settle();
+  EXPECT_TRUE(w.directories.empty());
+  EXPECT_TRUE(w.snap.mounted.empty());
+  EXPECT_TRUE(w.snap.volumes.empty());
+  EXPECT_TRUE(w.snap.claims.empty());
+}
+
+TEST(ReclaimTest, ClaimChangedWhileItsVolumeIsProvisionedBindsThatVolume) {
+  World w = ProvisionRacedBy([](World& world) {
+    PersistentVolumeClaim& c = *world.ClaimNamed("c");
+    c.metadata.labels["team"] = "a";
+    c.metadata.resource_version = "2";
+  });
+  for (const Action& a : w.Peek().actions) {
+    EXPECT_NE(a.type, ActionType::kProvision);
+    EXPECT_NE(a.type, ActionType::kMount);
+  }
+  w.Settle();
+  EXPECT_EQ(w.ClaimNamed("c")->status.phase, ClaimPhase::kBound);
+  EXPECT_EQ(w.ClaimNamed("c")->spec.volume_name, "pvc-uid-claim-c");
+  EXPECT_EQ(w.ClaimNamed("c")->metadata.labels.at("team"), "a");
+  EXPECT_EQ(w.Volume("pvc-uid-claim-c")->status.phase, VolumePhase::kBound);
+  EXPECT_EQ(w.snap.mounted, std::set<std::string>{"pvc-uid-claim-c"});
+  EXPECT_EQ(w.directories, std::set<std::string>{"/pools/default/pvc-uid-claim-c"});
+}
+
+TEST(ReclaimTest, ClaimDeletedWhileItsRetainVolumeIsProvisionedLeavesItReleased) {
+  World w = ProvisionRacedBy([](World& world) { world.snap.claims.clear(); }, "Retain");
+  w.Settle();
+  ASSERT_NE(w.Volume("pvc-uid-claim-c"), nullptr);
+  EXPECT_EQ(w.Volume("pvc-uid-claim-c")->status.phase, VolumePhase::kReleased);
+  EXPECT_EQ(w.directories, std::set<std::string>{"/pools/default/pvc-uid-claim-c"});
+  EXPECT_TRUE(w.snap.mounted.empty());
+}
+
+TEST(ReclaimTest, FailedProvisionRecordsNoVolume) {
+  World w;
+  w.snap.classes = {DefaultClass("local")};
+  w.snap.claims = {Claim("c", "1Gi", {kRWO}, std::nullopt)};
+  w.failures[{ActionType::kProvision, "pvc-uid-claim-c"}] = "No space left on device";
+  w.race = [](World& world) {
+    world.snap.claims.clear();
+    return true;
+  };
+  w.Step();
+  EXPECT_TRUE(w.last_commit.empty());
+  EXPECT_TRUE(w.snap.volumes.empty());
 }
 
 }  // namespace
