@@ -199,11 +199,14 @@ int RunGet(const GlobalOptions& global, const GetOptions& options, Io& io) {
     }
     if (!doc.is_null()) {
       if (options.output.rfind("jsonpath=", 0) == 0) {
-        Result<std::optional<json>> value = EvaluateJsonPath(options.output.substr(9), doc);
-        if (!value.ok()) {
-          fetched.errors.push_back(value.status());
-        } else if (value->has_value()) {
-          io.out << JsonPathText(**value);  // no newline, as kubectl
+        Result<std::vector<json>> values = EvaluateJsonPathAll(options.output.substr(9), doc);
+        if (!values.ok()) {
+          fetched.errors.push_back(values.status());
+        } else {
+          // Space-separated, and no newline, as kubectl.
+          for (size_t i = 0; i < values->size(); ++i) {
+            io.out << (i ? " " : "") << JsonPathText((*values)[i]);
+          }
         }
       } else if (options.output == "json") {
         io.out << doc.dump(4, ' ', false, json::error_handler_t::replace) << "\n";

@@ -11,12 +11,14 @@ struct Step {
   bool is_index = false;
   std::string key;
   long index = 0;
+  bool is_wildcard = false;  // [*] or .*: every item of a list, every value of a map
 };
 
 Status Syntax(std::string_view expression, std::string_view why) {
   return Status::Invalid("unsupported jsonpath expression \"" + std::string(expression) +
                          "\": " + std::string(why) +
-                         " (claimctl understands {.field.field}, {.list[N]} and {.map['key']})");
+                         " (claimctl understands {.field.field}, {.list[N]}, {.list[*].field} and "
+                         "{.map['key']})");
 }
 
 Result<std::vector<Step>> ParseSteps(std::string_view expression) {
@@ -45,6 +47,10 @@ Result<std::vector<Step>> ParseSteps(std::string_view expression) {
         key.push_back(text[i++]);
       }
       if (key.empty()) return Syntax(expression, "empty field name");
+      if (key == "*") {
+        steps.push_back({false, "", 0, true});
+        continue;
+      }
       if (key.find_first_of("*?@()") != std::string::npos) {
         return Syntax(expression, "filters and wildcards are not supported");
       }
@@ -54,6 +60,10 @@ Result<std::vector<Step>> ParseSteps(std::string_view expression) {
       if (close == std::string_view::npos) return Syntax(expression, "unclosed [");
       std::string_view inner = text.substr(i + 1, close - i - 1);
       i = close + 1;
+      if (inner == "*") {
+        steps.push_back({false, "", 0, true});
+        continue;
+      }
       if (inner.size() >= 2 && (inner.front() == '\'' || inner.front() == '"') &&
           inner.back() == inner.front()) {
         std::string key;
@@ -78,26 +88,43 @@ Result<std::vector<Step>> ParseSteps(std::string_view expression) {
 
 }  // namespace
 
-Result<std::optional<nlohmann::json>> EvaluateJsonPath(std::string_view expression,
-                                                       const nlohmann::json& document) {
+Result<std::vector<nlohmann::json>> EvaluateJsonPathAll(std::string_view expression,
+                                                        const nlohmann::json& document) {
   Result<std::vector<Step>> steps = ParseSteps(expression);
   if (!steps.ok()) return steps.status();
-  const nlohmann::json* node = &document;
+  std::vector<const nlohmann::json*> nodes = {&document};
   for (const Step& step : *steps) {
-    if (step.is_index) {
-      if (!node->is_array()) return std::optional<nlohmann::json>();
-      long size = static_cast<long>(node->size());
-      long index = step.index < 0 ? size + step.index : step.index;
-      if (index < 0 || index >= size) return std::optional<nlohmann::json>();
-      node = &(*node)[static_cast<size_t>(index)];
-    } else {
-      if (!node->is_object()) return std::optional<nlohmann::json>();
-      auto it = node->find(step.key);
-      if (it == node->end()) return std::optional<nlohmann::json>();
-      node = &*it;
+    std::vector<const nlohmann::json*> next;
+    for (const nlohmann::json* node : nodes) {
+      if (step.is_wildcard) {
+        if (node->is_array() || node->is_object()) {
+          for (const nlohmann::json& item : *node) next.push_back(&item);
+        }
+      } else if (step.is_index) {
+        if (!node->is_array()) continue;
+        long size = static_cast<long>(node->size());
+        long index = step.index < 0 ? size + step.index : step.index;
+        if (index < 0 || index >= size) continue;
+        next.push_back(&(*node)[static_cast<size_t>(index)]);
+      } else {
+        if (!node->is_object()) continue;
+        auto it = node->find(step.key);
+        if (it != node->end()) next.push_back(&*it);
+      }
     }
+    nodes = std::move(next);
   }
-  return std::optional<nlohmann::json>(*node);
+  std::vector<nlohmann::json> values;
+  for (const nlohmann::json* node : nodes) values.push_back(*node);
+  return values;
+}
+
+Result<std::optional<nlohmann::json>> EvaluateJsonPath(std::string_view expression,
+                                                       const nlohmann::json& document) {
+  Result<std::vector<nlohmann::json>> values = EvaluateJsonPathAll(expression, document);
+  if (!values.ok()) return values.status();
+  if (values->empty()) return std::optional<nlohmann::json>();
+  return std::optional<nlohmann::json>(std::move(values->front()));
 }
 
 std::string JsonPathText(const nlohmann::json& value) {
@@ -129,9 +156,15 @@ Result<JsonPathCondition> ParseJsonPathCondition(std::string_view text) {
   if (condition.expression.empty()) {
     return Status::Invalid("jsonpath wait format must be --for=jsonpath='{.status.phase}'=Bound");
   }
-  Result<std::optional<nlohmann::json>> check =
-      EvaluateJsonPath(condition.expression, nlohmann::json::object());
-  if (!check.ok()) return check.status();
+  Result<std::vector<Step>> steps = ParseSteps(condition.expression);
+  if (!steps.ok()) return steps.status();
+  for (const Step& step : *steps) {
+    // As kubectl: a condition compares one value, and a wildcard may match several.
+    if (step.is_wildcard) {
+      return Status::Invalid("jsonpath wait does not take wildcards: \"" + condition.expression +
+                             "\" may match more than one value");
+    }
+  }
   return condition;
 }
 

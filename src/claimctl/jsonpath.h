@@ -1,5 +1,6 @@
-// The subset of kubectl's JSONPath that `claimctl wait --for=jsonpath=...` needs: field paths
-// with optional array indexes, e.g. {.status.phase}, {.spec.accessModes[0]},
+// The subset of kubectl's JSONPath that `claimctl wait --for=jsonpath=...` and `get -o jsonpath`
+// need: field paths with array indexes or wildcards, e.g. {.status.phase}, {.items[*].metadata.name},
+// {.spec.accessModes[0]},
 // {.metadata.annotations['pv\.kubernetes\.io/bind-completed']}.
 #pragma once
 
@@ -7,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "claimfs/common/status.h"
 
@@ -17,6 +19,11 @@ namespace claimfs::claimctl {
 // allows. Fails with kInvalid for syntax outside the subset.
 Result<std::optional<nlohmann::json>> EvaluateJsonPath(std::string_view expression,
                                                        const nlohmann::json& document);
+
+// Every value at `expression`, where [*] (or .*) stands for each item of a list or value of a
+// map: {.items[*].metadata.name}. Empty when the path leads nowhere; kInvalid as above.
+Result<std::vector<nlohmann::json>> EvaluateJsonPathAll(std::string_view expression,
+                                                        const nlohmann::json& document);
 
 // A value as kubectl's jsonpath prints it: strings bare, everything else as compact JSON.
 std::string JsonPathText(const nlohmann::json& value);

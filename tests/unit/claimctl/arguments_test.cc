@@ -147,9 +147,34 @@ TEST(JsonPathTest, Evaluates) {
   EXPECT_EQ(text("{.spec[0]}"), "<missing>");
   EXPECT_EQ(text("{.}").substr(0, 1), "{");
   for (const char* bad :
-       {"{status.phase}", "{.items[*].x}", "{.a[?(@.b)]}", "{.a..b}", "{.a", "{.a[x]}", ""}) {
+       {"{status.phase}", "{.a[?(@.b)]}", "{.a..b}", "{.a", "{.a[x]}", "{.a*}", ""}) {
     EXPECT_EQ(text(bad).substr(0, 6), "error:") << bad;
   }
+}
+
+// kubectl's most common script form, {.items[*].metadata.name}, was refused.
+TEST(JsonPathTest, WildcardsYieldEveryValue) {
+  json list = json::parse(R"({"items":[
+      {"metadata":{"name":"a","labels":{"x":"1","y":"2"}},"spec":{"accessModes":["ReadWriteOnce"]}},
+      {"metadata":{"name":"b"},"spec":{"accessModes":["ReadOnlyMany","ReadWriteMany"]}}]})");
+  auto all = [&](const char* expr) {
+    std::vector<std::string> out;
+    auto r = EvaluateJsonPathAll(expr, list);
+    if (!r.ok()) return std::vector<std::string>{"error: " + r.status().message()};
+    for (const json& v : *r) out.push_back(JsonPathText(v));
+    return out;
+  };
+  using Texts = std::vector<std::string>;
+  EXPECT_EQ(all("{.items[*].metadata.name}"), (Texts{"a", "b"}));
+  EXPECT_EQ(all("{.items[*].spec.accessModes[*]}"),
+            (Texts{"ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany"}));
+  EXPECT_EQ(all("{.items[0].metadata.labels.*}"), (Texts{"1", "2"}));
+  EXPECT_EQ(all("{.items[*].metadata.labels.x}"), (Texts{"1"}));  // b has none: skipped
+  EXPECT_EQ(all("{.items[*].nope}"), Texts{});
+  EXPECT_EQ(all("{.items[1].metadata.name}"), (Texts{"b"}));
+  auto first = EvaluateJsonPath("{.items[*].metadata.name}", list);
+  ASSERT_TRUE(first.ok() && first->has_value());
+  EXPECT_EQ(JsonPathText(**first), "a");
 }
 
 TEST(WaitConditionTest, Parses) {

@@ -173,7 +173,7 @@ TEST_F(CommandsTest, GetJsonPathOfOneObject) {
   Ran r = Capture([&](Io& io) { return RunGet(Global(), get, io); });
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "pvc-1");
-  get.output = "jsonpath={.items[*]}";
+  get.output = "jsonpath={.items[?(@.x)]}";
   Ran bad = Capture([&](Io& io) { return RunGet(Global(), get, io); });
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("unsupported jsonpath expression"), std::string::npos) << bad.err;
