@@ -2,14 +2,15 @@
 """bench/claims.py: how fast claimfsd turns claims into mounted volumes, and what 200 cost.
 
 Starts the real claimfsd on a fresh quick-start data directory and measures, through its API:
-  - apply → Bound-and-mounted, for 1 claim and for N claims posted at once (p50, p99, max);
+  - apply → Bound-and-mounted, for 1 claim at a time (repeated --single-runs times) and for N
+    claims posted at once (p50, p99, max);
   - the daemon's RSS and thread count with N volumes mounted;
-  - delete → unmounted and data gone, per claim, when all N are deleted at once.
+  - delete → unmounted and data gone, for 1 claim at a time and when all N are deleted at once.
 A claim counts as Bound-and-mounted when the API shows it Bound and its mountpoint is a
 claimfs mount in /proc/self/mountinfo; as deleted when the claim is gone from the API, its
 mount is gone and its pool directory is gone. Polling every 5 ms bounds the resolution.
 
-Usage: bench/claims.py [--claims N] [--claimfsd PATH] [--workdir DIR] [--readme]
+Usage: bench/claims.py [--claims N] [--single-runs N] [--claimfsd PATH] [--workdir DIR] [--readme]
 """
 import argparse
 import http.client
@@ -159,6 +160,8 @@ def fmt_ms(seconds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--claims", type=int, default=200)
+    parser.add_argument("--single-runs", type=int, default=50,
+                        help="how often one claim is applied and deleted on its own")
     parser.add_argument("--claimfsd", default=os.path.join(REPO, "build/bin/claimfsd"))
     parser.add_argument("--workdir", default="/var/tmp/claimfs-bench-claims")
     parser.add_argument("--size", default="64Mi")
@@ -179,8 +182,11 @@ def main():
         api = Api(sock)
         base = proc_status(daemon.pid)
 
-        single = apply_and_wait(api, args.workdir, ["single"], args.size)
-        delete_and_wait(api, args.workdir, ["single"])
+        single, single_deletes = [], []
+        for i in range(args.single_runs):
+            name = f"single-{i:03d}"
+            single += apply_and_wait(api, args.workdir, [name], args.size)
+            single_deletes += delete_and_wait(api, args.workdir, [name])
         names = [f"c{i:04d}" for i in range(args.claims)]
         t0 = time.monotonic()
         many = apply_and_wait(api, args.workdir, names, args.size)
@@ -190,7 +196,10 @@ def main():
         deletes = delete_and_wait(api, args.workdir, names)
 
         rows = [
-            ("apply → Bound and mounted, 1 claim", fmt_ms(single[0]), "", ""),
+            ("apply → Bound and mounted, 1 claim", fmt_ms(statistics.median(single)),
+             fmt_ms(percentile(single, 99)), f"{len(single)} claims one after another"),
+            ("delete → unmounted and data gone, 1 claim", fmt_ms(statistics.median(single_deletes)),
+             fmt_ms(percentile(single_deletes, 99)), f"max {fmt_ms(max(single_deletes))}"),
             (f"apply → Bound and mounted, {args.claims} claims at once",
              fmt_ms(statistics.median(many)), fmt_ms(percentile(many, 99)),
              f"all {args.claims} in {all_mounted:.1f} s"),
