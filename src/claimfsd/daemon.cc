@@ -1,7 +1,9 @@
 #include "daemon.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 #include <cinttypes>
 #include <cstdlib>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -235,7 +238,10 @@ Result<provisioner::DirectoryOwner> RequestedOwner(
 
 Daemon::Daemon(yaml::DaemonConfig config) : config_(std::move(config)) {}
 
-Daemon::~Daemon() { Stop(); }
+Daemon::~Daemon() {
+  Stop();
+  if (mount_root_lock_fd_ >= 0) ::close(mount_root_lock_fd_);
+}
 
 Result<std::unique_ptr<Daemon>> Daemon::Start(const yaml::DaemonConfig& config) {
   std::unique_ptr<Daemon> d(new Daemon(config));
@@ -259,6 +265,8 @@ Status Daemon::Open() {
   lease_path_ = config.state_dir + "/leases.json";
   RestoreLeases();
 
+  Status locked = LockMountRoot(config.mount_root);
+  if (!locked.ok()) return locked;
   auto stale = mount::DetachStaleMounts(config.mount_root);
   if (!stale.ok()) return stale.status();
 
@@ -674,6 +682,35 @@ void Daemon::DropLeasesOfExitedHolders() {
     ++it;
   }
   if (dropped) SaveLeasesLocked();
+}
+
+Status Daemon::LockMountRoot(const std::string& mount_root) {
+  std::error_code ec;
+  std::filesystem::create_directories(mount_root, ec);
+  if (ec) return Status::IOError("cannot create mount root " + mount_root + ": " + ec.message());
+  std::string path = mount_root + "/.claimfsd.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    char pid[32] = {};
+    ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+    ::close(fd);
+    if (err != EWOULDBLOCK) {
+      return Status::IOError("cannot lock " + path + ": " + std::strerror(err));
+    }
+    std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "unknown";
+    while (!holder.empty() && holder.back() == '\n') holder.pop_back();
+    return Status::Unavailable("mount root " + mount_root +
+                               " is in use by another claimfsd (pid " + holder +
+                               "); give each claimfsd its own mountRoot");
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    log::Warn("cannot write the pid into {}: {}", path, std::strerror(errno));
+  }
+  mount_root_lock_fd_ = fd;  // held, and so the lock, until the process exits
+  return Status::Ok();
 }
 
 void Daemon::RestoreLeases() {

@@ -88,6 +88,9 @@ class Daemon : public api::DaemonHooks {
   // Leases outlive the process in lease_path_: loaded at start (those of exited holders
   // dropped), saved after every change. SaveLeasesLocked needs leases_mu_ held.
   void RestoreLeases();
+  // Takes {mountRoot}/.claimfsd.lock, so that a second daemon configured with the same mount
+  // root refuses to start instead of detaching this one's live mounts as stale.
+  Status LockMountRoot(const std::string& mount_root);
   void SaveLeasesLocked();
 
   mutable std::mutex config_mu_;
@@ -108,6 +111,7 @@ class Daemon : public api::DaemonHooks {
 
   std::mutex leases_mu_;  // before nothing else
   std::map<std::string, HeldLease> leases_;  // by lease id; guarded by leases_mu_
+  int mount_root_lock_fd_ = -1;               // kept open for the process's life
   std::string lease_path_;                   // {stateDir}/leases.json; set before any lease
   std::set<std::string> consumers_;          // claims a client waits to use; guarded by leases_mu_
 

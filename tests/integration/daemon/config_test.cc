@@ -113,5 +113,35 @@ TEST_F(ConfigTest, SighupWithValidNewMaxVolumesTakesEffect) {
   EXPECT_TRUE(DaemonRunning());
 }
 
+// A second daemon configured with the first one's mountRoot took every live mount there for a
+// crash's leftovers and detached them, leaving plain directories without a quota in their place.
+TEST_F(ConfigTest, SecondDaemonOnTheSameMountRootRefusesAndLeavesTheMountsAlone) {
+  ASSERT_TRUE(StartDaemon());
+  ASSERT_TRUE(CreateDynamicClaim("first", "16Mi"));
+  ASSERT_TRUE(WriteFile(MountPath("first") + "/data.txt", "first's"));
+
+  std::string other = base() + "/other";
+  std::string config = base() + "/other.yaml";
+  {
+    std::ofstream out(config);
+    out << "pools:\n  - name: default\n    path: " << other << "/pool\n"
+        << "stateDir: " << other << "/state\n"
+        << "mountRoot: " << data_dir() << "/claims\n"
+        << "socket:\n  path: " << other << "/claimfsd.sock\n"
+        << "volumePlugin:\n  enabled: false\n";
+  }
+  CommandOptions options;
+  options.timeout = 30s;
+  CommandResult r = RunCommand({ClaimfsdBinary(), "--config", config}, options);
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_NE(r.err.find("mount root " + data_dir() + "/claims is in use by another claimfsd (pid " +
+                       std::to_string(daemon_pid()) + ")"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(MountAt(MountPath("first")).has_value()) << "the first daemon's mount was detached";
+  EXPECT_EQ(ReadFile(MountPath("first") + "/data.txt"), "first's");
+  EXPECT_EQ(ClaimPhase("first"), "Bound");
+}
+
 }  // namespace
 }  // namespace claimfs::it
