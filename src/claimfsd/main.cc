@@ -27,8 +27,9 @@ struct Flags {
 };
 
 // Reads the configuration the flags name; prints every error and returns nullopt when it is
-// not usable.
-std::optional<yaml::DaemonConfig> LoadConfig(const Flags& flags) {
+// not usable. `consequence` ends the error summary: what happens instead.
+std::optional<yaml::DaemonConfig> LoadConfig(const Flags& flags,
+                                             const char* consequence = "not starting") {
   yaml::DaemonConfig config;
   if (!flags.data_dir.empty()) {
     config = yaml::QuickStartConfig(flags.data_dir);
@@ -48,7 +49,7 @@ std::optional<yaml::DaemonConfig> LoadConfig(const Flags& flags) {
       if (!loaded->ok()) {
         for (const auto& e : loaded->errors) std::cerr << "claimfsd: error: " << e.ToString() << "\n";
         std::cerr << "claimfsd: " << path << ": " << loaded->errors.size()
-                  << " error(s); not starting\n";
+                  << " error(s); " << consequence << "\n";
         return std::nullopt;
       }
       config = loaded->config;
@@ -109,7 +110,8 @@ int Run(const Flags& flags) {
     }
     if (sig == SIGHUP) {
       sd_notify(0, "RELOADING=1");
-      std::optional<yaml::DaemonConfig> reloaded = LoadConfig(flags);
+      std::optional<yaml::DaemonConfig> reloaded =
+          LoadConfig(flags, "keeping the running configuration");
       if (reloaded) {
         (*daemon)->Reload(*reloaded);
       } else {

@@ -84,6 +84,23 @@ TEST_F(ConfigTest, SighupWithBrokenConfigKeepsServingWithTheOldOne) {
       << DaemonLog().substr(log_before);
   ASSERT_TRUE(DaemonRunning()) << DaemonLog();
 
+  // Well-formed YAML with a bad value: the summary says the daemon goes on ("not starting" was
+  // the start's wording, printed by a daemon that kept running).
+  std::ofstream(path, std::ios::trunc) << "maxVolumes: -5\n";
+  index = notify().Count();
+  log_before = DaemonLog().size();
+  SignalDaemon(SIGHUP);
+  EXPECT_TRUE(notify().WaitFor("READY=1", index, 10s)) << "no READY=1 after SIGHUP";
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return DaemonLog().substr(log_before).find(
+                   "1 error(s); keeping the running configuration") != std::string::npos;
+      },
+      5s))
+      << DaemonLog().substr(log_before);
+  EXPECT_EQ(DaemonLog().substr(log_before).find("not starting"), std::string::npos);
+  ASSERT_TRUE(DaemonRunning()) << DaemonLog();
+
   ASSERT_TRUE(CreateDynamicClaim("two", "16Mi"));
   EXPECT_TRUE(WriteFile(MountPath("two") + "/file", "two"));
   EXPECT_EQ(ReadFile(MountPath("one") + "/file"), "one");
