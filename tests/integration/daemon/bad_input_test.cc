@@ -181,34 +181,6 @@ TEST_F(BadInputTest, NamesWithSlashOrDotDotAreRefusedByTheApi) {
   ExpectStillServing("names with / and ..");
 }
 
-// A static PV and a claim pre-bound to it, over `path` (policy Delete).
-std::string StaticPairYaml(const std::string& name, const std::string& path) {
-  return "apiVersion: v1\n"
-         "kind: PersistentVolume\n"
-         "metadata:\n"
-         "  name: " + name + "\n"
-         "spec:\n"
-         "  capacity:\n"
-         "    storage: 16Mi\n"
-         "  accessModes: [ReadWriteOnce]\n"
-         "  persistentVolumeReclaimPolicy: Delete\n"
-         "  storageClassName: \"\"\n"
-         "  hostPath:\n"
-         "    path: " + path + "\n"
-         "---\n"
-         "apiVersion: v1\n"
-         "kind: PersistentVolumeClaim\n"
-         "metadata:\n"
-         "  name: " + name + "\n"
-         "spec:\n"
-         "  accessModes: [ReadWriteOnce]\n"
-         "  storageClassName: \"\"\n"
-         "  volumeName: " + name + "\n"
-         "  resources:\n"
-         "    requests:\n"
-         "      storage: 16Mi\n";
-}
-
 // A directory outside the default allowed prefix /tmp (and outside the pool), removed at teardown.
 std::string OutsideDirectory() {
   std::string tmpl = "/var/tmp/claimfs-e2e-XXXXXX";
@@ -238,7 +210,7 @@ TEST_F(BadInputTest, HostPathOutsideAllowedPrefixesIsRefusedNamingTheField) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.path);
-    CommandResult r = Apply(StaticPairYaml(c.name, c.path));
+    CommandResult r = Apply(StaticPairYaml(c.name, c.path, "ReadWriteOnce", "Delete"));
     EXPECT_EQ(r.exit_code, 1) << r.Describe();
     EXPECT_NE(r.err.find("The PersistentVolume \"" + c.name + "\" is invalid: "
                          "spec.hostPath.path: Forbidden: volume source " + c.path),
@@ -280,7 +252,7 @@ TEST_F(BadInputTest, VolumeOutsideNarrowedPrefixesIsNeitherMountedNorDeleted) {
   ASSERT_TRUE(StopDaemon());
   std::string wide = WriteConfig("allowedHostPathPrefixes: [/tmp, " + outside + "]\n");
   ASSERT_TRUE(StartDaemon({"--config", wide}));
-  CommandResult r = Apply(StaticPairYaml("outside", source));
+  CommandResult r = Apply(StaticPairYaml("outside", source, "ReadWriteOnce", "Delete"));
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   ASSERT_TRUE(WaitBoundAndMounted("outside"));
   ASSERT_TRUE(WriteFile(MountPath("outside") + "/precious", "do not delete"));

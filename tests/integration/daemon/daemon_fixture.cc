@@ -147,6 +147,37 @@ std::string JsonString(const nlohmann::json& j, const std::string& pointer,
   }
 }
 
+std::string StaticPairYaml(const std::string& name, const std::string& path,
+                           const std::string& access_mode, const std::string& reclaim_policy,
+                           const std::string& mount_options) {
+  std::string options = mount_options.empty() ? "" : "  mountOptions: [" + mount_options + "]\n";
+  return "apiVersion: v1\n"
+         "kind: PersistentVolume\n"
+         "metadata:\n"
+         "  name: " + name + "\n"
+         "spec:\n"
+         "  capacity:\n"
+         "    storage: 16Mi\n"
+         "  accessModes: [" + access_mode + "]\n"
+         "  persistentVolumeReclaimPolicy: " + reclaim_policy + "\n"
+         "  storageClassName: \"\"\n" +
+         options +
+         "  hostPath:\n"
+         "    path: " + path + "\n"
+         "---\n"
+         "apiVersion: v1\n"
+         "kind: PersistentVolumeClaim\n"
+         "metadata:\n"
+         "  name: " + name + "\n"
+         "spec:\n"
+         "  accessModes: [" + access_mode + "]\n"
+         "  storageClassName: \"\"\n"
+         "  volumeName: " + name + "\n"
+         "  resources:\n"
+         "    requests:\n"
+         "      storage: 16Mi\n";
+}
+
 std::string ExamplesDir() { return std::string(CLAIMFS_SOURCE_DIR) + "/config/examples"; }
 
 // --- commands ----------------------------------------------------------------------------------

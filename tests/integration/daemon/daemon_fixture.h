@@ -222,6 +222,14 @@ std::string ClaimctlBinary();
 std::string JsonString(const nlohmann::json& j, const std::string& pointer,
                        const std::string& fallback = "");
 
+// A static hostPath PV `name` over `path` and a claim `name` pre-bound to it (storageClassName
+// ""), 16Mi each, as one multi-document manifest. `mount_options` is a flow list's inside
+// ("ro, noexec"); empty leaves mountOptions out.
+std::string StaticPairYaml(const std::string& name, const std::string& path,
+                           const std::string& access_mode = "ReadWriteOnce",
+                           const std::string& reclaim_policy = "Retain",
+                           const std::string& mount_options = "");
+
 // The directory of the example manifests (config/examples).
 std::string ExamplesDir();
 

@@ -38,32 +38,7 @@ class MountsTest : public DaemonTest {
                          const std::string& mount_options) {
     std::string dir = base() + "/" + name;
     EXPECT_EQ(mkdir(dir.c_str(), 0755), 0) << strerror(errno);
-    std::string options = mount_options.empty() ? "" : "  mountOptions: [" + mount_options + "]\n";
-    CommandResult r = Apply("apiVersion: v1\n"
-                            "kind: PersistentVolume\n"
-                            "metadata:\n"
-                            "  name: " + name + "\n"
-                            "spec:\n"
-                            "  capacity:\n"
-                            "    storage: 16Mi\n"
-                            "  accessModes: [" + access_mode + "]\n"
-                            "  persistentVolumeReclaimPolicy: Retain\n"
-                            "  storageClassName: \"\"\n" +
-                            options +
-                            "  hostPath:\n"
-                            "    path: " + dir + "\n"
-                            "---\n"
-                            "apiVersion: v1\n"
-                            "kind: PersistentVolumeClaim\n"
-                            "metadata:\n"
-                            "  name: " + name + "\n"
-                            "spec:\n"
-                            "  accessModes: [" + access_mode + "]\n"
-                            "  storageClassName: \"\"\n"
-                            "  volumeName: " + name + "\n"
-                            "  resources:\n"
-                            "    requests:\n"
-                            "      storage: 16Mi\n");
+    CommandResult r = Apply(StaticPairYaml(name, dir, access_mode, "Retain", mount_options));
     EXPECT_EQ(r.exit_code, 0) << r.Describe();
     return dir;
   }
