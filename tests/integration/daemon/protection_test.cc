@@ -53,6 +53,20 @@ class ProtectionTest : public DaemonTest {
     ASSERT_TRUE(WriteFile(MountPath("data") + "/held.txt", kHeldContent));
   }
 
+  // Starts `claimctl use CLAIM -- sh -c 'touch READY; exec sleep SECONDS'` and waits until the
+  // command runs, under its lease. Returns claimctl's pid, or -1 (a failure is recorded) when
+  // the command did not start.
+  pid_t StartUse(const std::string& claim, int seconds) {
+    std::string ready = base() + "/use-ready-" + std::to_string(++uses_);
+    pid_t pid = Spawn({ClaimctlBinary(), "--socket", socket_path(), "use", claim, "--", "sh",
+                       "-c", "touch " + ready + "; exec sleep " + std::to_string(seconds)});
+    if (!WaitFor([&] { return access(ready.c_str(), F_OK) == 0; }, 10s)) {
+      ADD_FAILURE() << "claimctl use " << claim << " did not run its command";
+      return -1;
+    }
+    return pid;
+  }
+
   // Waits for one byte on `fd` (a holder's "ready"); true if it is `want`.
   static bool WaitByte(int fd, char want, std::chrono::milliseconds timeout) {
     pollfd p{fd, POLLIN, 0};
@@ -110,6 +124,7 @@ class ProtectionTest : public DaemonTest {
   }
 
   std::string volume_;
+  int uses_ = 0;
 };
 
 TEST_F(ProtectionTest, OpenFileKeepsDeletedClaimTerminatingUntilTheHolderExits) {
@@ -196,11 +211,8 @@ TEST_F(ProtectionTest, UseLeaseKeepsDeletedClaimTerminatingUntilTheCommandExits)
   EXPECT_EQ(r.out, mount + "\n");
   EXPECT_TRUE(Leases("data").empty()) << "the lease outlived its command";
 
-  std::string ready = base() + "/lease-ready";
-  pid_t user = Spawn({ClaimctlBinary(), "--socket", socket_path(), "use", "data", "--", "sh", "-c",
-                      "touch " + ready + "; sleep 8"});
-  ASSERT_TRUE(WaitFor([&] { return access(ready.c_str(), F_OK) == 0; }, 10s))
-      << "claimctl use did not run its command";
+  pid_t user = StartUse("data", 8);
+  ASSERT_GT(user, 0);
   std::vector<nlohmann::json> leases = Leases("data");
   ASSERT_EQ(leases.size(), 1u);
   EXPECT_EQ(JsonString(leases[0], "/claim"), "default/data");
@@ -221,11 +233,8 @@ TEST_F(ProtectionTest, UseLeaseKeepsDeletedClaimTerminatingUntilTheCommandExits)
 // `claimctl use` still ran was deleted at once, data and all.
 TEST_F(ProtectionTest, UseLeaseSurvivesADaemonCrashAndStillHoldsTheClaim) {
   ASSERT_NO_FATAL_FAILURE(CreateData());
-  std::string ready = base() + "/lease-ready";
-  pid_t user = Spawn({ClaimctlBinary(), "--socket", socket_path(), "use", "data", "--", "sh", "-c",
-                      "touch " + ready + "; sleep 60"});
-  ASSERT_TRUE(WaitFor([&] { return access(ready.c_str(), F_OK) == 0; }, 10s))
-      << "claimctl use did not run its command";
+  pid_t user = StartUse("data", 60);
+  ASSERT_GT(user, 0);
   std::vector<nlohmann::json> before = Leases("data");
   ASSERT_EQ(before.size(), 1u);
 
@@ -247,11 +256,8 @@ TEST_F(ProtectionTest, UseLeaseSurvivesADaemonCrashAndStillHoldsTheClaim) {
 // the volume while the claim could be deleted under it.
 TEST_F(ProtectionTest, UseLeaseFollowsTheCommandWhenClaimctlIsKilled) {
   ASSERT_NO_FATAL_FAILURE(CreateData());
-  std::string ready = base() + "/lease-ready";
-  pid_t user = Spawn({ClaimctlBinary(), "--socket", socket_path(), "use", "data", "--", "sh", "-c",
-                      "touch " + ready + "; exec sleep 60"});
-  ASSERT_TRUE(WaitFor([&] { return access(ready.c_str(), F_OK) == 0; }, 10s))
-      << "claimctl use did not run its command";
+  pid_t user = StartUse("data", 60);
+  ASSERT_GT(user, 0);
   std::vector<nlohmann::json> leases = Leases("data");
   ASSERT_EQ(leases.size(), 1u);
   EXPECT_NE(leases[0].value("pid", 0), user) << "the lease names claimctl, not its command";
@@ -266,11 +272,8 @@ TEST_F(ProtectionTest, UseLeaseFollowsTheCommandWhenClaimctlIsKilled) {
 
 TEST_F(ProtectionTest, ReadWriteOncePodClaimTakesOneUserAtATime) {
   ASSERT_TRUE(CreateDynamicClaim("solo", "16Mi", "ReadWriteOncePod"));
-  std::string ready = base() + "/first-ready";
-  pid_t first = Spawn({ClaimctlBinary(), "--socket", socket_path(), "use", "solo", "--", "sh", "-c",
-                       "touch " + ready + "; sleep 30"});
-  ASSERT_TRUE(WaitFor([&] { return access(ready.c_str(), F_OK) == 0; }, 10s))
-      << "the first claimctl use did not run its command";
+  pid_t first = StartUse("solo", 30);
+  ASSERT_GT(first, 0);
 
   std::string second = base() + "/second-ran";
   CommandResult r = Claimctl({"use", "solo", "--", "touch", second});
