@@ -195,11 +195,7 @@ Status PrepareVolumeSource(const std::string& volume, const std::string& path,
     std::string type = pv.spec.host_path->type.value_or("");
     create_missing = type.empty() || type == "DirectoryOrCreate";
   }
-  bool existed = std::filesystem::exists(path);
-  Status s = provisioner::CheckVolumeSource(path, roots, create_missing);
-  if (!s.ok()) return s;
-  if (create_missing && !existed) log::Info("created hostPath directory {} for {}", path, volume);
-  return Status::Ok();
+  return provisioner::CheckVolumeSource(path, roots, create_missing);
 }
 
 // The owner and mode a claim asks for its new volume's root (a Docker volume's uid, gid and
@@ -690,15 +686,13 @@ Status Daemon::LockMountRoot(const std::string& mount_root) {
   if (ec) return Status::IOError("cannot create mount root " + mount_root + ": " + ec.message());
   std::string path = mount_root + "/.claimfsd.lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
+  if (fd < 0) return Status::FromErrno("cannot open " + path, errno);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     char pid[32] = {};
     ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
     ::close(fd);
-    if (err != EWOULDBLOCK) {
-      return Status::IOError("cannot lock " + path + ": " + std::strerror(err));
-    }
+    if (err != EWOULDBLOCK) return Status::FromErrno("cannot lock " + path, err);
     std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "unknown";
     while (!holder.empty() && holder.back() == '\n') holder.pop_back();
     return Status::Unavailable("mount root " + mount_root +

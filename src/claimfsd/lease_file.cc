@@ -4,21 +4,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace claimfs::claimfsd {
-namespace {
-
 using nlohmann::json;
-
-Status IOError(const std::string& context, int err) {
-  return Status::IOError(context + ": " + std::strerror(err));
-}
-
-}  // namespace
 
 Status SaveLeases(const std::string& path, const std::vector<StoredLease>& leases) {
   json items = json::array();
@@ -33,7 +24,7 @@ Status SaveLeases(const std::string& path, const std::vector<StoredLease>& lease
   std::string text = json{{"leases", items}}.dump(1) + "\n";
   std::string tmp = path + ".new";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return IOError("cannot write " + tmp, errno);
+  if (fd < 0) return Status::FromErrno("cannot write " + tmp, errno);
   size_t done = 0;
   while (done < text.size()) {
     ssize_t n = ::write(fd, text.data() + done, text.size() - done);
@@ -41,18 +32,18 @@ Status SaveLeases(const std::string& path, const std::vector<StoredLease>& lease
     if (n < 0) {
       int err = errno;
       ::close(fd);
-      return IOError("cannot write " + tmp, err);
+      return Status::FromErrno("cannot write " + tmp, err);
     }
     done += static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0) {
     int err = errno;
     ::close(fd);
-    return IOError("cannot sync " + tmp, err);
+    return Status::FromErrno("cannot sync " + tmp, err);
   }
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return IOError("cannot rename " + tmp + " to " + path, errno);
+    return Status::FromErrno("cannot rename " + tmp + " to " + path, errno);
   }
   return Status::Ok();
 }
@@ -61,7 +52,7 @@ Result<std::vector<StoredLease>> LoadLeases(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     if (errno == ENOENT) return std::vector<StoredLease>();
-    return IOError("cannot read " + path, errno);
+    return Status::FromErrno("cannot read " + path, errno);
   }
   std::stringstream text;
   text << in.rdbuf();

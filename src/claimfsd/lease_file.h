@@ -16,11 +16,11 @@ struct StoredLease {
 };
 
 // Replaces the file at `path` with `leases` as JSON: written to a temporary file, fsync'd and
-// renamed over it, so a crash leaves the old list or the new one. kIOError naming the path.
+// renamed over it, so a crash leaves the old list or the new one. A failure names the path.
 Status SaveLeases(const std::string& path, const std::vector<StoredLease>& leases);
 
 // The leases saved at `path`; none when the file does not exist. kInvalid naming the path when
-// it does not parse, kIOError when it cannot be read.
+// it does not parse, and a Status naming it when it cannot be read.
 Result<std::vector<StoredLease>> LoadLeases(const std::string& path);
 
 }  // namespace claimfs::claimfsd

@@ -757,7 +757,9 @@ Status CheckVolumeSource(const std::string& path, const std::vector<std::string>
     int fd = ::openat(current.get(), name.c_str(), kDirectoryFlags);
     if (fd < 0 && errno == ENOENT) {
       if (!create_missing) return Status::Ok();  // the rest does not exist yet: no symlink
-      if (::mkdirat(current.get(), name.c_str(), 0755) != 0 && errno != EEXIST) {
+      if (::mkdirat(current.get(), name.c_str(), 0755) == 0) {
+        log::Info("created {} for volume source {}", walked, path);
+      } else if (errno != EEXIST) {
         return IOError("cannot create " + walked + " for volume source " + path, errno);
       }
       fd = ::openat(current.get(), name.c_str(), kDirectoryFlags);

@@ -76,8 +76,8 @@ Status ScrubVolumeDirectory(const std::string& path, const std::vector<std::stri
 // served: absolute, without "..", strictly below one of `allowed_roots` (the allowed hostPath
 // prefixes and the pools), and reached from that root without following a symlink, so that no
 // link planted in a shared directory such as /tmp can point a volume elsewhere. Components that
-// do not exist yet are fine, or, with `create_missing`, created (mode 0755) one at a time
-// beneath the root, never through a symlink. kForbidden naming the path and the roots or the
+// do not exist yet are fine, or, with `create_missing`, created (mode 0755, and logged) one at
+// a time beneath the root, never through a symlink. kForbidden naming the path and the roots or the
 // symlink; kInvalid when a component is not a directory; kIOError when a system call fails.
 // Thread-safe.
 Status CheckVolumeSource(const std::string& path, const std::vector<std::string>& allowed_roots,
