@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include <sstream>
 
 #include "claimfs/common/log.h"
+#include "claimfs/model/host_path.h"
 #include "claimfs/model/objects.h"
 #include "claimfs/mount/mount_table.h"
 #include "claimfs/provisioner/volume_directory.h"
@@ -185,17 +187,45 @@ std::string EscapeLabel(const std::string& value) {
 // The directory a volume serves may only lie below a pool or an allowed hostPath prefix, and
 // is reached without following symlinks. A hostPath PV whose type is unset or
 // DirectoryOrCreate gets its directory when it is missing, as the kubelet and container
-// runtimes do for such volumes; type Directory must exist.
-Status PrepareVolumeSource(const std::string& volume, const std::string& path,
-                           const std::vector<model::PersistentVolume>& volumes,
-                           const std::vector<std::string>& roots) {
+// runtimes do for such volumes; type Directory must exist. Returns the path in its normal form
+// (the bytes the mount must use) and the identity of the directory the check reached.
+struct CheckedSource {
+  std::string path;
+  std::optional<provisioner::DirectoryIdentity> identity;
+};
+Result<CheckedSource> PrepareVolumeSource(const std::string& volume, const std::string& path,
+                                          const std::vector<model::PersistentVolume>& volumes,
+                                          const std::vector<std::string>& roots) {
+  auto normal = model::HostPath::Parse(path);
+  if (!normal.ok()) {
+    return Status::Forbidden("volume source " + model::EscapePathForMessage(path) + ": " +
+                             model::HostPathProblem(path).value_or("not a usable path"));
+  }
   bool create_missing = false;
   for (const model::PersistentVolume& pv : volumes) {
     if (pv.metadata.name != volume || !pv.spec.host_path) continue;
     std::string type = pv.spec.host_path->type.value_or("");
     create_missing = type.empty() || type == "DirectoryOrCreate";
   }
-  return provisioner::CheckVolumeSource(path, roots, create_missing);
+  auto identity = provisioner::OpenVolumeSource(normal->string(), roots, create_missing);
+  if (!identity.ok()) return identity.status();
+  return CheckedSource{normal->string(), *identity};
+}
+
+// Whether the mount at `mount_path` serves the directory `expected`: its root reports the backing
+// directory's inode (a forced GETATTR, not the kernel's cached root inode number).
+Status VerifyMountedSource(const std::string& mount_path, const std::string& source,
+                           const provisioner::DirectoryIdentity& expected) {
+  struct statx st;
+  if (::statx(AT_FDCWD, mount_path.c_str(), AT_STATX_FORCE_SYNC, STATX_INO, &st) != 0) {
+    return Status::FromErrno("cannot stat the new mount " + mount_path, errno);
+  }
+  if (st.stx_ino != expected.ino) {
+    return Status::Forbidden("volume source " + source +
+                             " changed between its check and its mount (a component was "
+                             "replaced, by a symlink perhaps): refusing to serve it");
+  }
+  return Status::Ok();
 }
 
 // The owner and mode a claim asks for its new volume's root (a Docker volume's uid, gid and
@@ -542,16 +572,22 @@ Status Daemon::Perform(const Action& a, const std::vector<model::PersistentVolum
       if (!volumes_->MountedVolumes().count(a.volume)) return Status::Ok();  // at the next mount
       return volumes_->SetCapacity(a.volume, static_cast<uint64_t>(a.size_bytes));
     case ActionType::kMount: {
-      Status s = PrepareVolumeSource(a.volume, a.path, volumes, VolumeRoots());
-      if (!s.ok()) return s;
+      auto source = PrepareVolumeSource(a.volume, a.path, volumes, VolumeRoots());
+      if (!source.ok()) return source.status();
       mount::MountRequest r;
       r.volume = a.volume;
       r.claim = a.claim;
-      r.source = a.path;
+      r.source = source->path;
       r.capacity_bytes = static_cast<uint64_t>(a.size_bytes);
       r.read_only = a.read_only;
       r.mount_options = a.mount_options;
-      return volumes_->Mount(r);
+      Status s = volumes_->Mount(r);
+      if (!s.ok() || !source->identity) return s;
+      // The volume layer opens the source by path again: a component swapped for a symlink
+      // since the walk above would be followed there. Serve only the directory that was checked.
+      s = VerifyMountedSource(volumes_->MountPath(a.claim), source->path, *source->identity);
+      if (!s.ok()) (void)volumes_->Unmount(a.volume);
+      return s;
     }
     case ActionType::kUnmount:
       return volumes_->Unmount(a.volume);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <tuple>
 
+#include "claimfs/model/host_path.h"
 #include "claimfs/model/quantity.h"
 #include "claimfs/model/selector.h"
 
@@ -124,37 +125,10 @@ std::string VolumePath(const PersistentVolume& pv) {
   return "";
 }
 
-namespace {
-
-// Splits an absolute path into components; nullopt for relative paths and for "." or ".."
-// components, which a reclaim must never resolve.
-std::optional<std::vector<std::string>> Components(const std::string& path) {
-  if (path.empty() || path[0] != '/') return std::nullopt;
-  std::vector<std::string> parts;
-  size_t start = 1;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    std::string part = path.substr(start, end - start);
-    if (part == "." || part == "..") return std::nullopt;
-    if (!part.empty()) parts.push_back(std::move(part));
-    start = end + 1;
-  }
-  return parts;
-}
-
-std::string TrimTrailingSlashes(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  return path;
-}
-
-}  // namespace
-
 bool IsStrictlyUnder(const std::string& path, const std::string& root) {
-  auto p = Components(path);
-  auto r = Components(root);
-  if (!p || !r || p->size() <= r->size()) return false;
-  return std::equal(r->begin(), r->end(), p->begin());
+  auto p = model::HostPath::Parse(path);
+  auto r = model::HostPath::Parse(root);
+  return p.ok() && r.ok() && p->IsStrictlyBelow(*r);
 }
 
 const Pool* PoolOf(const std::string& path, const std::vector<Pool>& pools) {
@@ -173,13 +147,14 @@ std::optional<std::string> ReclaimPathRefusal(const std::string& path, const cha
   std::string supported;
   for (const std::string& root : roots) {
     if (IsStrictlyUnder(path, root)) return std::nullopt;
-    std::string trimmed = TrimTrailingSlashes(root);
+    auto parsed = model::HostPath::Parse(root);
+    std::string shown = parsed.ok() ? parsed->string() : model::EscapePathForMessage(root);
     if (!supported.empty()) supported += ", ";
-    supported += (trimmed == "/" ? "" : trimmed) + "/.+";
+    supported += (shown == "/" ? "" : shown) + "/.+";
   }
   if (supported.empty()) supported = "no path (no managed pool or allowed prefix is configured)";
   return std::string("host_path ") + what + " only supports " + supported +
-         " but received provided " + (path.empty() ? "\"\"" : path);
+         " but received provided " + (path.empty() ? "\"\"" : model::EscapePathForMessage(path));
 }
 
 std::string HumanBytes(int64_t bytes) {

@@ -51,7 +51,8 @@ const model::PersistentVolume* FindBestMatch(
 
 // hostPath.path or local.path, "" when the PV has neither.
 std::string VolumePath(const model::PersistentVolume& pv);
-// `path` lies strictly below `root` (both absolute), with no "." or ".." components.
+// `path` lies strictly below `root`, both compared in model::HostPath's normal form; false when
+// either fails model::HostPathProblem (relative, "..", NUL, control or non-UTF-8 bytes).
 bool IsStrictlyUnder(const std::string& path, const std::string& root);
 // The pool whose directory holds `path`, or nullptr.
 const Pool* PoolOf(const std::string& path, const std::vector<Pool>& pools);

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "claimfs/common/log.h"
+#include "claimfs/model/host_path.h"
 
 namespace claimfs::provisioner {
 namespace {
@@ -67,21 +68,18 @@ Status IOError(const std::string& context, int err) {
   return Status::IOError(context + ": " + std::strerror(err));
 }
 
-// The components of an absolute path, without empty and "." ones; nullopt for a relative path
-// or one that holds "..".
+// The components of an absolute path in its normal form (model::HostPath); nullopt for a path
+// that fails the byte check, is relative or holds "..".
 std::optional<std::vector<std::string>> Components(std::string_view path) {
-  if (path.empty() || path.front() != '/') return std::nullopt;
-  std::vector<std::string> parts;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos) j = path.size();
-    std::string_view part = path.substr(i, j - i);
-    if (part == "..") return std::nullopt;
-    if (!part.empty() && part != ".") parts.emplace_back(part);
-    i = j + 1;
-  }
-  return parts;
+  auto parsed = model::HostPath::Parse(path);
+  if (!parsed.ok()) return std::nullopt;
+  return parsed->Components();
+}
+
+// "<path, escaped>: <why HostPathProblem refuses it>", for a path Components refused.
+std::string Refused(std::string_view path) {
+  return model::EscapePathForMessage(path) + ": " +
+         model::HostPathProblem(path).value_or("not a usable path");
 }
 
 std::string JoinComponents(const std::vector<std::string>& parts, size_t begin, size_t end) {
@@ -475,13 +473,17 @@ class TreeWalker {
 // below; the longest matching root wins, so nested roots behave. False when there is none.
 bool FindRoot(const std::vector<std::string>& parts, const std::vector<std::string>& allowed_roots,
               std::optional<size_t>* root_size, std::string* root_path) {
+  boost::filesystem::path joined("/");
+  for (const std::string& part : parts) joined /= part;
+  auto path = model::HostPath::Parse(joined.native());
+  if (!path.ok()) return false;
   for (const std::string& root : allowed_roots) {
-    auto root_parts = Components(root);
-    if (!root_parts || root_parts->size() >= parts.size()) continue;
-    if (!std::equal(root_parts->begin(), root_parts->end(), parts.begin())) continue;
-    if (!*root_size || root_parts->size() > **root_size) {
-      *root_size = root_parts->size();
-      *root_path = "/" + JoinComponents(*root_parts, 0, root_parts->size());
+    auto parsed = model::HostPath::Parse(root);
+    if (!parsed.ok() || !path->IsStrictlyBelow(*parsed)) continue;
+    size_t size = parsed->Components().size();
+    if (!*root_size || size > **root_size) {
+      *root_size = size;
+      *root_path = parsed->string();
     }
   }
   return root_size->has_value();
@@ -493,8 +495,7 @@ Status RemoveTree(const std::string& path, const std::vector<std::string>& allow
   const char* verb = keep_top ? "recycle" : "delete";
   auto parts = Components(path);
   if (!parts) {
-    return Status::Forbidden(std::string("refusing to ") + verb + " " + path +
-                             ": not an absolute path without \"..\"");
+    return Status::Forbidden(std::string("refusing to ") + verb + " " + Refused(path));
   }
   std::optional<size_t> root_size;
   std::string root_path;
@@ -593,7 +594,7 @@ Status RemoveTree(const std::string& path, const std::vector<std::string>& allow
 
 Status EnsurePoolDirectory(const std::string& path) {
   auto parts = Components(path);
-  if (!parts) return Status::Invalid("pool path \"" + path + "\" is not absolute or holds \"..\"");
+  if (!parts) return Status::Invalid("pool path " + Refused(path));
   std::string current;
   for (size_t i = 0; i < parts->size(); ++i) {
     current += "/" + (*parts)[i];
@@ -733,9 +734,15 @@ Status ScrubVolumeDirectory(const std::string& path,
 
 Status CheckVolumeSource(const std::string& path, const std::vector<std::string>& allowed_roots,
                          bool create_missing) {
+  return OpenVolumeSource(path, allowed_roots, create_missing).status();
+}
+
+Result<std::optional<DirectoryIdentity>> OpenVolumeSource(
+    const std::string& path, const std::vector<std::string>& allowed_roots, bool create_missing) {
+  using Reached = std::optional<DirectoryIdentity>;
   auto parts = Components(path);
   if (!parts) {
-    return Status::Forbidden("volume source " + path + " is not an absolute path without \"..\"");
+    return Status::Forbidden("volume source " + Refused(path));
   }
   std::optional<size_t> root_size;
   std::string root_path;
@@ -747,7 +754,7 @@ Status CheckVolumeSource(const std::string& path, const std::vector<std::string>
   Fd current(::open(root_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!current.valid()) {
     int err = errno;
-    if (err == ENOENT && !create_missing) return Status::Ok();
+    if (err == ENOENT && !create_missing) return Reached();
     return IOError("cannot open " + root_path + ", the root of volume source " + path, err);
   }
   std::string walked = root_path;
@@ -756,7 +763,7 @@ Status CheckVolumeSource(const std::string& path, const std::vector<std::string>
     walked += "/" + name;
     int fd = ::openat(current.get(), name.c_str(), kDirectoryFlags);
     if (fd < 0 && errno == ENOENT) {
-      if (!create_missing) return Status::Ok();  // the rest does not exist yet: no symlink
+      if (!create_missing) return Reached();  // the rest does not exist yet: no symlink
       if (::mkdirat(current.get(), name.c_str(), 0755) == 0) {
         log::Info("created {} for volume source {}", walked, path);
       } else if (errno != EEXIST) {
@@ -779,15 +786,15 @@ Status CheckVolumeSource(const std::string& path, const std::vector<std::string>
     }
     current.reset(fd);
   }
-  return Status::Ok();
+  struct stat st;
+  if (::fstat(current.get(), &st) != 0) return IOError("cannot stat volume source " + path, errno);
+  return Reached(DirectoryIdentity{st.st_dev, st.st_ino});
 }
 
 bool PathsOverlap(const std::string& a, const std::string& b) {
-  auto pa = Components(a);
-  auto pb = Components(b);
-  if (!pa || !pb) return false;
-  size_t common = std::min(pa->size(), pb->size());
-  return std::equal(pa->begin(), pa->begin() + static_cast<long>(common), pb->begin());
+  auto pa = model::HostPath::Parse(a);
+  auto pb = model::HostPath::Parse(b);
+  return pa.ok() && pb.ok() && pa->Overlaps(*pb);
 }
 
 Result<int64_t> FilesystemCapacity(const std::string& path) {

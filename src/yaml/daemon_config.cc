@@ -20,6 +20,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "claimfs/model/host_path.h"
 #include "claimfs/model/quantity.h"
 #include "claimfs/yaml/field_error.h"
 #include "claimfs/yaml/validation.h"
@@ -111,19 +112,14 @@ std::string OctalMode(mode_t mode) {
 }
 
 // "/a/b/../c/" -> "/a/c"; relative paths are returned as they are.
-std::string NormalizePath(const std::string& path) {
-  if (path.empty() || path[0] != '/') return path;
-  std::string out = std::filesystem::path(path).lexically_normal().string();
-  while (out.size() > 1 && out.back() == '/') out.pop_back();
-  return out;
-}
+std::string NormalizePath(const std::string& path) { return model::LexicallyNormal(path); }
 
-// True when `inner` is `outer` or a directory below it (both normalized and absolute).
+// True when `inner` is `outer` or a directory below it, by whole components; false when either
+// fails the path check (CheckAbsolute reports that).
 bool IsAtOrUnder(const std::string& inner, const std::string& outer) {
-  if (inner == outer) return true;
-  if (outer == "/") return true;
-  return inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
-         inner[outer.size()] == '/';
+  auto i = model::HostPath::Parse(inner);
+  auto o = model::HostPath::Parse(outer);
+  return i.ok() && o.ok() && i->IsAtOrBelow(*o);
 }
 
 using Report = std::function<void(FieldError)>;
@@ -140,7 +136,9 @@ void CheckAbsolute(const FieldPath& field, const std::string& value, bool requir
     if (required) error(RequiredError(field));
     return;
   }
-  if (value[0] != '/') error(InvalidError(field, value, "must be an absolute path"));
+  // NUL, control bytes and the rest first: the daemon would use a shorter path than the one
+  // the overlap checks compare.
+  if (auto problem = model::HostPathProblem(value)) error(InvalidError(field, value, *problem));
 }
 
 // One of two overlapping directories is reported: the one written in the file (a default is not
@@ -903,7 +901,7 @@ DaemonConfig QuickStartConfig(const std::string& data_dir) {
   std::error_code ec;
   std::filesystem::path dir = std::filesystem::absolute(data_dir, ec);
   if (ec) dir = data_dir;
-  std::string base = NormalizePath(dir.lexically_normal().string());
+  std::string base = NormalizePath(dir.string());
   if (base == "/") base.clear();  // so that base + "/state" is "/state"
   DaemonConfig config = DefaultDaemonConfig();
   config.pools[0].path = base + "/pools/default";

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "claimfs/model/host_path.h"
+
 namespace claimfs::yaml {
 
 FieldPath FieldPath::Child(std::string_view name) const {
@@ -66,7 +68,21 @@ bool operator==(const FieldPath& a, const FieldPath& b) { return a.Pointer() == 
 
 std::string Quote(std::string_view text) {
   std::string out = "\"";
-  for (unsigned char c : text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {
+      // Go's %q: a well-formed UTF-8 character as it is, any other byte as \xNN.
+      size_t n = model::Utf8SequenceLength(text, i);
+      if (n == 0) {
+        char buf[8];
+        std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+        out += buf;
+      } else {
+        out.append(text.substr(i, n));
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"':
         out += "\\\"";

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "claimfs/model/host_path.h"
+
 namespace claimfs::yaml {
 namespace {
 
@@ -153,15 +155,19 @@ void ValidateClassName(const std::string& name, const FieldPath& path, ErrorList
   }
 }
 
-bool HasBacksteps(std::string_view path) {
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    if (path.substr(start, end - start) == "..") return true;
-    start = end + 1;
+// The byte and shape check of a path a volume serves (model::HostPathProblem), reported before
+// anything else looks at the path: a NUL would make every later check compare a longer string
+// than the kernel sees. False when the path is refused.
+bool ValidateHostPath(const std::string& value, const FieldPath& path, ErrorList* errs) {
+  if (value.empty()) {
+    errs->push_back(RequiredError(path));
+    return false;
   }
-  return false;
+  if (auto problem = model::HostPathProblem(value)) {
+    errs->push_back(InvalidError(path, value, *problem));
+    return false;
+  }
+  return true;
 }
 
 // path.Clean(p) == "/": an absolute path made only of "", "." and ".." segments.
@@ -347,6 +353,7 @@ ErrorList ValidateStorageClass(const model::StorageClass& sc) {
 
 ErrorList ValidatePersistentVolume(const model::PersistentVolume& pv) {
   ErrorList errs;
+  ErrorList path_errs;  // reported first: see ValidateHostPath
   ValidateMeta(pv.metadata, /*namespaced=*/false, &errs);
   const auto& s = pv.spec;
   FieldPath spec = FieldPath().Child("spec");
@@ -365,12 +372,7 @@ ErrorList ValidatePersistentVolume(const model::PersistentVolume& pv) {
   if (s.host_path) {
     ++sources;
     FieldPath hp = spec.Child("hostPath");
-    FieldPath path = hp.Child("path");
-    if (s.host_path->path.empty()) {
-      errs.push_back(RequiredError(path));
-    } else if (HasBacksteps(s.host_path->path)) {
-      errs.push_back(InvalidError(path, s.host_path->path, "must not contain '..'"));
-    }
+    ValidateHostPath(s.host_path->path, hp.Child("path"), &path_errs);
     static const std::vector<std::string> kTypes = {
         "",     "BlockDevice",  "CharDevice", "Directory", "DirectoryOrCreate",
         "File", "FileOrCreate", "Socket"};
@@ -385,14 +387,7 @@ ErrorList ValidatePersistentVolume(const model::PersistentVolume& pv) {
       errs.push_back(ForbiddenError(local, "may not specify more than 1 volume type"));
     } else {
       ++sources;
-      FieldPath path = local.Child("path");
-      if (s.local->path.empty()) {
-        errs.push_back(RequiredError(path));
-      } else if (s.local->path[0] != '/') {
-        errs.push_back(InvalidError(path, s.local->path, "must be an absolute path"));
-      } else if (HasBacksteps(s.local->path)) {
-        errs.push_back(InvalidError(path, s.local->path, "must not contain '..'"));
-      }
+      ValidateHostPath(s.local->path, local.Child("path"), &path_errs);
     }
   }
   if (sources == 0) errs.push_back(RequiredError(spec, "must specify a volume type"));
@@ -413,7 +408,8 @@ ErrorList ValidatePersistentVolume(const model::PersistentVolume& pv) {
           NotSupportedError(ref.Child("kind"), s.claim_ref->kind, {"PersistentVolumeClaim"}));
     }
   }
-  return errs;
+  path_errs.insert(path_errs.end(), errs.begin(), errs.end());
+  return path_errs;
 }
 
 ErrorList ValidatePersistentVolumeClaim(const model::PersistentVolumeClaim& pvc) {

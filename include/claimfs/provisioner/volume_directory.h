@@ -48,7 +48,8 @@ Status CreateVolumeDirectory(const std::string& pool_path, const std::string& na
 
 // Removes the directory `path` and everything below it.
 // Safety rules (shared with ScrubVolumeDirectory):
-//  - `path` must be absolute, free of "..", and lie strictly below one of `allowed_roots`
+//  - `path` must pass model::HostPathProblem (absolute, free of "..", no NUL, control or non-UTF-8
+//    byte) and lie strictly below one of `allowed_roots`
 //    (compared after collapsing "//" and "."; a root is trusted and may itself go through
 //    symlinks). Otherwise kForbidden, naming the path and the roots; nothing is touched.
 //  - No component of `path` below the root may be a symlink (kForbidden), and `path` must not
@@ -73,7 +74,8 @@ Status DeleteVolumeDirectory(const std::string& path,
 Status ScrubVolumeDirectory(const std::string& path, const std::vector<std::string>& allowed_roots);
 
 // Checks that `path`, the directory a static PersistentVolume (hostPath or local) exposes, may be
-// served: absolute, without "..", strictly below one of `allowed_roots` (the allowed hostPath
+// served: passes model::HostPathProblem (no NUL, control or non-UTF-8 byte; absolute, without
+// "..", within PATH_MAX and NAME_MAX), compared in its normal form, strictly below one of `allowed_roots` (the allowed hostPath
 // prefixes and the pools), and reached from that root without following a symlink, so that no
 // link planted in a shared directory such as /tmp can point a volume elsewhere. Components that
 // do not exist yet are fine, or, with `create_missing`, created (mode 0755, and logged) one at
@@ -83,8 +85,23 @@ Status ScrubVolumeDirectory(const std::string& path, const std::vector<std::stri
 Status CheckVolumeSource(const std::string& path, const std::vector<std::string>& allowed_roots,
                          bool create_missing);
 
+// Which directory a check reached: compare with what a mount serves, so that a component
+// swapped for a symlink after the check is caught.
+struct DirectoryIdentity {
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
+// CheckVolumeSource, and the identity of the directory `path` names as the walk opened it
+// (component by component from the root, never through a symlink); nullopt when `path` does not
+// exist (yet) and `create_missing` is false.
+Result<std::optional<DirectoryIdentity>> OpenVolumeSource(
+    const std::string& path, const std::vector<std::string>& allowed_roots, bool create_missing);
+
 // True when `a` and `b`, absolute paths, are the same directory or one lies below the other,
-// compared by components ("//" and "." collapsed); false when either is relative or holds "..".
+// compared by components in model::HostPath's normal form ("//", "." and a trailing slash
+// collapsed); false when either fails model::HostPathProblem (relative, "..", NUL, control or
+// non-UTF-8 bytes): callers refuse such paths by a check of their own.
 bool PathsOverlap(const std::string& a, const std::string& b);
 
 // Size in bytes of the filesystem that holds `path` (statvfs f_blocks × f_frsize). kIOError

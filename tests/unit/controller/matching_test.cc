@@ -8,13 +8,15 @@
 namespace claimfs::controller::internal {
 namespace {
 
+using namespace std::string_literals;
+
 struct UnderCase {
-  const char* path;
-  const char* root;
+  std::string path;  // may hold NUL
+  std::string root;
   bool under;
 };
 
-void PrintTo(const UnderCase& c, std::ostream* os) { *os << c.path; }
+void PrintTo(const UnderCase& c, std::ostream* os) { *os << ::testing::PrintToString(c.path); }
 
 class IsStrictlyUnderTest : public ::testing::TestWithParam<UnderCase> {};
 
@@ -29,7 +31,10 @@ INSTANTIATE_TEST_SUITE_P(
                       UnderCase{"/tmp//x", "/tmp", true}, UnderCase{"/tmp/x/", "/tmp", true},
                       UnderCase{"/tmp", "/tmp", false}, UnderCase{"/tmp/", "/tmp", false},
                       UnderCase{"/tmpx/y", "/tmp", false}, UnderCase{"/var/tmp/x", "/tmp", false},
-                      UnderCase{"/tmp/../etc", "/tmp", false}, UnderCase{"/tmp/./x", "/tmp", false},
+                      UnderCase{"/tmp/../etc", "/tmp", false}, UnderCase{"/tmp/./x", "/tmp", true},
+                      UnderCase{"/tmp/x\0"s, "/tmp", false}, UnderCase{"/tmp/\0x"s, "/tmp", false},
+                      UnderCase{"/tmp/x", "/tmp\0"s, false},
+                      UnderCase{"/tmp/\t", "/tmp", false}, UnderCase{"/tmp/\xff", "/tmp", false},
                       UnderCase{"tmp/x", "/tmp", false}, UnderCase{"", "/tmp", false},
                       UnderCase{"/x", "", false}, UnderCase{"/x", "/", true}));
 

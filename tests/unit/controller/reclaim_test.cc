@@ -120,8 +120,27 @@ INSTANTIATE_TEST_SUITE_P(Table, RefusedDeleteTest,
                          ::testing::Values(RefusedCase{"/foo"}, RefusedCase{"/tmp"},
                                            RefusedCase{"/pools/default"},
                                            RefusedCase{"/pools/default/../../etc"},
-                                           RefusedCase{"/tmp/./x"}, RefusedCase{"/tmpfoo/x"},
+                                           RefusedCase{"/tmpfoo/x"},
                                            RefusedCase{"relative/tmp/x"}));
+
+// "/tmp/./x" is the directory /tmp/x (the one its mount served), so its Delete goes ahead; a
+// path whose NUL would make the deleter see a shorter path than the check is refused.
+TEST(ReclaimTest, DeleteComparesTheNormalFormAndRefusesANul) {
+  World w = BoundThenDeleted(
+      WithPolicy(Pv("pv", "1Gi", {kRWO}, "", "/tmp/./x"), ReclaimPolicy::kDelete));
+  w.Settle();
+  EXPECT_EQ(w.Volume("pv"), nullptr);
+
+  World nul = BoundThenDeleted(WithPolicy(
+      Pv("pv", "1Gi", {kRWO}, "", std::string("/tmp/x\0", 7)), ReclaimPolicy::kDelete));
+  nul.Settle();
+  ASSERT_NE(nul.Volume("pv"), nullptr);
+  EXPECT_EQ(nul.Volume("pv")->status.phase, VolumePhase::kFailed);
+  EXPECT_EQ(nul.Volume("pv")->status.message,
+            "host_path deleter only supports /pools/default/.+, /tmp/.+ but received provided "
+            "/tmp/x\\x00");
+  for (const Action& a : nul.last_plan.actions) EXPECT_NE(a.type, ActionType::kDeleteVolumeData);
+}
 
 TEST(ReclaimTest, FailedDeleteMarksTheVolumeFailedAndIsRetried) {
   World w = BoundThenDeleted(

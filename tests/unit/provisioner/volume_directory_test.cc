@@ -575,6 +575,44 @@ TEST_F(VolumeDirectoryTest, VolumeSourceIsCreatedBelowTheRootWhenAsked) {
   EXPECT_TRUE(CheckVolumeSource(source, roots, true).ok());  // idempotent
 }
 
+// The directory the mount must serve is the one the walk reached, named by its inode.
+TEST_F(VolumeDirectoryTest, OpenVolumeSourceReturnsTheDirectoryTheWalkReached) {
+  std::vector<std::string> roots = {base_};
+  std::string source = base_ + "/hp/a";
+  auto missing = OpenVolumeSource(source, roots, false);
+  ASSERT_TRUE(missing.ok()) << missing.status().ToString();
+  EXPECT_FALSE(missing->has_value());
+  auto made = OpenVolumeSource(base_ + "//hp/./a/", roots, true);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  ASSERT_TRUE(made->has_value());
+  struct stat st;
+  ASSERT_EQ(::stat(source.c_str(), &st), 0);
+  EXPECT_EQ((*made)->ino, st.st_ino);
+  EXPECT_EQ((*made)->dev, st.st_dev);
+}
+
+// Issue 9: with the NUL inside, "<root>/x\0" compared as below the root while every syscall saw
+// "<root>/x"; "<pool>\0" was the pool itself to open(2) and a volume below it to the checks.
+TEST_F(VolumeDirectoryTest, NulByteInAPathIsRefusedBeforeAnySyscall) {
+  std::vector<std::string> roots = {pool_, base_};
+  WriteFile(pool_ + "/keep", "keep");
+  using namespace std::string_literals;
+  for (const std::string& bad : {pool_ + "\0"s, base_ + "/x\0"s, pool_ + "/\0x"s,
+                                 base_ + "/a\tb", base_ + "/\xff"}) {
+    SCOPED_TRACE(::testing::PrintToString(bad));
+    for (bool create : {false, true}) {
+      Status s = CheckVolumeSource(bad, roots, create);
+      EXPECT_EQ(s.code(), StatusCode::kForbidden) << s.ToString();
+    }
+    EXPECT_EQ(DeleteVolumeDirectory(bad, roots).code(), StatusCode::kForbidden);
+    EXPECT_EQ(ScrubVolumeDirectory(bad, roots).code(), StatusCode::kForbidden);
+    EXPECT_FALSE(PathsOverlap(bad, "/"));
+  }
+  Status s = DeleteVolumeDirectory(pool_ + "/\0x"s, roots);
+  EXPECT_NE(s.message().find("must not contain NUL"), std::string::npos) << s.message();
+  EXPECT_EQ(ReadFile(pool_ + "/keep"), "keep");
+}
+
 TEST(PathsOverlapTest, SameOrNestedDirectoriesOverlap) {
   EXPECT_TRUE(PathsOverlap("/var/lib/claimfs", "/var/lib/claimfs"));
   EXPECT_TRUE(PathsOverlap("/var/lib/claimfs/pools/x", "/var/lib/claimfs/pools"));

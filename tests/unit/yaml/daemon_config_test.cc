@@ -186,6 +186,31 @@ const std::string kLabelError =
     "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
 const BadCase kBadCases[] = {
+    // Bytes a path must not hold: the daemon would use a shorter path than the checks compare.
+    {"NulInPoolPath",
+     "pools: [{name: a, path: \"/srv/pool\\0\"}]\n",
+     {"c.yaml:1:25: pools[0].path: Invalid value: \"/srv/pool\\x00\": must not contain NUL (byte 9)"}},
+    {"NulInStateDir",
+     "stateDir: \"/var/lib/claimfs/state\\0x\"\n",
+     {"c.yaml:1:11: stateDir: Invalid value: \"/var/lib/claimfs/state\\x00x\": must not contain NUL "
+      "(byte 22)"}},
+    {"ControlByteInMountRoot",
+     "mountRoot: \"/run/claimfs/\\tclaims\"\n",
+     {"c.yaml:1:12: mountRoot: Invalid value: \"/run/claimfs/\\tclaims\": must not contain the control "
+      "character 0x09 (byte 13)"}},
+    {"NewlineInSocketPath",
+     "socket:\n  path: \"/run/claimfs.sock\\n\"\n",
+     {"c.yaml:2:9: socket.path: Invalid value: \"/run/claimfs.sock\\n\": must not contain the control "
+      "character 0x0a (byte 17)"}},
+    {"NulInAllowedPrefix",
+     "allowedHostPathPrefixes: [\"/tmp\\0\"]\n",
+     {"c.yaml:1:27: allowedHostPathPrefixes[0]: Invalid value: \"/tmp\\x00\": must not contain NUL "
+      "(byte 4)"}},
+    {"NonUtf8InPluginSocket",
+     "volumePlugin:\n  socket: /run/docker/plugins/\xff"
+     "claimfs.sock\n",
+     {"c.yaml:2:11: volumePlugin.socket: Invalid value: \"/run/docker/plugins/\\xffclaimfs.sock\": "
+      "must be valid UTF-8: 0xff does not start a character (byte 20)"}},
     // Types.
     {"IntegerIsWord",
      "maxVolumes: ten\n",

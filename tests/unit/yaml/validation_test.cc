@@ -9,6 +9,8 @@
 namespace claimfs::yaml {
 namespace {
 
+using namespace std::string_literals;
+
 model::Quantity Q(const char* text) { return model::Quantity::Parse(text).value(); }
 
 model::PersistentVolumeClaim Claim() {
@@ -80,6 +82,48 @@ TEST_P(VolumeRuleTest, GivesKubernetesError) {
   auto pv = Volume();
   GetParam().mutate(&pv);
   EXPECT_EQ(Strings(ValidatePersistentVolume(pv)), std::vector<std::string>{GetParam().error});
+}
+
+TEST(VolumePathTest, PathErrorsComeBeforeEveryOtherError) {
+  auto pv = Volume();
+  pv.spec.host_path->path = "/tmp/\0"s;
+  pv.spec.access_modes.clear();
+  EXPECT_EQ(Strings(ValidatePersistentVolume(pv)),
+            (std::vector<std::string>{
+                "spec.hostPath.path: Invalid value: \"/tmp/\\x00\": must not contain NUL (byte 5)",
+                "spec.accessModes: Required value"}));
+}
+
+TEST(VolumePathTest, LongComponentIsRefused) {
+  auto pv = Volume();
+  pv.spec.host_path->path = "/tmp/" + std::string(256, 'n');
+  auto errors = Strings(ValidatePersistentVolume(pv));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("must not have a component longer than 255 bytes (NAME_MAX)"),
+            std::string::npos)
+      << errors[0];
+}
+
+// Names and namespaces become directories (mount root/namespace/name): no byte the kernel would
+// stop at or treat specially gets through the DNS-1123 checks.
+TEST(NameValidationTest, RefusesNulControlAndNonUtf8Bytes) {
+  for (const std::string& bad : {"data\0"s, "data\0/../x"s, "\0"s, "da\tta"s, "data\n"s,
+                                 "d\xc3\xa9"s, "data\xff"s, "data/x"s, "."s, ".."s}) {
+    EXPECT_FALSE(IsDNS1123Label(bad).empty()) << ::testing::PrintToString(bad);
+    EXPECT_FALSE(IsDNS1123Subdomain(bad).empty()) << ::testing::PrintToString(bad);
+  }
+  auto pvc = Claim();
+  pvc.metadata.name = "data\0"s;
+  pvc.metadata.namespace_ = "default\0"s;
+  auto errors = Strings(ValidatePersistentVolumeClaim(pvc));
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].rfind("metadata.name: Invalid value: \"data\\x00\"", 0), 0u) << errors[0];
+  EXPECT_EQ(errors[1].rfind("metadata.namespace: Invalid value: \"default\\x00\"", 0), 0u)
+      << errors[1];
+}
+
+TEST(QuoteTest, EscapesBytesThatAreNotUtf8AsGoDoes) {
+  EXPECT_EQ(Quote("/tmp/\0\xff\xc3\xa9"s), "\"/tmp/\\x00\\xff\xc3\xa9\"");
 }
 
 TEST_P(ClassRuleTest, GivesKubernetesError) {
@@ -182,6 +226,44 @@ INSTANTIATE_TEST_SUITE_P(
                    "\"File\", \"FileOrCreate\", \"Socket\""},
         VolumeRule{"HostPathBacksteps", [](Pv* v) { v->spec.host_path->path = "/a/.."; },
                    "spec.hostPath.path: Invalid value: \"/a/..\": must not contain '..'"},
+        // The byte check runs first, on each path field, and echoes the bad byte escaped.
+        VolumeRule{"NulByteInHostPathIsRefused",
+                   [](Pv* v) { v->spec.host_path->path = "/var/lib/claimfs/pools/default\0"s; },
+                   "spec.hostPath.path: Invalid value: \"/var/lib/claimfs/pools/default\\x00\": "
+                   "must not contain NUL (byte 30)"},
+        VolumeRule{"NulByteInTheMiddleOfHostPath",
+                   [](Pv* v) { v->spec.host_path->path = "/var/lib/claimfs/state\0x"s; },
+                   "spec.hostPath.path: Invalid value: \"/var/lib/claimfs/state\\x00x\": must "
+                   "not contain NUL (byte 22)"},
+        VolumeRule{"NulByteInLocalPath",
+                   [](Pv* v) {
+                     v->spec.host_path.reset();
+                     v->spec.local = model::LocalVolumeSource{"/tmp/\0x"s};
+                   },
+                   "spec.local.path: Invalid value: \"/tmp/\\x00x\": must not contain NUL (byte 5)"},
+        VolumeRule{"TabInHostPath", [](Pv* v) { v->spec.host_path->path = "/tmp/a\tb"; },
+                   "spec.hostPath.path: Invalid value: \"/tmp/a\\tb\": must not contain the "
+                   "control character 0x09 (byte 6)"},
+        VolumeRule{"NewlineInLocalPath",
+                   [](Pv* v) {
+                     v->spec.host_path.reset();
+                     v->spec.local = model::LocalVolumeSource{"/tmp/a\n"};
+                   },
+                   "spec.local.path: Invalid value: \"/tmp/a\\n\": must not contain the control "
+                   "character 0x0a (byte 6)"},
+        VolumeRule{"NonUtf8HostPath", [](Pv* v) { v->spec.host_path->path = "/tmp/\xff"; },
+                   "spec.hostPath.path: Invalid value: \"/tmp/\\xff\": must be valid UTF-8: 0xff "
+                   "does not start a character (byte 5)"},
+        VolumeRule{"RelativeHostPath", [](Pv* v) { v->spec.host_path->path = "tmp/k8s-pv"; },
+                   "spec.hostPath.path: Invalid value: \"tmp/k8s-pv\": must be an absolute path"},
+        VolumeRule{"TildeHostPath", [](Pv* v) { v->spec.host_path->path = "~/k8s-pv"; },
+                   "spec.hostPath.path: Invalid value: \"~/k8s-pv\": must be an absolute path"},
+        VolumeRule{"LocalBacksteps",
+                   [](Pv* v) {
+                     v->spec.host_path.reset();
+                     v->spec.local = model::LocalVolumeSource{"/tmp/./k8s/../.."};
+                   },
+                   "spec.local.path: Invalid value: \"/tmp/./k8s/../..\": must not contain '..'"},
         VolumeRule{"RecycleRoot",
                    [](Pv* v) {
                      v->spec.host_path->path = "//./";
