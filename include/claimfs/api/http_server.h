@@ -19,11 +19,12 @@
 
 namespace claimfs::api::http {
 
-// Who is on the other end of the socket (SO_PEERCRED at connect time).
+// Who is on the other end of the socket (SO_PEERCRED and SO_PEERGROUPS at connect time).
 struct PeerCredentials {
   pid_t pid = 0;
   uid_t uid = 0;
   gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups; empty when the kernel would not say
 };
 
 struct Request {
