@@ -203,6 +203,9 @@ const Identity kRoot{0, 0, {}};
 
 // Defect 4 of issue 9: uid 1001, with no access to the API socket, wrote into root's claim.
 TEST_F(IsolationTest, AnotherUserCannotWriteIntoSomeonesClaim) {
+  // As an installed claimfsd finds /run/claimfs and /var/lib/claimfs: there, and 0755.
+  ASSERT_EQ(mkdir(data_dir().c_str(), 0755), 0);
+  ASSERT_EQ(chmod(data_dir().c_str(), 0755), 0);
   ASSERT_TRUE(StartDaemon());
   ASSERT_TRUE(CreateDynamicClaim("private", "16Mi"));
   std::string mount = MountPath("private");
