@@ -173,8 +173,18 @@ std::variant<std::optional<Caller>, http::Response> ResolveCaller(const http::Re
 std::optional<http::Response> ApplyClaimOwner(const std::optional<Caller>& caller,
                                               const model::PersistentVolumeClaim* stored,
                                               model::PersistentVolumeClaim* claim) {
-  if (!caller) return std::nullopt;
   auto& annotations = claim->metadata.annotations;
+  // The owner is a record, like metadata.uid: an update that leaves it out keeps it.
+  if (stored) {
+    for (const char* annotation :
+         {controller::kOwnerUidAnnotation, controller::kOwnerGidAnnotation}) {
+      auto old = stored->metadata.annotations.find(annotation);
+      if (old != stored->metadata.annotations.end()) {
+        annotations.try_emplace(annotation, old->second);
+      }
+    }
+  }
+  if (!caller) return std::nullopt;
   StatusDetails details{claim->metadata.name, "", "persistentvolumeclaims", {}};
   auto refuse = [&](const char* annotation, const std::string& value, const char* why) {
     return Failure(403,

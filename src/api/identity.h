@@ -37,7 +37,7 @@ std::variant<std::optional<Caller>, http::Response> ResolveCaller(const http::Re
 // Gives a new claim its owner: the owner-uid and owner-gid annotations it lacks are set to the
 // caller's uid and gid. A non-root caller may not name another uid, nor a gid it is not in: 403
 // naming the annotation. `stored` is the claim before an update (nullptr on create); on update
-// only annotations whose value changes are checked, and nothing is filled in.
+// only annotations whose value changes are checked, and those the update leaves out are kept.
 std::optional<http::Response> ApplyClaimOwner(const std::optional<Caller>& caller,
                                               const model::PersistentVolumeClaim* stored,
                                               model::PersistentVolumeClaim* claim);

@@ -394,6 +394,16 @@ TEST_F(IsolationTest, OnlyRootMayActForAnotherUserOrGiveAClaimAway) {
                    R"({"metadata":{"labels":{"a":"b"}}})", {}, "application/merge-patch+json");
   });
   EXPECT_EQ(StatusOf(renamed), 200) << renamed;
+  // The owner is a record: an update that drops it keeps it.
+  std::string dropped = RunAs(kOwner, [&] {
+    return RawHttp(socket_path(), "PATCH", std::string(kClaims) + "/c5",
+                   R"({"metadata":{"annotations":{"claimfs.io/owner-uid":null}}})", {},
+                   "application/merge-patch+json");
+  });
+  EXPECT_EQ(StatusOf(dropped), 200) << dropped;
+  std::optional<json> c5 = GetClaim("c5");
+  ASSERT_TRUE(c5);
+  EXPECT_EQ((*c5)["metadata"]["annotations"].value("claimfs.io/owner-uid", ""), "1001");
 }
 
 TEST_F(IsolationTest, DaemonDirectoriesAndFilesAreNotForOtherUsers) {
