@@ -31,7 +31,7 @@ struct Request {
   std::string method;                          // "GET", "POST", ...
   std::string path;                            // URL-decoded, without the query string
   std::map<std::string, std::string> query;    // first value of each argument; "" when none
-  std::map<std::string, std::string> headers;  // names lower-cased
+  std::map<std::string, std::string> headers;  // names lower-cased; repeats joined with ','
   std::string body;
   std::optional<PeerCredentials> peer;  // nullopt when the kernel would not say
 
