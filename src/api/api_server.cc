@@ -7,6 +7,7 @@
 #include "claimfs/common/log.h"
 #include "claimfs/yaml/field_error.h"
 #include "handlers.h"
+#include "identity.h"
 #include "metrics.h"
 
 namespace claimfs::api {
@@ -140,7 +141,12 @@ class ApiServer::Impl {
     };
     Result<std::unique_ptr<http::Server>> server = http::Server::Start(
         std::move(http),
-        [this](const http::Request& request) { return router_.Dispatch(request); });
+        [this](const http::Request& request) {
+          // Only root may act for another user, whatever the request.
+          auto caller = internal::ResolveCaller(request);
+          if (auto* refused = std::get_if<http::Response>(&caller)) return std::move(*refused);
+          return router_.Dispatch(request);
+        });
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
     return Status::Ok();

@@ -2,6 +2,7 @@
 #include "claimfs/api/client.h"
 
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -87,6 +88,22 @@ std::string DefaultSocketPath() {
   return kDefaultSocketPath;
 }
 
+std::vector<std::string> SudoImpersonationHeaders() {
+  if (::geteuid() != 0) return {};
+  auto numeric = [](const char* name) -> std::string {
+    const char* value = std::getenv(name);
+    if (!value || !*value || std::strspn(value, "0123456789") != std::strlen(value)) return "";
+    return value;
+  };
+  std::string uid = numeric("SUDO_UID"), gid = numeric("SUDO_GID");
+  if (uid.empty() || uid == "0") return {};
+  const char* user = std::getenv("SUDO_USER");
+  std::string name = user && *user && !std::strpbrk(user, "\r\n") ? user : uid;
+  std::vector<std::string> headers = {"Impersonate-User: " + name, "Impersonate-Uid: " + uid};
+  if (!gid.empty()) headers.push_back("Impersonate-Group: " + gid);
+  return headers;
+}
+
 Client::Client(std::string socket_path) : socket_path_(std::move(socket_path)) {}
 
 Result<HttpResponse> Client::Request(std::string_view method, std::string_view target,
@@ -108,6 +125,7 @@ Result<HttpResponse> Client::Request(std::string_view method, std::string_view t
   add_header("Accept: application/json");
   add_header("Expect:");  // no 100-continue round trip for larger bodies
   if (!body.empty()) add_header("Content-Type: " + std::string(content_type));
+  for (const std::string& header : extra_headers_) add_header(header);
 
   curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, socket_path_.c_str());
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());

@@ -13,6 +13,7 @@
 #include "claimfs/yaml/defaults.h"
 #include "claimfs/yaml/manifest.h"
 #include "claimfs/yaml/validation.h"
+#include "identity.h"
 #include "selectors.h"
 
 namespace claimfs::api::internal {
@@ -299,6 +300,12 @@ http::Response CreateObject(const Context& context, const http::Request& request
   // What a client may not choose on create (the store sets uid, timestamps and versions).
   object.metadata.deletion_timestamp.reset();
   if constexpr (Tr::kHasStatus) object.status = {};
+  if constexpr (std::is_same_v<T, model::PersistentVolumeClaim>) {
+    auto caller = ResolveCaller(request);
+    if (auto* error = std::get_if<http::Response>(&caller)) return std::move(*error);
+    auto refused = ApplyClaimOwner(std::get<std::optional<Caller>>(caller), nullptr, &object);
+    if (refused) return std::move(*refused);
+  }
   yaml::ErrorList errors = Tr::ValidateCreate(context, object);
   if (!errors.empty()) return InvalidResponse<T>(object.metadata.name, errors);
   if (std::get<bool>(dry_run)) {
@@ -322,9 +329,9 @@ using Mutation = std::function<std::variant<T, http::Response>(const T& stored)>
 // object, the update is validated against it, and written. An unconditional write (the client
 // named no resourceVersion) is retried when another writer got in between.
 template <typename T>
-http::Response UpdateObject(const Context& context, const http::PathParams& params,
-                            bool status_only, bool dry_run, bool conditional,
-                            const Mutation<T>& mutate) {
+http::Response UpdateObject(const Context& context, const http::Request& request,
+                            const http::PathParams& params, bool status_only, bool dry_run,
+                            bool conditional, const Mutation<T>& mutate) {
   using Tr = Traits<T>;
   const std::string& name = params.at("name");
   std::string namespace_ = Tr::kNamespaced ? params.at("namespace") : "";
@@ -353,6 +360,12 @@ http::Response UpdateObject(const Context& context, const http::PathParams& para
     next.metadata.generation = stored.metadata.generation;
     next.metadata.deletion_timestamp = stored.metadata.deletion_timestamp;
 
+    if constexpr (std::is_same_v<T, model::PersistentVolumeClaim>) {
+      auto caller = ResolveCaller(request);
+      if (auto* error = std::get_if<http::Response>(&caller)) return std::move(*error);
+      auto refused = ApplyClaimOwner(std::get<std::optional<Caller>>(caller), &stored, &next);
+      if (refused) return std::move(*refused);
+    }
     yaml::ErrorList errors = Tr::ValidateUpdate(context, stored, next);
     if (!errors.empty()) return InvalidResponse<T>(name, errors);
     if (dry_run) return Ok(200, yaml::ToJson(next));
@@ -394,7 +407,8 @@ http::Response ReplaceObject(const Context& context, const http::Request& reques
   if (auto* error = std::get_if<http::Response>(&decoded)) return std::move(*error);
   T incoming = std::get<T>(std::move(decoded));
   yaml::SetDefaults(&incoming);
-  return UpdateObject<T>(context, params, status_only, std::get<bool>(dry_run), conditional,
+  return UpdateObject<T>(context, request, params, status_only, std::get<bool>(dry_run),
+                         conditional,
                          [&](const T&) -> std::variant<T, http::Response> { return incoming; });
 }
 
@@ -470,7 +484,8 @@ http::Response PatchObject(const Context& context, const http::Request& request,
     yaml::SetDefaults(&object);
     return object;
   };
-  return UpdateObject<T>(context, params, status_only, std::get<bool>(dry_run), conditional,
+  return UpdateObject<T>(context, request, params, status_only, std::get<bool>(dry_run),
+                         conditional,
                          mutate);
 }
 

@@ -57,6 +57,21 @@ Result<bool> SocketIsLive(const std::string& path) {
   return Status::FromErrno("cannot probe socket " + path, err);
 }
 
+// The supplementary groups of the process that connected (as they were at connect time).
+std::vector<gid_t> PeerGroups(int fd) {
+  std::vector<gid_t> groups(64);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    socklen_t len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+      groups.resize(len / sizeof(gid_t));
+      return groups;
+    }
+    if (errno != ERANGE) break;
+    groups.resize(len / sizeof(gid_t) + 1);
+  }
+  return {};
+}
+
 }  // namespace
 
 const std::string* Request::Header(std::string_view name) const {
@@ -324,7 +339,7 @@ class Server::Impl {
       ucred cred{};
       socklen_t len = sizeof(cred);
       if (conn->fd >= 0 && ::getsockopt(conn->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-        conn->peer = PeerCredentials{cred.pid, cred.uid, cred.gid};
+        conn->peer = PeerCredentials{cred.pid, cred.uid, cred.gid, PeerGroups(conn->fd)};
       }
       std::lock_guard<std::mutex> lock(self->mu_);
       conn->deadline = Clock::now() + self->Timeout();
@@ -475,7 +490,10 @@ class Server::Impl {
   static MHD_Result CollectHeader(void* cls, MHD_ValueKind /*kind*/, const char* key,
                                   const char* value) {
     auto* headers = static_cast<std::map<std::string, std::string>*>(cls);
-    if (key) headers->emplace(Lower(key), value ? value : "");
+    if (!key) return MHD_YES;
+    // A repeated header is one comma-separated list (RFC 9110 5.3), e.g. Impersonate-Group.
+    auto [it, inserted] = headers->emplace(Lower(key), value ? value : "");
+    if (!inserted) it->second += std::string(",") + (value ? value : "");
     return MHD_YES;
   }
 

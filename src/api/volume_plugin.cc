@@ -35,6 +35,9 @@ constexpr char kHolderPrefix[] = "docker ";
 constexpr auto kPollInterval = std::chrono::milliseconds(100);
 // How often a delete is retried when the controller wrote the claim between our read and write.
 constexpr int kMaxAttempts = 5;
+// Docker's `local` driver makes a volume root-owned 0755; plugin volumes do the same (their
+// mountpoints sit in a namespace directory only root can enter, as /var/lib/docker/volumes is).
+constexpr char kDockerVolumeMode[] = "0755";
 constexpr char kKnownOptions[] = "size, class, accessMode, reclaimPolicy, uid, gid, mode";
 
 http::Response Reply(json body) {
@@ -115,6 +118,7 @@ class VolumePluginServer::Impl {
     http::ServerOptions http;
     http.socket_path = options_.socket_path;
     http.socket_mode = options_.socket_mode;
+    http.socket_group = options_.socket_group;
     http.threads = std::max(1u, options_.threads);
     // A Mount may wait mount_wait for its claim; the request must not time out before.
     http.request_timeout_seconds =
@@ -373,6 +377,8 @@ class VolumePluginServer::Impl {
       char text[8];
       std::snprintf(text, sizeof(text), "%04o", static_cast<unsigned>(*mode));
       annotations[controller::kModeAnnotation] = text;
+    } else {
+      annotations[controller::kModeAnnotation] = kDockerVolumeMode;
     }
     yaml::SetDefaults(&claim);
     yaml::ErrorList errors = yaml::ValidatePersistentVolumeClaim(claim);

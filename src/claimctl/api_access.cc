@@ -7,7 +7,10 @@
 namespace claimfs::claimctl {
 
 Api::Api(const GlobalOptions& options)
-    : client_(options.socket.empty() ? api::DefaultSocketPath() : options.socket) {}
+    : client_(options.socket.empty() ? api::DefaultSocketPath() : options.socket) {
+  // `sudo claimctl apply` creates claims that belong to the user who ran sudo, not to root.
+  client_.set_extra_headers(api::SudoImpersonationHeaders());
+}
 
 Result<nlohmann::json> Api::Call(std::string_view method, std::string_view target,
                                  const nlohmann::json* body, std::string_view content_type) {

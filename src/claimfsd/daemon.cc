@@ -228,6 +228,21 @@ Status VerifyMountedSource(const std::string& mount_path, const std::string& sou
   return Status::Ok();
 }
 
+// Gives an existing directory of the daemon's exactly `mode` when it allows more, and says so: an
+// older claimfsd made them reachable by every local user.
+Status RestrictDirectory(const char* what, const std::string& path, mode_t mode) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno("cannot stat " + path, errno);
+  if ((st.st_mode & 07777 & ~mode) == 0) return Status::Ok();
+  if (::chmod(path.c_str(), mode) != 0) {
+    return Status::FromErrno("cannot restrict the mode of " + std::string(what) + " " + path,
+                             errno);
+  }
+  log::Info("{} {}: mode {:04o} -> {:04o} (only root reaches it)", what, path, st.st_mode & 07777,
+            mode);
+  return Status::Ok();
+}
+
 // The owner and mode a claim asks for its new volume's root (a Docker volume's uid, gid and
 // mode options), from its annotations.
 Result<provisioner::DirectoryOwner> RequestedOwner(
@@ -284,6 +299,8 @@ Status Daemon::Open() {
   for (const yaml::PoolConfig& pool : config.pools) {
     Status s = provisioner::EnsurePoolDirectory(pool.path);
     if (!s.ok()) return s;
+    s = RestrictDirectory("pool directory", pool.path, provisioner::kPoolMode);
+    if (!s.ok()) return s;
   }
   auto store = store::StateStore::Open(config.state_dir);
   if (!store.ok()) return store.status();
@@ -301,6 +318,10 @@ Status Daemon::Open() {
   vo.quota_errno = config.quota_errno;
   vo.threads = config.worker_threads;
   vo.fd_cache_budget = FdCacheBudget(config.max_volumes);
+  // Docker's convention: its volumes are reachable by root only (their roots are 0755).
+  if (config.volume_plugin.enabled.value_or(geteuid() == 0)) {
+    vo.private_namespaces.insert(config.volume_plugin.namespace_);
+  }
   auto volumes = mount::VolumeSet::Create(vo);
   if (!volumes.ok()) return volumes.status();
   volumes_ = std::move(*volumes);
@@ -342,6 +363,8 @@ Status Daemon::Open() {
   if (vp.enabled.value_or(geteuid() == 0)) {
     api::VolumePluginOptions po;
     po.socket_path = vp.socket_path;
+    po.socket_mode = ao.socket_mode;
+    po.socket_group = ao.socket_group;
     po.namespace_ = vp.namespace_;
     auto plugin = api::VolumePluginServer::Start(po, store_.get(), this);
     if (plugin.ok()) {

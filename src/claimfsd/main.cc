@@ -1,11 +1,14 @@
 // claimfsd: the claimfs daemon. Mounts a quota-limited FUSE volume for every bound claim and
 // serves the API claimctl talks to; runs under systemd (Type=notify) or by hand.
 #include <signal.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdint>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -71,6 +74,26 @@ std::optional<yaml::DaemonConfig> LoadConfig(const Flags& flags,
   return config;
 }
 
+// The quick start's DIR (the parent of its state directory): 0711, so that owners reach their
+// mounts in DIR/claims and the socket by path while nobody lists what is there.
+Status PrepareDataDirectory(const yaml::DaemonConfig& config) {
+  constexpr mode_t kDataDirectoryMode = 0711;
+  std::string dir = std::filesystem::path(config.state_dir).parent_path().string();
+  if (dir.empty()) return Status::Ok();
+  std::error_code ec;
+  bool created = std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::FromErrno("cannot create data directory " + dir, ec.value());
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return Status::FromErrno("cannot stat " + dir, errno);
+  if ((st.st_mode & 07777) == kDataDirectoryMode) return Status::Ok();
+  if (::chmod(dir.c_str(), kDataDirectoryMode) != 0) {
+    return Status::FromErrno("cannot set the mode of data directory " + dir, errno);
+  }
+  if (!created) log::Info("data directory {}: mode {:04o} -> {:04o}", dir, st.st_mode & 07777,
+            kDataDirectoryMode);
+  return Status::Ok();
+}
+
 int Run(const Flags& flags) {
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
   sigset_t signals;
@@ -85,6 +108,13 @@ int Run(const Flags& flags) {
   if (!level.ok()) {
     std::cerr << "claimfsd: " << level.message() << "\n";
     return kExitError;
+  }
+  if (!flags.data_dir.empty()) {
+    Status made = PrepareDataDirectory(*config);
+    if (!made.ok()) {
+      std::cerr << "claimfsd: " << made.message() << "\n";
+      return kExitError;
+    }
   }
   sd_notify(0, "STATUS=recovering: mounting bound volumes");
   auto daemon = Daemon::Start(*config);

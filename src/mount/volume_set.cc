@@ -20,9 +20,23 @@ bool SetByDaemon(const std::string& option) {
          key == "allow_other" || key == "fsname";
 }
 
-Status MakeDirectory(const std::string& path) {
-  if (mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Status::Ok();
-  return Status::FromErrno("cannot create mountpoint directory " + path, errno);
+// Creates `path` with exactly `mode` (the umask does not apply). With `existing_too`, an existing
+// directory gets that mode as well (an older claimfsd made them 0755); without, it is left alone
+// (a mountpoint may have something mounted on it).
+Status MakeDirectory(const std::string& path, mode_t mode, bool existing_too) {
+  if (mkdir(path.c_str(), mode) != 0) {
+    if (errno != EEXIST) {
+      return Status::FromErrno("cannot create mountpoint directory " + path, errno);
+    }
+    if (!existing_too) return Status::Ok();
+  }
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return Status::FromErrno("cannot stat " + path, errno);
+  if (!S_ISDIR(st.st_mode)) return Status::AlreadyExists(path + " exists and is not a directory");
+  if ((st.st_mode & 07777) != mode && chmod(path.c_str(), mode) != 0) {
+    return Status::FromErrno("cannot set the mode of " + path, errno);
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -35,7 +49,18 @@ VolumeSet::~VolumeSet() { UnmountAll(); }
 Result<std::unique_ptr<VolumeSet>> VolumeSet::Create(const VolumeSetOptions& options) {
   std::error_code ec;
   std::filesystem::create_directories(options.mount_root, ec);
-  if (ec) return Status::IOError("cannot create mount root " + options.mount_root + ": " + ec.message());
+  if (ec) {
+    return Status::IOError("cannot create mount root " + options.mount_root + ": " + ec.message());
+  }
+  // Owners reach their mounts by path; nobody lists whose claims there are.
+  struct stat st;
+  if (stat(options.mount_root.c_str(), &st) == 0 && (st.st_mode & 07777) != kMountRootMode) {
+    if (chmod(options.mount_root.c_str(), kMountRootMode) != 0) {
+      return Status::FromErrno("cannot set the mode of mount root " + options.mount_root, errno);
+    }
+    log::Info("mount root {}: mode {:04o} -> {:04o}", options.mount_root, st.st_mode & 07777,
+              kMountRootMode);
+  }
   auto pool = fs::ServerPool::Create(options.threads);
   if (!pool.ok()) return pool.status();
   return std::unique_ptr<VolumeSet>(new VolumeSet(options, std::move(*pool)));
@@ -77,8 +102,12 @@ Status VolumeSet::Mount(const MountRequest& request) {
   if (o.read_only) o.kernel_options.emplace_back("ro");
 
   std::string ns_dir = o.mountpoint.substr(0, o.mountpoint.rfind('/'));
-  Status s = MakeDirectory(ns_dir);
-  if (s.ok()) s = MakeDirectory(o.mountpoint);
+  std::string ns = ns_dir.substr(ns_dir.rfind('/') + 1);
+  Status s = MakeDirectory(
+      ns_dir, options_.private_namespaces.count(ns) ? kPrivateNamespaceMode : kMountRootMode,
+      /*existing_too=*/true);
+  // Until the volume is mounted on it, the mountpoint is an empty directory of root's.
+  if (s.ok()) s = MakeDirectory(o.mountpoint, 0700, /*existing_too=*/false);
   if (!s.ok()) return s;
   auto volume = fs::Volume::Mount(o);
   if (!volume.ok()) return volume.status();

@@ -24,7 +24,7 @@ long ReadHolderPid(int fd) {
 }  // namespace
 
 Result<LockFile> LockFile::Acquire(const std::string& path, const std::string& state_dir) {
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Status::FromErrno("cannot open lock file " + path, errno);
   int rc;
   do {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -522,6 +523,41 @@ Result<std::vector<model::Event>> StateStore::Impl::ListEvents(
   return events;
 }
 
+namespace {
+
+// The state directory holds every object and lease: root's alone. An older claimfsd left it 0755
+// with state.db 0644; tighten what is there, and create the database 0600 whatever the umask
+// (SQLite gives its -wal and -shm files the database file's mode).
+Status RestrictStateDirectory(const std::string& dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return Status::FromErrno("cannot stat " + dir, errno);
+  if ((st.st_mode & 07777) != kStateDirectoryMode) {
+    if (::chmod(dir.c_str(), kStateDirectoryMode) != 0) {
+      return Status::FromErrno("cannot set the mode of state directory " + dir, errno);
+    }
+    log::Info("state directory {}: mode {:04o} -> {:04o}", dir, st.st_mode & 07777,
+              kStateDirectoryMode);
+  }
+  std::string db = dir + "/" + kDatabaseFileName;
+  int fd = ::open(db.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, kStateFileMode);
+  if (fd < 0) return Status::FromErrno("cannot create state database " + db, errno);
+  ::close(fd);
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string path = entry.path().string();
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if ((st.st_mode & 07777) == kStateFileMode) continue;
+    if (::chmod(path.c_str(), kStateFileMode) != 0) {
+      return Status::FromErrno("cannot set the mode of " + path, errno);
+    }
+    log::Info("{}: mode {:04o} -> {:04o}", path, st.st_mode & 07777, kStateFileMode);
+  }
+  if (ec) return Status::FromErrno("cannot list state directory " + dir, ec.value());
+  return Status::Ok();
+}
+
+}  // namespace
+
 StateStore::StateStore(std::filesystem::path state_dir, std::unique_ptr<Impl> impl)
     : state_dir_(std::move(state_dir)), impl_(std::move(impl)) {}
 
@@ -533,6 +569,8 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::filesystem::path
   std::error_code ec;
   std::filesystem::create_directories(state_dir, ec);
   if (ec) return Status::FromErrno("cannot create state directory " + dir, ec.value());
+  Status restricted = RestrictStateDirectory(dir);
+  if (!restricted.ok()) return restricted;
 
   Result<LockFile> lock = LockFile::Acquire((state_dir / kLockFileName).string(), dir);
   if (!lock.ok()) return lock.status();

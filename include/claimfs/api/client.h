@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "claimfs/common/status.h"
 
@@ -30,6 +31,9 @@ class Client {
 
   const std::string& socket_path() const { return socket_path_; }
 
+  // Headers ("Name: value") sent with every request, e.g. SudoImpersonationHeaders().
+  void set_extra_headers(std::vector<std::string> headers) { extra_headers_ = std::move(headers); }
+
   // Sends `method target` (target is the path with its query, e.g. "/api/v1/persistentvolumes")
   // with `body` (sent with `content_type` when not empty) and returns the response, including
   // non-2xx ones. When the daemon cannot be reached the result is kUnavailable with exactly
@@ -47,7 +51,13 @@ class Client {
 
  private:
   std::string socket_path_;
+  std::vector<std::string> extra_headers_;
 };
+
+// When this process runs as root through sudo (SUDO_UID, SUDO_GID, SUDO_USER), Kubernetes'
+// impersonation headers asking claimfsd to act for the user who ran sudo (Impersonate-User,
+// Impersonate-Uid, Impersonate-Group): what that user creates belongs to them. Empty otherwise.
+std::vector<std::string> SudoImpersonationHeaders();
 
 // The Status a response stands for: Ok for 2xx; otherwise the "message" of the Kubernetes Status
 // object in the body (or a description of the response when the body is not one), with a code

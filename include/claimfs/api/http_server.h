@@ -19,18 +19,19 @@
 
 namespace claimfs::api::http {
 
-// Who is on the other end of the socket (SO_PEERCRED at connect time).
+// Who is on the other end of the socket (SO_PEERCRED and SO_PEERGROUPS at connect time).
 struct PeerCredentials {
   pid_t pid = 0;
   uid_t uid = 0;
   gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups; empty when the kernel would not say
 };
 
 struct Request {
   std::string method;                          // "GET", "POST", ...
   std::string path;                            // URL-decoded, without the query string
   std::map<std::string, std::string> query;    // first value of each argument; "" when none
-  std::map<std::string, std::string> headers;  // names lower-cased
+  std::map<std::string, std::string> headers;  // names lower-cased; repeats joined with ','
   std::string body;
   std::optional<PeerCredentials> peer;  // nullopt when the kernel would not say
 

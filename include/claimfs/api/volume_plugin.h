@@ -15,7 +15,8 @@
 //   reclaimPolicy  Delete | Retain: the provisioned volume's policy instead of the class's
 //                  (annotation claimfs.io/reclaim-policy)
 //   uid, gid       owner of the volume's root directory (claimfs.io/owner-uid, owner-gid)
-//   mode           octal permission bits of the volume's root (claimfs.io/mode)
+//   mode           octal permission bits of the volume's root (claimfs.io/mode); default 0755,
+//                  root:root, as Docker's local driver makes them
 //
 // Errors are answered with HTTP 500 and {"Err": "..."}, as Docker's plugin helpers do: Docker
 // reads Err from any status, Podman only from a non-200 one.
@@ -25,6 +26,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "claimfs/api/api_server.h"
@@ -39,6 +41,7 @@ struct VolumePluginOptions {
   // parent directory is created when missing.
   std::string socket_path = "/run/docker/plugins/claimfs.sock";
   mode_t socket_mode = 0660;
+  std::optional<gid_t> socket_group;  // nullopt: the daemon's own group
   // Where volumes created through the plugin live, and which claims go by their bare name.
   std::string namespace_ = "docker";
   // How long VolumeDriver.Mount waits for a claim to be Bound and mounted. Podman gives a plugin

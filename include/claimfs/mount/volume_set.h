@@ -20,11 +20,11 @@
 namespace claimfs::mount {
 
 struct MountRequest {
-  std::string volume;              // PV name
-  std::string claim;               // "namespace/name"
-  std::string source;              // the volume's backing directory
+  std::string volume;  // PV name
+  std::string claim;   // "namespace/name"
+  std::string source;  // the volume's backing directory
   uint64_t capacity_bytes = 0;
-  bool read_only = false;          // the claim asks only for ReadOnlyMany
+  bool read_only = false;                  // the claim asks only for ReadOnlyMany
   std::vector<std::string> mount_options;  // the PV's mountOptions (Kubernetes' list)
 };
 
@@ -39,10 +39,17 @@ struct MountedVolume {
   fs::VolumeUsage usage;
 };
 
+// The mount root and namespace directories: owners reach their mounts by path (a volume's root
+// decides who gets in), nobody lists them.
+inline constexpr mode_t kMountRootMode = 0711;
+// A namespace directory only root enters (the Docker volume plugin's, as /var/lib/docker/volumes).
+inline constexpr mode_t kPrivateNamespaceMode = 0700;
+
 struct VolumeSetOptions {
-  std::string mount_root;     // mounts go to <mount_root>/<namespace>/<claim>
+  std::string mount_root;                    // mounts go to <mount_root>/<namespace>/<claim>
+  std::set<std::string> private_namespaces;  // their directories are kPrivateNamespaceMode
   int quota_errno = ENOSPC;
-  unsigned threads = 16;      // FUSE threads shared by every volume
+  unsigned threads = 16;       // FUSE threads shared by every volume
   size_t fd_cache_budget = 0;  // per volume; 0: the fs library's default
 };
 

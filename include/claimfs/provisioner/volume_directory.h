@@ -14,15 +14,15 @@
 namespace claimfs::provisioner {
 
 // Who owns a new volume directory and with which mode. Unset fields: owner and group of the
-// calling process, mode 0777 (Kubernetes' local-path provisioner hands out world-writable
-// directories so any container user can write; claimfs' FUSE layer enforces permissions).
+// calling process, mode 0770: a claim's volume belongs to its owner and group, and others (not
+// root) get EACCES on the mount, which enforces permissions (default_permissions).
 struct DirectoryOwner {
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
   std::optional<mode_t> mode;  // permission bits only (07777); the umask does not apply
 };
 
-inline constexpr mode_t kDefaultVolumeMode = 0777;
+inline constexpr mode_t kDefaultVolumeMode = 0770;
 inline constexpr mode_t kPoolMode = 0700;
 
 // Creates `path` and any missing parents; the directories it creates get mode 0700 (a pool's

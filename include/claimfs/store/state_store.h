@@ -2,6 +2,8 @@
 // events, kept in SQLite (WAL, synchronous=FULL) in the state directory.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -37,6 +39,9 @@ struct Snapshot {
 // The database file and the lock file inside a state directory.
 inline constexpr char kDatabaseFileName[] = "state.db";
 inline constexpr char kLockFileName[] = "lock";
+// The state directory and every file in it are root's alone (Open enforces both).
+inline constexpr mode_t kStateDirectoryMode = 0700;
+inline constexpr mode_t kStateFileMode = 0600;
 
 // Objects carry metadata as the Kubernetes API server sets it: uid (random UUID v4) and
 // creationTimestamp (RFC 3339, UTC) on create; resourceVersion from one store-wide counter,
@@ -50,7 +55,8 @@ inline constexpr char kLockFileName[] = "lock";
 // Thread-safe: every call holds mu_ for its whole length.
 class StateStore {
  public:
-  // Opens the store in `state_dir` (created if missing), creating or migrating the database;
+  // Opens the store in `state_dir` (created if missing; made kStateDirectoryMode, its files
+  // kStateFileMode), creating or migrating the database;
   // the directory stays locked until the store is destroyed. Fails with kUnavailable when
   // another process (or another StateStore in this one) has the directory, naming the directory
   // and the holder's pid, or when the database's schema is newer than this binary's; with

@@ -238,5 +238,60 @@ TEST_F(WithoutAllowOtherTest, OtherUsersAreShutOut) {
   EXPECT_EQ(r.output, "EACCES");
 }
 
+// `claimfs SRC MNT -o capacity=...,allow_other`: the volume root's owner, group and mode come
+// from SRC. Owner, a member of the owning group and root get in; another user gets EACCES on
+// everything but stat of the root (what the daemon's claims rely on with their 0770 roots).
+class VolumeRootOwnerTest : public VolumeTest {
+ protected:
+  void SetUp() override {
+    VolumeTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_EQ(chown(source().c_str(), kOtherUser, kOtherUser), 0);
+    ASSERT_EQ(chmod(source().c_str(), 0770), 0);
+    WriteFile(source() + "/owned", "data");
+    ASSERT_EQ(chmod((source() + "/owned").c_str(), 0660), 0);
+    ASSERT_EQ(mkdir((source() + "/sub").c_str(), 0770), 0);
+    WriteFile(source() + "/sub/inner", "x");
+    for (const char* name : {"/owned", "/sub", "/sub/inner"}) {
+      ASSERT_EQ(chown((source() + name).c_str(), kOtherUser, kOtherUser), 0);
+    }
+    ASSERT_NO_FATAL_FAILURE(MountVolume("capacity=64Mi,allow_other"));
+  }
+
+  // "read=... write=... list=... traverse=... stat=..." for `who` on the volume.
+  std::string Access(const Credentials& who) {
+    ChildResult r = RunInChild(
+        [this] {
+          auto result = [](int rv) { return rv >= 0 ? std::string("ok") : ErrnoName(errno); };
+          int fd = open(P("owned").c_str(), O_RDONLY | O_CLOEXEC);
+          std::string out = "read=" + result(fd);
+          if (fd >= 0) close(fd);
+          fd = open(P("by-" + std::to_string(getuid())).c_str(),
+                    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+          out += " write=" + result(fd);
+          if (fd >= 0) close(fd);
+          fd = open(root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+          out += " list=" + result(fd);
+          if (fd >= 0) close(fd);
+          struct stat st;
+          out += " traverse=" + result(stat(P("sub/inner").c_str(), &st));
+          out += " stat=" + result(stat(root().c_str(), &st));
+          return out;
+        },
+        who);
+    return r.ok ? r.output : r.problem;
+  }
+};
+
+TEST_F(VolumeRootOwnerTest, UidMatrixOnTheVolumeRoot) {
+  const std::string all = "read=ok write=ok list=ok traverse=ok stat=ok";
+  EXPECT_EQ(Access(Credentials{kOtherUser, kOtherUser, {}}), all) << "the owner";
+  EXPECT_EQ(Access(Credentials{1002, 1002, {kOtherUser}}), all) << "a member of the group";
+  EXPECT_EQ(Access(Credentials{0, 0, {}}), all) << "root";
+  EXPECT_EQ(Access(Credentials{1003, 1003, {}}),
+            "read=EACCES write=EACCES list=EACCES traverse=EACCES stat=ok")
+      << "another user";
+}
+
 }  // namespace
 }  // namespace claimfs::it

@@ -266,7 +266,9 @@ TEST_F(VolumePluginTest, CreateWithOnlyASizeTakesTheDefaults) {
   ASSERT_TRUE(claim);
   EXPECT_FALSE(claim->spec.storage_class_name.has_value());  // the default class decides
   EXPECT_EQ(claim->spec.access_modes, std::vector{model::AccessMode::kReadWriteOnce});
-  EXPECT_TRUE(claim->metadata.annotations.empty());
+  // Docker's local driver: root-owned 0755 (a claim's own default is 0770).
+  std::map<std::string, std::string> want = {{controller::kModeAnnotation, "0755"}};
+  EXPECT_EQ(claim->metadata.annotations, want);
 }
 
 TEST_F(VolumePluginTest, CreateRequiresASize) {

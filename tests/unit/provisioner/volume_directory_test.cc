@@ -133,14 +133,14 @@ TEST_F(VolumeDirectoryTest, EnsurePoolDirectoryCreatesParentsWithMode0700) {
   EXPECT_EQ(EnsurePoolDirectory("").code(), StatusCode::kInvalid);
 }
 
-TEST_F(VolumeDirectoryTest, CreateMakesA0777DirectoryWhateverTheUmask) {
+TEST_F(VolumeDirectoryTest, CreateMakesA0770DirectoryWhateverTheUmask) {
   ::umask(077);
   ASSERT_TRUE(CreateVolumeDirectory(pool_, "pvc-1").ok());
   ::umask(022);
   struct stat st;
   ASSERT_EQ(::lstat((pool_ + "/pvc-1").c_str(), &st), 0);
   EXPECT_TRUE(S_ISDIR(st.st_mode));
-  EXPECT_EQ(st.st_mode & 07777, 0777u);
+  EXPECT_EQ(st.st_mode & 07777, 0770u);
   EXPECT_EQ(st.st_uid, ::geteuid());
   // No temporary left behind.
   EXPECT_FALSE(Exists(pool_ + "/.pvc-1.claimfs-new"));
@@ -159,7 +159,7 @@ TEST_F(VolumeDirectoryTest, CreateSetsOwnerAndMode) {
   ASSERT_EQ(::lstat((pool_ + "/pvc-3").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, ::geteuid());
   EXPECT_EQ(st.st_gid, 42u);
-  EXPECT_EQ(st.st_mode & 07777, 0777u);
+  EXPECT_EQ(st.st_mode & 07777, 0770u);
 }
 
 TEST_F(VolumeDirectoryTest, CreateIsIdempotentAndKeepsAnExistingDirectory) {
@@ -185,7 +185,7 @@ TEST_F(VolumeDirectoryTest, CreateReplacesATemporaryLeftByACrash) {
   EXPECT_FALSE(Exists(temporary));
   struct stat st;
   ASSERT_EQ(::lstat((pool_ + "/pvc-9").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 07777, 0777u);
+  EXPECT_EQ(st.st_mode & 07777, 0770u);
   EXPECT_FALSE(Exists(pool_ + "/pvc-9/junk"));
 }
 
