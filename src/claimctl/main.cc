@@ -11,7 +11,9 @@
 
 int main(int argc, char** argv) {
   using namespace claimfs::claimctl;
-  CLI::App app{"claimctl controls claimfs volumes the way kubectl controls Kubernetes ones."};
+  CLI::App app{"claimctl controls claimfs volumes the way kubectl controls Kubernetes ones.",
+               "claimctl"};
+  app.set_version_flag("--version", "claimctl version " CLAIMCTL_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
 
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
   PatchOptions patch_options;
   CLI::App* patch = app.add_subcommand("patch", "Change fields of an object (e.g. grow a claim)");
   patch->add_option("resource", patch_options.args, "TYPE NAME or TYPE/NAME")->required();
-  patch->add_option("-p,--patch", patch_options.patch, "The patch, as JSON")->required();
+  patch->add_option("-p,--patch", patch_options.patch, "The patch, as YAML or JSON")->required();
   patch->add_option("--type", patch_options.type, "strategic (default), merge or json")
       ->check(CLI::IsMember({"strategic", "merge", "json"}));
   patch->add_option("--dry-run", patch_options.dry_run, "server: check without persisting")
@@ -133,6 +135,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::vector<std::string> rest = app.remaining();

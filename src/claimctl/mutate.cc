@@ -141,6 +141,9 @@ int RunDelete(const GlobalOptions& global, const DeleteOptions& options, Io& io)
     io.out << InfoOf(target.kind).singular << " \"" << target.name << "\" deleted\n" << std::flush;
     deleted.push_back(target);
   }
+  // As kubectl's delete: nothing matched and nothing failed (--all on an empty list, or every
+  // name absent under --ignore-not-found). kubectl writes this line to stdout, unlike get.
+  if (ok && deleted.empty()) io.out << "No resources found\n";
   if (options.wait && !deleted.empty()) {
     std::optional<Clock::time_point> deadline;
     if (timeout->count() > 0) {
@@ -181,14 +184,21 @@ int RunPatch(const GlobalOptions& global, const PatchOptions& options, Io& io) {
            << "\"\n";
     return kExitError;
   }
+  // kubectl reads -p as YAML or JSON (JSON is YAML too, but json::parse keeps JSON's numbers
+  // and escapes exact).
   json patch = json::parse(options.patch, nullptr, false);
   if (patch.is_discarded()) {
-    io.err << "error: unable to parse \"" << options.patch << "\": not valid JSON\n";
-    return kExitError;
+    Result<json> yaml_patch = yaml::ParseValue(options.patch);
+    if (!yaml_patch.ok()) {
+      io.err << "error: unable to parse \"" << options.patch
+             << "\": yaml: " << yaml_patch.status().message() << "\n";
+      return kExitError;
+    }
+    patch = std::move(*yaml_patch);
   }
   if (options.type == "json" ? !patch.is_array() : !patch.is_object()) {
     io.err << "error: unable to parse \"" << options.patch << "\": a " << options.type
-           << " patch must be a JSON " << (options.type == "json" ? "array" : "object") << "\n";
+           << " patch must be " << (options.type == "json" ? "a list" : "an object") << "\n";
     return kExitError;
   }
   const ObjectRef& ref = resources->objects.front();

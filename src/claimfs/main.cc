@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   app.add_option("-o", option_lists, "mount options")->allow_extra_args(false);
   app.add_flag("-f,--foreground", foreground, "stay in the foreground");
   app.add_flag("-d,--debug", debug, "trace every FUSE request (implies -f)");
-  app.set_version_flag("-V,--version", "claimfs 0.1.0");
+  app.set_version_flag("-V,--version", "claimfs version " CLAIMFS_VERSION);
   CLI11_PARSE(app, argc, argv);
 
   claimfs::fs::VolumeOptions options;

@@ -170,7 +170,8 @@ int main(int argc, char** argv) {
   using namespace claimfs::claimfsd;
   CLI::App app{
       "claimfsd mounts a quota-limited volume for every bound PersistentVolumeClaim and serves "
-      "the API claimctl talks to."};
+      "the API claimctl talks to.",
+      "claimfsd"};
   Flags flags;
   auto* config = app.add_option("-c,--config", flags.config_path,
                                 "Configuration file (default /etc/claimfs/claimfsd.yaml)");
@@ -179,6 +180,7 @@ int main(int argc, char** argv) {
       ->excludes(config);
   app.add_option("--log-level", flags.log_level,
                  "trace, debug, info, warn, error or off (overrides the config)");
+  app.set_version_flag("--version", "claimfsd version " CLAIMFS_VERSION);
   CLI11_PARSE(app, argc, argv);
   return Run(flags);
 }

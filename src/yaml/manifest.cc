@@ -348,10 +348,28 @@ void ParseDocument(const YAML::Node& doc, std::string_view file, const ParseOpti
   }
 }
 
-// Strings another YAML reader might take for something else are quoted too (YAML 1.1's yes/no).
+// YAML 1.1's timestamp: 2026-12-06, 2026-12-06T05:00:00Z, 2026-12-6 5:00:00 and so on. Readers
+// that follow 1.1 (go-yaml, PyYAML) would turn such a plain string into a time, so kubectl quotes
+// creationTimestamp.
+bool LooksLikeYaml11Timestamp(std::string_view s) {
+  size_t i = 0;
+  auto digits = [&](size_t min, size_t max) {
+    size_t n = 0;
+    while (i < s.size() && n < max && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++n;
+    return n >= min;
+  };
+  if (!digits(4, 4) || i >= s.size() || s[i++] != '-') return false;
+  if (!digits(1, 2) || i >= s.size() || s[i++] != '-') return false;
+  if (!digits(1, 2)) return false;
+  return i == s.size() || s[i] == 'T' || s[i] == 't' || s[i] == ' ' || s[i] == '\t';
+}
+
+// Strings another YAML reader might take for something else are quoted too (YAML 1.1's yes/no
+// and timestamps).
 bool NeedsQuotes(const std::string& s) {
   bool number = false;
   if (!ResolvePlain(s, &number).is_string()) return true;
+  if (LooksLikeYaml11Timestamp(s)) return true;
   static const char* const kYaml11Bools[] = {"y",  "Y",  "yes", "Yes", "YES", "n",   "N",   "no",
                                              "No", "NO", "on",  "On",  "ON",  "off", "Off", "OFF"};
   for (const char* b : kYaml11Bools) {
@@ -454,6 +472,34 @@ ManifestSet ParseManifests(std::string_view text, std::string_view file,
         {std::string(file), 1, 1, std::string("cannot read manifest: ") + e.what()});
   }
   return out;
+}
+
+Result<nlohmann::json> ParseValue(std::string_view text) {
+  try {
+    std::string input(text);
+    CheckDocumentsProgress(input);
+    std::vector<YAML::Node> docs = YAML::LoadAll(input);
+    if (docs.size() != 1) {
+      return Status::Invalid("expected one YAML or JSON document, found " +
+                             std::to_string(docs.size()));
+    }
+    SourceMap map;
+    std::vector<LocatedError> errors;
+    Converter converter(&map, &errors);
+    json value = converter.Convert(docs.front(), FieldPath(), 0);
+    if (!errors.empty()) {
+      const LocatedError& e = errors.front();
+      return Status::Invalid("line " + std::to_string(e.mark.line) + " column " +
+                             std::to_string(e.mark.column) + ": " + e.error.ToString());
+    }
+    return value;
+  } catch (const YAML::Exception& e) {
+    Mark mark = FromYaml(e.mark);
+    return Status::Invalid("line " + std::to_string(mark.line) + " column " +
+                           std::to_string(mark.column) + ": " + e.msg);
+  } catch (const std::exception& e) {
+    return Status::Invalid(e.what());
+  }
 }
 
 std::string ToYaml(const nlohmann::json& json) {

@@ -51,6 +51,12 @@ struct ParseOptions {
 ManifestSet ParseManifests(std::string_view text, std::string_view file,
                            const ParseOptions& options = {});
 
+// One YAML or JSON document as a JSON value, read as ParseManifests reads values (YAML 1.2 core
+// schema, duplicate keys refused, nesting and alias expansion bounded); for text that is not an
+// object manifest, such as a patch. kInvalid "line 1 column 3: ..." when it is not exactly one
+// readable document. Never throws.
+Result<nlohmann::json> ParseValue(std::string_view text);
+
 // Block YAML of ToJson(object), or of any JSON value; strings YAML would read as something else
 // ("true", "1Gi" is fine, "123", "") are quoted, so ParseManifests(ToYaml(x)) gives x back.
 std::string ToYaml(const Object& object);

@@ -23,7 +23,13 @@ deb=$tmp/claimfs_${version}_${arch}.deb
 
 dpkg-deb -c "$deb" | awk '{print $6}' >"$tmp/files"
 for f in ./etc/claimfs/claimfsd.yaml ./usr/lib/systemd/system/claimfsd.service \
-         ./usr/share/doc/claimfs/README.md; do
+         ./usr/share/doc/claimfs/README.md ./usr/share/man/man1/claimctl.1 \
+         ./usr/share/man/man8/claimfsd.8 ./usr/share/man/man8/claimfs.8 \
+         ./usr/share/bash-completion/completions/claimctl \
+         ./usr/share/bash-completion/completions/claimfsd \
+         ./usr/share/bash-completion/completions/claimfs \
+         ./usr/share/zsh/vendor-completions/_claimctl ./usr/share/zsh/vendor-completions/_claimfsd \
+         ./usr/share/zsh/vendor-completions/_claimfs; do
   grep -qx "$f" "$tmp/files" || { cat "$tmp/files"; fail "$f not in the package"; }
 done
 for p in "${programs[@]}"; do

@@ -411,7 +411,111 @@ TEST_F(CommandsTest, PatchSendsTheTypeAndReportsChange) {
   patch.patch = "{not json";
   Ran bad = Capture([&](Io& io) { return RunPatch(Global(), patch, io); });
   EXPECT_EQ(bad.code, 1);
-  EXPECT_EQ(bad.err, "error: unable to parse \"{not json\": not valid JSON\n");
+  EXPECT_EQ(bad.err.rfind("error: unable to parse \"{not json\": yaml: line 1 column ", 0), 0u)
+      << bad.err;
+}
+
+// kubectl patch -p takes YAML as well as JSON; claimctl refused anything but JSON.
+TEST_F(CommandsTest, PatchAcceptsAYamlBody) {
+  std::mutex mu;
+  std::vector<json> bodies;
+  Serve([&](const FakeRequest& req) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (req.method == "PATCH") bodies.push_back(json::parse(req.body));
+    return Ok(Pvc("data", "Bound", "v"));
+  });
+  const json want = {{"spec", {{"resources", {{"requests", {{"storage", "3Gi"}}}}}}}};
+  struct Case {
+    std::string type;
+    std::string patch;
+    json want;
+  } cases[] = {
+      {"strategic", "spec:\n  resources:\n    requests:\n      storage: 3Gi\n", want},
+      {"merge", "spec: {resources: {requests: {storage: 3Gi}}}", want},
+      {"merge",
+       "metadata: {labels: {tier: null, replicas: '3', on: yes}}",
+       {{"metadata", {{"labels", {{"tier", nullptr}, {"replicas", "3"}, {"on", "yes"}}}}}}},
+      {"json", "- op: replace\n  path: /spec/resources/requests/storage\n  value: 3Gi\n",
+       json::array(
+           {{{"op", "replace"}, {"path", "/spec/resources/requests/storage"}, {"value", "3Gi"}}})},
+  };
+  for (const Case& c : cases) {
+    PatchOptions patch;
+    patch.args = {"pvc/data"};
+    patch.type = c.type;
+    patch.patch = c.patch;
+    Ran r = Capture([&](Io& io) { return RunPatch(Global(), patch, io); });
+    EXPECT_EQ(r.code, 0) << c.patch << ": " << r.err;
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_FALSE(bodies.empty()) << c.patch;
+    EXPECT_EQ(bodies.back(), c.want) << c.patch;
+  }
+  struct Bad {
+    std::string type;
+    std::string patch;
+    std::string err_prefix;
+  } bad[] = {
+      {"merge", "- a\n- b\n",
+       "error: unable to parse \"- a\n- b\n\": a merge patch must be an object"},
+      {"json", "spec: {}", "error: unable to parse \"spec: {}\": a json patch must be a list"},
+      {"merge", "a: 1\na: 2\n", "error: unable to parse \"a: 1\na: 2\n\": yaml: line 2 column 1: "},
+      {"merge", "a: 1\n---\nb: 2\n", "error: unable to parse \"a: 1\n---\nb: 2\n\": yaml: "},
+      {"merge", "a: [1, 2", "error: unable to parse \"a: [1, 2\": yaml: line "},
+  };
+  size_t sent = bodies.size();
+  for (const Bad& b : bad) {
+    PatchOptions patch;
+    patch.args = {"pvc/data"};
+    patch.type = b.type;
+    patch.patch = b.patch;
+    Ran r = Capture([&](Io& io) { return RunPatch(Global(), patch, io); });
+    EXPECT_EQ(r.code, 1) << b.patch;
+    EXPECT_EQ(r.err.rfind(b.err_prefix, 0), 0u) << r.err;
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(bodies.size(), sent) << "a refused patch reached the daemon";
+}
+
+// kubectl delete prints "No resources found" (on stdout) when nothing matched; claimctl printed
+// nothing at all.
+TEST_F(CommandsTest, DeleteAllWithNothingToDeleteSaysNoResourcesFound) {
+  Serve([](const FakeRequest& req) {
+    if (req.method == "GET") return Ok(List("List", {}));
+    return NotFound("persistentvolumeclaims", "gone");
+  });
+  DeleteOptions del;
+  del.args = {"pvc"};
+  del.all = true;
+  Ran r = Capture([&](Io& io) { return RunDelete(Global(), del, io); });
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "No resources found\n");
+  EXPECT_EQ(r.err, "");
+
+  del.all = false;
+  del.args = {"pvc", "gone"};
+  del.ignore_not_found = true;
+  Ran ignored = Capture([&](Io& io) { return RunDelete(Global(), del, io); });
+  EXPECT_EQ(ignored.code, 0) << ignored.err;
+  EXPECT_EQ(ignored.out, "No resources found\n");
+
+  del.ignore_not_found = false;
+  Ran failed = Capture([&](Io& io) { return RunDelete(Global(), del, io); });
+  EXPECT_EQ(failed.code, 1);
+  EXPECT_EQ(failed.out, "");
+}
+
+// kubectl's -o yaml quotes RFC 3339 times (YAML 1.1 readers would take them for timestamps);
+// claimctl left creationTimestamp plain.
+TEST_F(CommandsTest, GetYamlQuotesCreationTimestamp) {
+  Serve([](const FakeRequest&) { return Ok(Pvc("data", "Bound", "v")); });
+  GetOptions get;
+  get.args = {"pvc", "data"};
+  get.output = "yaml";
+  Ran r = Capture([&](Io& io) { return RunGet(Global(), get, io); });
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("  creationTimestamp: \"2026-01-01T00:00:00Z\"\n"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  name: data\n"), std::string::npos) << r.out;
 }
 
 TEST_F(CommandsTest, WaitForJsonPathAndTimeout) {
