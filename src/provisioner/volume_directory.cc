@@ -732,7 +732,8 @@ Status ScrubVolumeDirectory(const std::string& path,
 }
 
 Status CheckVolumeSource(const std::string& path, const std::vector<std::string>& allowed_roots,
-                         bool create_missing) {
+                         bool create_missing, bool* created_leaf) {
+  if (created_leaf) *created_leaf = false;
   auto parts = Components(path);
   if (!parts) {
     return Status::Forbidden("volume source " + path + " is not an absolute path without \"..\"");
@@ -759,6 +760,7 @@ Status CheckVolumeSource(const std::string& path, const std::vector<std::string>
       if (!create_missing) return Status::Ok();  // the rest does not exist yet: no symlink
       if (::mkdirat(current.get(), name.c_str(), 0755) == 0) {
         log::Info("created {} for volume source {}", walked, path);
+        if (created_leaf && i + 1 == parts->size()) *created_leaf = true;
       } else if (errno != EEXIST) {
         return IOError("cannot create " + walked + " for volume source " + path, errno);
       }

@@ -79,9 +79,10 @@ Status ScrubVolumeDirectory(const std::string& path, const std::vector<std::stri
 // do not exist yet are fine, or, with `create_missing`, created (mode 0755, and logged) one at
 // a time beneath the root, never through a symlink. kForbidden naming the path and the roots or the
 // symlink; kInvalid when a component is not a directory; kIOError when a system call fails.
-// Thread-safe.
+// `created_leaf`, when given, is set to whether this call made `path` itself (the directory
+// claimfsd may later delete), not only some parent. Thread-safe.
 Status CheckVolumeSource(const std::string& path, const std::vector<std::string>& allowed_roots,
-                         bool create_missing);
+                         bool create_missing, bool* created_leaf = nullptr);
 
 // True when `a` and `b`, absolute paths, are the same directory or one lies below the other,
 // compared by components ("//" and "." collapsed); false when either is relative or holds "..".
