@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -188,14 +189,26 @@ std::string EscapeLabel(const std::string& value) {
 // runtimes do for such volumes; type Directory must exist.
 Status PrepareVolumeSource(const std::string& volume, const std::string& path,
                            const std::vector<model::PersistentVolume>& volumes,
-                           const std::vector<std::string>& roots) {
+                           const std::vector<std::string>& roots, bool* created) {
   bool create_missing = false;
   for (const model::PersistentVolume& pv : volumes) {
     if (pv.metadata.name != volume || !pv.spec.host_path) continue;
     std::string type = pv.spec.host_path->type.value_or("");
     create_missing = type.empty() || type == "DirectoryOrCreate";
   }
-  return provisioner::CheckVolumeSource(path, roots, create_missing);
+  return provisioner::CheckVolumeSource(path, roots, create_missing, created);
+}
+
+std::string VolumePath(const model::PersistentVolume& pv) {
+  if (pv.spec.host_path) return pv.spec.host_path->path;
+  if (pv.spec.local) return pv.spec.local->path;
+  return "";
+}
+
+std::string Normal(const std::string& path) {
+  std::string normal = std::filesystem::path(path).lexically_normal().string();
+  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  return normal;
 }
 
 // The owner and mode a claim asks for its new volume's root (a Docker volume's uid, gid and
@@ -255,7 +268,9 @@ Status Daemon::Open() {
     Status s = provisioner::EnsurePoolDirectory(pool.path);
     if (!s.ok()) return s;
   }
-  auto store = store::StateStore::Open(config.state_dir);
+  store::Options store_options;
+  for (const yaml::PoolConfig& pool : config.pools) store_options.pool_paths.push_back(pool.path);
+  auto store = store::StateStore::Open(config.state_dir, store_options);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
   lease_path_ = config.state_dir + "/leases.json";
@@ -536,13 +551,25 @@ Status Daemon::Perform(const Action& a, const std::vector<model::PersistentVolum
       std::string pool_path = a.path.substr(0, a.path.rfind('/'));
       auto owner = RequestedOwner(a.claim, claims);
       if (!owner.ok()) return owner.status();
-      return provisioner::CreateVolumeDirectory(pool_path, a.volume, *owner);
+      Status s = provisioner::CreateVolumeDirectory(pool_path, a.volume, *owner);
+      if (!s.ok()) return s;
+      Status r = RecordCreatedDirectory(a.volume, a.path);
+      if (!r.ok()) {
+        // The volume still works; only its Delete will refuse and keep the data.
+        log::Error("cannot record that claimfsd created {}: {}", a.path, r.message());
+      }
+      return Status::Ok();
     }
     case ActionType::kExpand:
       if (!volumes_->MountedVolumes().count(a.volume)) return Status::Ok();  // at the next mount
       return volumes_->SetCapacity(a.volume, static_cast<uint64_t>(a.size_bytes));
     case ActionType::kMount: {
-      Status s = PrepareVolumeSource(a.volume, a.path, volumes, VolumeRoots());
+      bool created = false;
+      Status s = PrepareVolumeSource(a.volume, a.path, volumes, VolumeRoots(), &created);
+      if (created) {
+        Status r = RecordCreatedDirectory(a.volume, a.path);
+        if (!r.ok()) log::Error("cannot record that claimfsd created {}: {}", a.path, r.message());
+      }
       if (!s.ok()) return s;
       mount::MountRequest r;
       r.volume = a.volume;
@@ -555,10 +582,19 @@ Status Daemon::Perform(const Action& a, const std::vector<model::PersistentVolum
     }
     case ActionType::kUnmount:
       return volumes_->Unmount(a.volume);
-    case ActionType::kDeleteVolumeData:
-      return provisioner::DeleteVolumeDirectory(a.path, VolumeRoots());
-    case ActionType::kRecycle:
+    case ActionType::kDeleteVolumeData: {
+      Status s = CheckCreatedDirectory(a.volume, a.path);
+      if (s.ok()) s = provisioner::DeleteVolumeDirectory(a.path, VolumeRoots());
+      if (!s.ok()) return s;
+      Status r = store_->ForgetCreatedDirectory(a.path);
+      if (!r.ok()) log::Warn("cannot forget the record of {}: {}", a.path, r.message());
+      return Status::Ok();
+    }
+    case ActionType::kRecycle: {
+      Status s = CheckCreatedDirectory(a.volume, a.path);
+      if (!s.ok()) return s;
       return provisioner::ScrubVolumeDirectory(a.path, VolumeRoots());
+    }
   }
   return Status::Internal("unknown action");
 }
@@ -590,6 +626,8 @@ Status Daemon::ReconcileOnce(bool* worked, bool* failed) {
     snapshot.max_volumes = config_.max_volumes;
     snapshot.allowed_host_path_prefixes = config_.allowed_host_path_prefixes;
   }
+  snapshot.overlaps = Overlaps(stored->volumes);
+  snapshot.created_directories = CreatedDirectories(stored->volumes);
   snapshot.in_use = ClaimsInUse(*stored);
   {
     std::lock_guard lock(leases_mu_);
@@ -869,16 +907,106 @@ std::string Daemon::DaemonMetrics() {
   return out.str();
 }
 
+std::vector<std::pair<std::string, std::string>> Daemon::ManagedDirectories() const {
+  std::vector<std::pair<std::string, std::string>> managed;
+  std::lock_guard lock(config_mu_);
+  for (const yaml::PoolConfig& p : config_.pools) managed.emplace_back("pool " + p.name, p.path);
+  managed.emplace_back("the state directory", config_.state_dir);
+  managed.emplace_back("the mount root", config_.mount_root);
+  return managed;
+}
+
+std::map<std::string, std::string> Daemon::Overlaps(
+    const std::vector<model::PersistentVolume>& volumes) const {
+  std::vector<std::pair<std::string, std::string>> managed = ManagedDirectories();
+  std::set<std::string> pools;
+  {
+    std::lock_guard lock(config_mu_);
+    for (const yaml::PoolConfig& p : config_.pools) pools.insert(p.path);
+  }
+  std::map<std::string, std::string> overlaps;
+  for (const model::PersistentVolume& pv : volumes) {
+    const std::string& name = pv.metadata.name;
+    std::string path = VolumePath(pv);
+    if (path.empty()) continue;
+    for (const model::PersistentVolume& other : volumes) {
+      std::string other_path = VolumePath(other);
+      if (other.metadata.name == name || other_path.empty()) continue;
+      if (provisioner::PathsOverlap(path, other_path)) {
+        overlaps[name] = "PersistentVolume \"" + other.metadata.name + "\" (" + other_path + ")";
+        break;
+      }
+    }
+    if (overlaps.count(name)) continue;
+    for (const auto& [what, dir] : managed) {
+      // A pool's own volumes are <pool>/<their name>.
+      if (pools.count(dir) && Normal(path) == Normal(dir) + "/" + name) continue;
+      if (provisioner::PathsOverlap(path, dir)) {
+        overlaps[name] = what + " (" + dir + ")";
+        break;
+      }
+    }
+  }
+  return overlaps;
+}
+
+std::set<std::string> Daemon::CreatedDirectories(
+    const std::vector<model::PersistentVolume>& volumes) {
+  std::set<std::string> created;
+  for (const model::PersistentVolume& pv : volumes) {
+    if (CheckCreatedDirectory(pv.metadata.name, VolumePath(pv)).ok()) {
+      created.insert(pv.metadata.name);
+    }
+  }
+  return created;
+}
+
+Status Daemon::RecordCreatedDirectory(const std::string& volume, const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return Status::FromErrno("cannot stat " + path, errno);
+  store::CreatedDirectory record{path, volume, static_cast<uint64_t>(st.st_dev),
+                                 static_cast<uint64_t>(st.st_ino)};
+  return store_->RecordCreatedDirectory(record);
+}
+
+Status Daemon::CheckCreatedDirectory(const std::string& volume, const std::string& path) {
+  if (path.empty()) return Status::Forbidden("volume " + volume + " has no path");
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();  // nothing there to lose
+    return Status::FromErrno("cannot stat " + path, errno);
+  }
+  auto records = store_->ListCreatedDirectories();
+  if (!records.ok()) return records.status();
+  for (const store::CreatedDirectory& r : *records) {
+    if (r.path == path && r.volume == volume && S_ISDIR(st.st_mode) &&
+        r.device == static_cast<uint64_t>(st.st_dev) &&
+        r.inode == static_cast<uint64_t>(st.st_ino)) {
+      return Status::Ok();
+    }
+  }
+  return Status::Forbidden("claimfsd removes data only from directories it created, and " + path +
+                           " is not one (or was replaced since); the data is kept");
+}
+
+Status Daemon::CheckVolumeOverlap(const std::string& name, const std::string& path) {
+  auto volumes = store_->ListPersistentVolumes();
+  if (!volumes.ok()) return volumes.status();
+  for (const model::PersistentVolume& pv : *volumes) {
+    std::string other = VolumePath(pv);
+    if (pv.metadata.name == name || other.empty()) continue;
+    if (provisioner::PathsOverlap(path, other)) {
+      return Status::Forbidden("overlaps PersistentVolume \"" + pv.metadata.name + "\" (" +
+                               other + ")");
+    }
+  }
+  return Status::Ok();
+}
+
 Status Daemon::CheckVolumeSource(const std::string& path) {
   // A static volume over (or around) a pool would reach other claims' volumes, and deleting it
   // would delete theirs; over the state or the mounts, the daemon's own files.
-  std::vector<std::pair<std::string, std::string>> managed;
-  {
-    std::lock_guard lock(config_mu_);
-    for (const yaml::PoolConfig& p : config_.pools) managed.emplace_back("pool " + p.name, p.path);
-    managed.emplace_back("the state directory", config_.state_dir);
-    managed.emplace_back("the mount root", config_.mount_root);
-  }
+  std::vector<std::pair<std::string, std::string>> managed = ManagedDirectories();
   for (const auto& [what, dir] : managed) {
     if (provisioner::PathsOverlap(path, dir)) {
       return Status::Forbidden("volume source " + path + " overlaps " + what + " (" + dir +
