@@ -205,6 +205,27 @@ std::string VolumePath(const model::PersistentVolume& pv) {
   return "";
 }
 
+// Ok when `records` say claimfsd created `path` for `volume` and it is still that directory
+// (device and inode), or when nothing is at `path`; kForbidden otherwise.
+Status IsCreatedDirectory(const std::string& volume, const std::string& path,
+                          const std::vector<store::CreatedDirectory>& records) {
+  if (path.empty()) return Status::Forbidden("volume " + volume + " has no path");
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();  // nothing there to lose
+    return Status::FromErrno("cannot stat " + path, errno);
+  }
+  for (const store::CreatedDirectory& r : records) {
+    if (r.path == path && r.volume == volume && S_ISDIR(st.st_mode) &&
+        r.device == static_cast<uint64_t>(st.st_dev) &&
+        r.inode == static_cast<uint64_t>(st.st_ino)) {
+      return Status::Ok();
+    }
+  }
+  return Status::Forbidden("claimfsd removes data only from directories it created, and " + path +
+                           " is not one (or was replaced since); the data is kept");
+}
+
 std::string Normal(const std::string& path) {
   std::string normal = std::filesystem::path(path).lexically_normal().string();
   while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
@@ -953,8 +974,13 @@ std::map<std::string, std::string> Daemon::Overlaps(
 std::set<std::string> Daemon::CreatedDirectories(
     const std::vector<model::PersistentVolume>& volumes) {
   std::set<std::string> created;
+  auto records = store_->ListCreatedDirectories();
+  if (!records.ok()) {
+    log::Warn("cannot read which directories claimfsd created: {}", records.status().message());
+    return created;  // no reclaim removes data this round
+  }
   for (const model::PersistentVolume& pv : volumes) {
-    if (CheckCreatedDirectory(pv.metadata.name, VolumePath(pv)).ok()) {
+    if (IsCreatedDirectory(pv.metadata.name, VolumePath(pv), *records).ok()) {
       created.insert(pv.metadata.name);
     }
   }
@@ -970,24 +996,11 @@ Status Daemon::RecordCreatedDirectory(const std::string& volume, const std::stri
 }
 
 Status Daemon::CheckCreatedDirectory(const std::string& volume, const std::string& path) {
-  if (path.empty()) return Status::Forbidden("volume " + volume + " has no path");
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return Status::Ok();  // nothing there to lose
-    return Status::FromErrno("cannot stat " + path, errno);
-  }
   auto records = store_->ListCreatedDirectories();
   if (!records.ok()) return records.status();
-  for (const store::CreatedDirectory& r : *records) {
-    if (r.path == path && r.volume == volume && S_ISDIR(st.st_mode) &&
-        r.device == static_cast<uint64_t>(st.st_dev) &&
-        r.inode == static_cast<uint64_t>(st.st_ino)) {
-      return Status::Ok();
-    }
-  }
-  return Status::Forbidden("claimfsd removes data only from directories it created, and " + path +
-                           " is not one (or was replaced since); the data is kept");
+  return IsCreatedDirectory(volume, path, *records);
 }
+
 
 Status Daemon::CheckVolumeOverlap(const std::string& name, const std::string& path) {
   auto volumes = store_->ListPersistentVolumes();
