@@ -2,8 +2,8 @@
 // PersistentVolume, PersistentVolumeClaim) and events, with the Kubernetes API server's semantics.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <variant>

@@ -1001,7 +1001,6 @@ Status Daemon::CheckCreatedDirectory(const std::string& volume, const std::strin
   return IsCreatedDirectory(volume, path, *records);
 }
 
-
 Status Daemon::CheckVolumeOverlap(const std::string& name, const std::string& path) {
   auto volumes = store_->ListPersistentVolumes();
   if (!volumes.ok()) return volumes.status();
@@ -1009,8 +1008,8 @@ Status Daemon::CheckVolumeOverlap(const std::string& name, const std::string& pa
     std::string other = VolumePath(pv);
     if (pv.metadata.name == name || other.empty()) continue;
     if (provisioner::PathsOverlap(path, other)) {
-      return Status::Forbidden("overlaps PersistentVolume \"" + pv.metadata.name + "\" (" +
-                               other + ")");
+      return Status::Forbidden("overlaps PersistentVolume \"" + pv.metadata.name + "\" (" + other +
+                               ")");
     }
   }
   return Status::Ok();

@@ -345,8 +345,8 @@ class Reconciler {
           FailVolume(pv, "VolumeFailedDelete", *refusal);
           return;
         }
-        if (auto refusal = ReclaimOwnershipRefusal(pv, "deleter", snapshot_.overlaps,
-                                                   CreatedByUs(pv))) {
+        if (auto refusal =
+                ReclaimOwnershipRefusal(pv, "deleter", snapshot_.overlaps, CreatedByUs(pv))) {
           FailVolume(pv, "VolumeFailedDelete", *refusal);
           return;
         }
@@ -360,8 +360,8 @@ class Reconciler {
           FailVolume(pv, "VolumeFailedRecycle", "Recycle failed: " + *refusal);
           return;
         }
-        if (auto refusal = ReclaimOwnershipRefusal(pv, "recycler", snapshot_.overlaps,
-                                                   CreatedByUs(pv))) {
+        if (auto refusal =
+                ReclaimOwnershipRefusal(pv, "recycler", snapshot_.overlaps, CreatedByUs(pv))) {
           FailVolume(pv, "VolumeFailedRecycle", "Recycle failed: " + *refusal);
           return;
         }

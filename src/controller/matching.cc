@@ -182,9 +182,9 @@ std::optional<std::string> ReclaimPathRefusal(const std::string& path, const cha
          " but received provided " + (path.empty() ? "\"\"" : path);
 }
 
-std::optional<std::string> ReclaimOwnershipRefusal(const PersistentVolume& pv, const char* what,
-                                                   const std::map<std::string, std::string>& overlaps,
-                                                   bool created) {
+std::optional<std::string> ReclaimOwnershipRefusal(
+    const PersistentVolume& pv, const char* what,
+    const std::map<std::string, std::string>& overlaps, bool created) {
   std::string path = VolumePath(pv);
   auto overlap = overlaps.find(pv.metadata.name);
   if (overlap != overlaps.end()) {

@@ -65,10 +65,9 @@ std::optional<std::string> ReclaimPathRefusal(const std::string& path, const cha
 // Why the host_path deleter (or recycler) must leave `pv`'s data alone although its path is one
 // it supports: the path overlaps another volume or a directory of claimfsd's (`overlaps`), or
 // claimfsd did not create the directory (`created` says it did). nullopt when it may go ahead.
-std::optional<std::string> ReclaimOwnershipRefusal(const model::PersistentVolume& pv,
-                                                   const char* what,
-                                                   const std::map<std::string, std::string>& overlaps,
-                                                   bool created);
+std::optional<std::string> ReclaimOwnershipRefusal(
+    const model::PersistentVolume& pv, const char* what,
+    const std::map<std::string, std::string>& overlaps, bool created);
 
 // A byte count as the shorter of its binary and decimal quantity spellings ("2Gi", "100G").
 std::string HumanBytes(int64_t bytes);

@@ -1,8 +1,8 @@
 #include "claimfs/store/state_store.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -206,8 +206,8 @@ Status StateStore::Impl::ForgetCreatedDirectory(std::string_view path) {
 }
 
 Result<std::vector<CreatedDirectory>> StateStore::Impl::ListCreatedDirectories() {
-  Result<sqlite::Statement> stmt = db_.Prepare(
-      "SELECT path, volume, device, inode FROM created_directories ORDER BY path");
+  Result<sqlite::Statement> stmt =
+      db_.Prepare("SELECT path, volume, device, inode FROM created_directories ORDER BY path");
   if (!stmt.ok()) return stmt.status();
   std::vector<CreatedDirectory> out;
   while (true) {
@@ -599,7 +599,9 @@ Status AdoptPoolVolumes(sqlite::Database* db, const std::vector<std::string>& po
     struct stat st;
     if (!in_pool || ::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
     insert->Reset();
-    insert->Bind(1, path).Bind(2, name).Bind(3, static_cast<int64_t>(st.st_dev))
+    insert->Bind(1, path)
+        .Bind(2, name)
+        .Bind(3, static_cast<int64_t>(st.st_dev))
         .Bind(4, static_cast<int64_t>(st.st_ino));
     Status s = insert->Run();
     if (!s.ok()) return s;

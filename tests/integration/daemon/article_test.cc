@@ -201,8 +201,8 @@ TEST_F(ArticleTest, LabelSelectorPairBindsTheLabelledVolume) {
   // Both PVs match the claim on size, class and mode; only the selector tells them apart.
   // Beside the labelled volume's directory, not inside it: one directory, one volume.
   RemoveAtTearDown("/tmp/k8s-pv-unlabelled");
-  std::string unlabelled = ExampleWith("pv-hostpath.yaml", "path: /tmp/k8s-pv",
-                                       "path: /tmp/k8s-pv-unlabelled");
+  std::string unlabelled =
+      ExampleWith("pv-hostpath.yaml", "path: /tmp/k8s-pv", "path: /tmp/k8s-pv-unlabelled");
   CommandResult r = Claimctl({"apply", "-f", unlabelled});
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   r = Claimctl({"apply", "-f", Example("pv-hostpath-label.yaml")});
@@ -234,8 +234,8 @@ TEST_F(ArticleTest, LabelSelectorPairBindsTheLabelledVolume) {
 // directory serves one volume: the second is refused until the first is gone.
 TEST_F(ArticleTest, SecondPvOnTheSameHostPathIsRefusedUntilTheFirstIsGone) {
   ASSERT_TRUE(StartDaemon());
-  CommandResult r = Claimctl({"apply", "-f", Example("pv-hostpath.yaml"), "-f",
-                              Example("pv-hostpath-label.yaml")});
+  CommandResult r = Claimctl(
+      {"apply", "-f", Example("pv-hostpath.yaml"), "-f", Example("pv-hostpath-label.yaml")});
   EXPECT_NE(r.exit_code, 0) << r.Describe();
   EXPECT_NE(r.out.find("persistentvolume/pv-hostpath created"), std::string::npos) << r.Describe();
   EXPECT_NE(r.err.find("The PersistentVolume \"pv-hostpath-label\" is invalid: "
@@ -293,7 +293,8 @@ TEST_F(ArticleTest, DeletingOneOfTwoClaimsOnOneDirectoryKeepsTheOthersData) {
     EXPECT_EQ(ReadFile(std::string(kHostPath) + "/mine.txt"), "the other claim's\n")
         << "deleting pvc-hostpath removed pvc-hostpath-label's data";
   }
-  EXPECT_NE(second.exit_code, 0) << "a second PV on /tmp/k8s-pv was admitted: " << second.Describe();
+  EXPECT_NE(second.exit_code, 0) << "a second PV on /tmp/k8s-pv was admitted: "
+                                 << second.Describe();
 }
 
 }  // namespace

@@ -17,8 +17,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-nlohmann::json PvJson(const std::string& name, const std::string& source,
-                      const std::string& path) {
+nlohmann::json PvJson(const std::string& name, const std::string& source, const std::string& path) {
   return {{"apiVersion", "v1"},
           {"kind", "PersistentVolume"},
           {"metadata", {{"name", name}}},
@@ -57,8 +56,8 @@ TEST_F(OverlapTest, PathEqualToInsideOrAroundAnotherVolumesIsRefused) {
                PvJson(c.name, c.source, c.path).dump());
       EXPECT_EQ(h.status, 422) << h.Describe();
       EXPECT_NE(JsonString(h.Json(), "/message")
-                    .find("spec." + c.source + ".path: Forbidden: overlaps PersistentVolume \"a\" (" +
-                          dir + ")"),
+                    .find("spec." + c.source +
+                          ".path: Forbidden: overlaps PersistentVolume \"a\" (" + dir + ")"),
                 std::string::npos)
           << h.body;
     }
@@ -81,7 +80,8 @@ TEST_F(OverlapTest, ConcurrentCreatesOfOverlappingVolumesAdmitOnlyOne) {
     std::string other = round % 2 == 0 ? dir : dir + "/inner";
     std::atomic<int> created{0}, refused{0};
     auto post = [&](const std::string& name, const std::string& path) {
-      HttpResult h = Http("POST", "/api/v1/persistentvolumes", PvJson(name, "hostPath", path).dump());
+      HttpResult h =
+          Http("POST", "/api/v1/persistentvolumes", PvJson(name, "hostPath", path).dump());
       if (h.status == 201) created++;
       if (h.status == 422) refused++;
     };
@@ -160,7 +160,8 @@ TEST_F(OverlapTest, OverlapThatAppearsAfterAdmissionStopsMountAndDelete) {
        "SELECT kind, namespace, 'second', resource_version, "
        "json_set(json_remove(body, '$.spec.claimRef'), '$.metadata.name', 'second', "
        "'$.metadata.uid', '77777777-7777-4777-8777-777777777777', '$.spec.hostPath.path', '" +
-           dir + "/inner', '$.status', json('{\"phase\":\"Available\"}')), "
+           dir +
+           "/inner', '$.status', json('{\"phase\":\"Available\"}')), "
            "'77777777-7777-4777-8777-777777777777', generation FROM objects "
            "WHERE kind = 'PersistentVolume' AND name = 'first';"});
   ASSERT_EQ(sql.exit_code, 0) << sql.Describe();
@@ -185,9 +186,9 @@ TEST_F(OverlapTest, OverlapThatAppearsAfterAdmissionStopsMountAndDelete) {
       << DescribeEvents("PersistentVolume", "first");
   std::optional<nlohmann::json> pv = GetVolume("first");
   ASSERT_TRUE(pv.has_value());
-  EXPECT_EQ(JsonString(*pv, "/status/message"),
-            "host_path deleter refuses " + dir + ": it overlaps PersistentVolume \"second\" (" +
-                dir + "/inner); the data is kept");
+  EXPECT_EQ(JsonString(*pv, "/status/message"), "host_path deleter refuses " + dir +
+                                                    ": it overlaps PersistentVolume \"second\" (" +
+                                                    dir + "/inner); the data is kept");
   EXPECT_NE(DescribeEvents("PersistentVolume", "first").find("VolumeFailedDelete"),
             std::string::npos);
   EXPECT_EQ(ReadFile(dir + "/keep.txt"), "survives\n");

@@ -815,9 +815,9 @@ TEST(StateStoreCreatedDirectoriesTest, MigrationAdoptsPoolVolumesOnce) {
     ASSERT_EQ(::lstat((pool / "pvc-1").c_str(), &st), 0);
     Result<std::vector<CreatedDirectory>> records = store->ListCreatedDirectories();
     ASSERT_TRUE(records.ok()) << records.status().ToString();
-    EXPECT_EQ(*records, (std::vector<CreatedDirectory>{
-                            {(pool / "pvc-1").string(), "pvc-1", static_cast<uint64_t>(st.st_dev),
-                             static_cast<uint64_t>(st.st_ino)}}));
+    EXPECT_EQ(*records, (std::vector<CreatedDirectory>{{(pool / "pvc-1").string(), "pvc-1",
+                                                        static_cast<uint64_t>(st.st_dev),
+                                                        static_cast<uint64_t>(st.st_ino)}}));
     ASSERT_TRUE(store->ForgetCreatedDirectory((pool / "pvc-1").string()).ok());
   }
   // Once: a later open does not adopt again what claimfsd has since forgotten.
