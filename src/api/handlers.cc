@@ -43,6 +43,7 @@ struct Traits<model::StorageClass> {
   static constexpr const char* kResource = "storageclasses";
   static constexpr bool kNamespaced = false;
   static constexpr bool kHasStatus = false;
+  static constexpr bool kSerializeAdmission = false;
   static yaml::ErrorList ValidateCreate(const Context&, const model::StorageClass& sc) {
     return yaml::ValidateStorageClass(sc);
   }
@@ -65,12 +66,15 @@ struct Traits<model::PersistentVolume> {
   static constexpr bool kNamespaced = false;
   static constexpr bool kHasStatus = true;
   // Beyond Kubernetes' rules: the directory must be one the daemon may serve (below a pool or
-  // an allowed hostPath prefix, reached without symlinks). The source cannot change later.
+  // an allowed hostPath prefix, reached without symlinks) and no other volume's (one directory,
+  // one volume). The source cannot change later.
+  static constexpr bool kSerializeAdmission = true;
   static yaml::ErrorList ValidateCreate(const Context& context, const model::PersistentVolume& pv) {
     yaml::ErrorList errors = yaml::ValidatePersistentVolume(pv);
     if (!errors.empty()) return errors;
     auto check = [&](const char* source, const std::string& path) {
       Status allowed = context.hooks->CheckVolumeSource(path);
+      if (allowed.ok()) allowed = context.hooks->CheckVolumeOverlap(pv.metadata.name, path);
       if (allowed.ok()) return;
       yaml::FieldPath field = yaml::FieldPath().Child("spec").Child(source).Child("path");
       errors.push_back(yaml::ForbiddenError(field, allowed.message()));
@@ -97,6 +101,7 @@ struct Traits<model::PersistentVolumeClaim> {
   static constexpr const char* kResource = "persistentvolumeclaims";
   static constexpr bool kNamespaced = true;
   static constexpr bool kHasStatus = true;
+  static constexpr bool kSerializeAdmission = false;
   static yaml::ErrorList ValidateCreate(const Context&, const model::PersistentVolumeClaim& pvc) {
     return yaml::ValidatePersistentVolumeClaim(pvc);
   }
@@ -305,6 +310,10 @@ http::Response CreateObject(const Context& context, const http::Request& request
     if (auto* error = std::get_if<http::Response>(&caller)) return std::move(*error);
     auto refused = ApplyClaimOwner(std::get<std::optional<Caller>>(caller), nullptr, &object);
     if (refused) return std::move(*refused);
+  }
+  std::unique_lock<std::mutex> admission;
+  if constexpr (Tr::kSerializeAdmission) {
+    admission = std::unique_lock(context.volume_admission_mu);
   }
   yaml::ErrorList errors = Tr::ValidateCreate(context, object);
   if (!errors.empty()) return InvalidResponse<T>(object.metadata.name, errors);

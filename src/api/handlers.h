@@ -2,6 +2,7 @@
 // PersistentVolume, PersistentVolumeClaim) and events, with the Kubernetes API server's semantics.
 #pragma once
 
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -18,6 +19,9 @@ namespace claimfs::api::internal {
 struct Context {
   store::StateStore* store = nullptr;
   DaemonHooks* hooks = nullptr;
+  // Held from a PersistentVolume's admission checks to its commit, so that two volumes whose
+  // paths overlap cannot both pass the check before either is stored.
+  mutable std::mutex volume_admission_mu;
 };
 
 // A Status object response: the reason from the HTTP code.

@@ -188,14 +188,17 @@ std::string EscapeLabel(const std::string& value) {
 // is reached without following symlinks. A hostPath PV whose type is unset or
 // DirectoryOrCreate gets its directory when it is missing, as the kubelet and container
 // runtimes do for such volumes; type Directory must exist. Returns the path in its normal form
-// (the bytes the mount must use) and the identity of the directory the check reached.
+// (the bytes the mount must use) and the identity of the directory the check reached. `created`
+// says whether this call made the directory itself, even when a later step failed.
 struct CheckedSource {
   std::string path;
   std::optional<provisioner::DirectoryIdentity> identity;
 };
 Result<CheckedSource> PrepareVolumeSource(const std::string& volume, const std::string& path,
                                           const std::vector<model::PersistentVolume>& volumes,
-                                          const std::vector<std::string>& roots) {
+                                          const std::vector<std::string>& roots,
+                                          const provisioner::DirectoryOwner& owner,
+                                          bool* created) {
   auto normal = model::HostPath::Parse(path);
   if (!normal.ok()) {
     return Status::Forbidden("volume source " + model::EscapePathForMessage(path) + ": " +
@@ -207,7 +210,8 @@ Result<CheckedSource> PrepareVolumeSource(const std::string& volume, const std::
     std::string type = pv.spec.host_path->type.value_or("");
     create_missing = type.empty() || type == "DirectoryOrCreate";
   }
-  auto identity = provisioner::OpenVolumeSource(normal->string(), roots, create_missing);
+  auto identity = provisioner::OpenVolumeSource(normal->string(), roots, create_missing, created,
+                                               owner);
   if (!identity.ok()) return identity.status();
   return CheckedSource{normal->string(), *identity};
 }
@@ -241,6 +245,33 @@ Status RestrictDirectory(const char* what, const std::string& path, mode_t mode)
   log::Info("{} {}: mode {:04o} -> {:04o} (only root reaches it)", what, path, st.st_mode & 07777,
             mode);
   return Status::Ok();
+}
+
+std::string VolumePath(const model::PersistentVolume& pv) {
+  if (pv.spec.host_path) return pv.spec.host_path->path;
+  if (pv.spec.local) return pv.spec.local->path;
+  return "";
+}
+
+// Ok when `records` say claimfsd created `path` for `volume` and it is still that directory
+// (device and inode), or when nothing is at `path`; kForbidden otherwise.
+Status IsCreatedDirectory(const std::string& volume, const std::string& path,
+                          const std::vector<store::CreatedDirectory>& records) {
+  if (path.empty()) return Status::Forbidden("volume " + volume + " has no path");
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();  // nothing there to lose
+    return Status::FromErrno("cannot stat " + path, errno);
+  }
+  for (const store::CreatedDirectory& r : records) {
+    if (r.path == path && r.volume == volume && S_ISDIR(st.st_mode) &&
+        r.device == static_cast<uint64_t>(st.st_dev) &&
+        r.inode == static_cast<uint64_t>(st.st_ino)) {
+      return Status::Ok();
+    }
+  }
+  return Status::Forbidden("claimfsd removes data only from directories it created, and " + path +
+                           " is not one (or was replaced since); the data is kept");
 }
 
 // The owner and mode a claim asks for its new volume's root (a Docker volume's uid, gid and
@@ -302,7 +333,9 @@ Status Daemon::Open() {
     s = RestrictDirectory("pool directory", pool.path, provisioner::kPoolMode);
     if (!s.ok()) return s;
   }
-  auto store = store::StateStore::Open(config.state_dir);
+  store::Options store_options;
+  for (const yaml::PoolConfig& pool : config.pools) store_options.pool_paths.push_back(pool.path);
+  auto store = store::StateStore::Open(config.state_dir, store_options);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
   lease_path_ = config.state_dir + "/leases.json";
@@ -589,13 +622,28 @@ Status Daemon::Perform(const Action& a, const std::vector<model::PersistentVolum
       std::string pool_path = a.path.substr(0, a.path.rfind('/'));
       auto owner = RequestedOwner(a.claim, claims);
       if (!owner.ok()) return owner.status();
-      return provisioner::CreateVolumeDirectory(pool_path, a.volume, *owner);
+      Status s = provisioner::CreateVolumeDirectory(pool_path, a.volume, *owner);
+      if (!s.ok()) return s;
+      Status r = RecordCreatedDirectory(a.volume, a.path);
+      if (!r.ok()) {
+        // The volume still works; only its Delete will refuse and keep the data.
+        log::Error("cannot record that claimfsd created {}: {}", a.path, r.message());
+      }
+      return Status::Ok();
     }
     case ActionType::kExpand:
       if (!volumes_->MountedVolumes().count(a.volume)) return Status::Ok();  // at the next mount
       return volumes_->SetCapacity(a.volume, static_cast<uint64_t>(a.size_bytes));
     case ActionType::kMount: {
-      auto source = PrepareVolumeSource(a.volume, a.path, volumes, VolumeRoots());
+      auto owner = RequestedOwner(a.claim, claims);
+      if (!owner.ok()) return owner.status();
+      bool created = false;
+      auto source =
+          PrepareVolumeSource(a.volume, a.path, volumes, VolumeRoots(), *owner, &created);
+      if (created) {
+        Status r = RecordCreatedDirectory(a.volume, a.path);
+        if (!r.ok()) log::Error("cannot record that claimfsd created {}: {}", a.path, r.message());
+      }
       if (!source.ok()) return source.status();
       mount::MountRequest r;
       r.volume = a.volume;
@@ -614,10 +662,19 @@ Status Daemon::Perform(const Action& a, const std::vector<model::PersistentVolum
     }
     case ActionType::kUnmount:
       return volumes_->Unmount(a.volume);
-    case ActionType::kDeleteVolumeData:
-      return provisioner::DeleteVolumeDirectory(a.path, VolumeRoots());
-    case ActionType::kRecycle:
+    case ActionType::kDeleteVolumeData: {
+      Status s = CheckCreatedDirectory(a.volume, a.path);
+      if (s.ok()) s = provisioner::DeleteVolumeDirectory(a.path, VolumeRoots());
+      if (!s.ok()) return s;
+      Status r = store_->ForgetCreatedDirectory(a.path);
+      if (!r.ok()) log::Warn("cannot forget the record of {}: {}", a.path, r.message());
+      return Status::Ok();
+    }
+    case ActionType::kRecycle: {
+      Status s = CheckCreatedDirectory(a.volume, a.path);
+      if (!s.ok()) return s;
       return provisioner::ScrubVolumeDirectory(a.path, VolumeRoots());
+    }
   }
   return Status::Internal("unknown action");
 }
@@ -649,6 +706,8 @@ Status Daemon::ReconcileOnce(bool* worked, bool* failed) {
     snapshot.max_volumes = config_.max_volumes;
     snapshot.allowed_host_path_prefixes = config_.allowed_host_path_prefixes;
   }
+  snapshot.overlaps = Overlaps(stored->volumes);
+  snapshot.created_directories = CreatedDirectories(stored->volumes);
   snapshot.in_use = ClaimsInUse(*stored);
   {
     std::lock_guard lock(leases_mu_);
@@ -928,16 +987,97 @@ std::string Daemon::DaemonMetrics() {
   return out.str();
 }
 
+std::vector<std::pair<std::string, std::string>> Daemon::ManagedDirectories() const {
+  std::vector<std::pair<std::string, std::string>> managed;
+  std::lock_guard lock(config_mu_);
+  for (const yaml::PoolConfig& p : config_.pools) managed.emplace_back("pool " + p.name, p.path);
+  managed.emplace_back("the state directory", config_.state_dir);
+  managed.emplace_back("the mount root", config_.mount_root);
+  return managed;
+}
+
+std::map<std::string, std::string> Daemon::Overlaps(
+    const std::vector<model::PersistentVolume>& volumes) const {
+  std::vector<std::pair<std::string, std::string>> managed = ManagedDirectories();
+  std::set<std::string> pools;
+  {
+    std::lock_guard lock(config_mu_);
+    for (const yaml::PoolConfig& p : config_.pools) pools.insert(p.path);
+  }
+  std::map<std::string, std::string> overlaps;
+  for (const model::PersistentVolume& pv : volumes) {
+    const std::string& name = pv.metadata.name;
+    std::string path = VolumePath(pv);
+    if (path.empty()) continue;
+    for (const model::PersistentVolume& other : volumes) {
+      std::string other_path = VolumePath(other);
+      if (other.metadata.name == name || other_path.empty()) continue;
+      if (provisioner::PathsOverlap(path, other_path)) {
+        overlaps[name] = "PersistentVolume \"" + other.metadata.name + "\" (" + other_path + ")";
+        break;
+      }
+    }
+    if (overlaps.count(name)) continue;
+    for (const auto& [what, dir] : managed) {
+      // A pool's own volumes are <pool>/<their name>.
+      if (pools.count(dir) && model::LexicallyNormal(path) == model::LexicallyNormal(dir) + "/" + name) continue;
+      if (provisioner::PathsOverlap(path, dir)) {
+        overlaps[name] = what + " (" + dir + ")";
+        break;
+      }
+    }
+  }
+  return overlaps;
+}
+
+std::set<std::string> Daemon::CreatedDirectories(
+    const std::vector<model::PersistentVolume>& volumes) {
+  std::set<std::string> created;
+  auto records = store_->ListCreatedDirectories();
+  if (!records.ok()) {
+    log::Warn("cannot read which directories claimfsd created: {}", records.status().message());
+    return created;  // no reclaim removes data this round
+  }
+  for (const model::PersistentVolume& pv : volumes) {
+    if (IsCreatedDirectory(pv.metadata.name, VolumePath(pv), *records).ok()) {
+      created.insert(pv.metadata.name);
+    }
+  }
+  return created;
+}
+
+Status Daemon::RecordCreatedDirectory(const std::string& volume, const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return Status::FromErrno("cannot stat " + path, errno);
+  store::CreatedDirectory record{path, volume, static_cast<uint64_t>(st.st_dev),
+                                 static_cast<uint64_t>(st.st_ino)};
+  return store_->RecordCreatedDirectory(record);
+}
+
+Status Daemon::CheckCreatedDirectory(const std::string& volume, const std::string& path) {
+  auto records = store_->ListCreatedDirectories();
+  if (!records.ok()) return records.status();
+  return IsCreatedDirectory(volume, path, *records);
+}
+
+Status Daemon::CheckVolumeOverlap(const std::string& name, const std::string& path) {
+  auto volumes = store_->ListPersistentVolumes();
+  if (!volumes.ok()) return volumes.status();
+  for (const model::PersistentVolume& pv : *volumes) {
+    std::string other = VolumePath(pv);
+    if (pv.metadata.name == name || other.empty()) continue;
+    if (provisioner::PathsOverlap(path, other)) {
+      return Status::Forbidden("overlaps PersistentVolume \"" + pv.metadata.name + "\" (" + other +
+                               ")");
+    }
+  }
+  return Status::Ok();
+}
+
 Status Daemon::CheckVolumeSource(const std::string& path) {
   // A static volume over (or around) a pool would reach other claims' volumes, and deleting it
   // would delete theirs; over the state or the mounts, the daemon's own files.
-  std::vector<std::pair<std::string, std::string>> managed;
-  {
-    std::lock_guard lock(config_mu_);
-    for (const yaml::PoolConfig& p : config_.pools) managed.emplace_back("pool " + p.name, p.path);
-    managed.emplace_back("the state directory", config_.state_dir);
-    managed.emplace_back("the mount root", config_.mount_root);
-  }
+  std::vector<std::pair<std::string, std::string>> managed = ManagedDirectories();
   for (const auto& [what, dir] : managed) {
     if (provisioner::PathsOverlap(path, dir)) {
       return Status::Forbidden("volume source " + path + " overlaps " + what + " (" + dir +

@@ -55,6 +55,7 @@ class Daemon : public api::DaemonHooks {
   std::string DaemonMetrics() override;
   Status Health() override;
   Status CheckVolumeSource(const std::string& path) override;
+  Status CheckVolumeOverlap(const std::string& name, const std::string& path) override;
 
  private:
   struct HeldLease {
@@ -84,6 +85,21 @@ class Daemon : public api::DaemonHooks {
   std::vector<controller::Pool> Pools() const;
   // Where a volume's directory may lie: the pools and the allowed hostPath prefixes.
   std::vector<std::string> VolumeRoots() const;
+  // The directories claimfsd keeps for itself (pools, state directory, mount root), each with
+  // how a message names it.
+  std::vector<std::pair<std::string, std::string>> ManagedDirectories() const;
+  // PV name -> what else its path equals, contains or lies inside: another PV, or a managed
+  // directory (a pool only when the path is the pool or contains it).
+  std::map<std::string, std::string> Overlaps(
+      const std::vector<model::PersistentVolume>& volumes) const;
+  // The PVs whose directory claimfsd created and that is still that directory (same device and
+  // inode), or whose path does not exist.
+  std::set<std::string> CreatedDirectories(const std::vector<model::PersistentVolume>& volumes);
+  // Records that claimfsd created `path` for `volume`.
+  Status RecordCreatedDirectory(const std::string& volume, const std::string& path);
+  // Ok when claimfsd created `path` for `volume` (or it is gone); kFailedPrecondition otherwise.
+  // Checked again right before a reclaim removes data.
+  Status CheckCreatedDirectory(const std::string& volume, const std::string& path);
   void DropLeasesOfExitedHolders();
   // Leases outlive the process in lease_path_: loaded at start (those of exited holders
   // dropped), saved after every change. SaveLeasesLocked needs leases_mu_ held.

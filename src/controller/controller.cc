@@ -306,6 +306,12 @@ class Reconciler {
     Reclaim(pv);
   }
 
+  // The directory is claimfsd's: recorded when it was made, or being made in this plan.
+  bool CreatedByUs(const PersistentVolume& pv) const {
+    return snapshot_.created_directories.count(pv.metadata.name) > 0 ||
+           provisioned_by_.count(pv.metadata.name) > 0;
+  }
+
   bool ProvisionedByUs(const PersistentVolume& pv) const {
     return Annotation(pv.metadata, model::kProvisionedByAnnotation) == model::kProvisionerName;
   }
@@ -339,6 +345,11 @@ class Reconciler {
           FailVolume(pv, "VolumeFailedDelete", *refusal);
           return;
         }
+        if (auto refusal =
+                ReclaimOwnershipRefusal(pv, "deleter", snapshot_.overlaps, CreatedByUs(pv))) {
+          FailVolume(pv, "VolumeFailedDelete", *refusal);
+          return;
+        }
         RemoveVolume(pv, PlanDeleteData(pv));
         return;
       }
@@ -346,6 +357,11 @@ class Reconciler {
         Notice(pv, kWarning, "RecyclerPod", kRecycleDeprecated);
         if (auto refusal = ReclaimPathRefusal(VolumePath(pv), "recycler", snapshot_.pools,
                                               snapshot_.allowed_host_path_prefixes)) {
+          FailVolume(pv, "VolumeFailedRecycle", "Recycle failed: " + *refusal);
+          return;
+        }
+        if (auto refusal =
+                ReclaimOwnershipRefusal(pv, "recycler", snapshot_.overlaps, CreatedByUs(pv))) {
           FailVolume(pv, "VolumeFailedRecycle", "Recycle failed: " + *refusal);
           return;
         }
@@ -374,7 +390,8 @@ class Reconciler {
         !HasAnnotation(pv.metadata, model::kProvisionedByAnnotation);
     if (delete_policy && (ProvisionedByUs(pv) || mid_reclaim) &&
         !ReclaimPathRefusal(VolumePath(pv), "deleter", snapshot_.pools,
-                            snapshot_.allowed_host_path_prefixes)) {
+                            snapshot_.allowed_host_path_prefixes) &&
+        !ReclaimOwnershipRefusal(pv, "deleter", snapshot_.overlaps, CreatedByUs(pv))) {
       RemoveVolume(pv, PlanDeleteData(pv));
       return;
     }
@@ -697,6 +714,14 @@ class Reconciler {
       }
       wanted.insert(name);
       if (snapshot_.mounted.count(name)) continue;
+      auto overlap = snapshot_.overlaps.find(name);
+      if (overlap != snapshot_.overlaps.end()) {
+        Notice(*claim, kWarning, "FailedMount",
+               "MountVolume.SetUp failed for volume " + Quoted(name) + " : its path " +
+                   VolumePath(pv) + " overlaps " + overlap->second,
+               kKubeletComponent);
+        continue;
+      }
       Action a;
       a.type = ActionType::kMount;
       a.volume = name;

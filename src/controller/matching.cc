@@ -157,6 +157,23 @@ std::optional<std::string> ReclaimPathRefusal(const std::string& path, const cha
          " but received provided " + (path.empty() ? "\"\"" : model::EscapePathForMessage(path));
 }
 
+std::optional<std::string> ReclaimOwnershipRefusal(
+    const PersistentVolume& pv, const char* what,
+    const std::map<std::string, std::string>& overlaps, bool created) {
+  std::string path = VolumePath(pv);
+  auto overlap = overlaps.find(pv.metadata.name);
+  if (overlap != overlaps.end()) {
+    return std::string("host_path ") + what + " refuses " + path + ": it overlaps " +
+           overlap->second + "; the data is kept";
+  }
+  if (!created) {
+    return std::string("host_path ") + what +
+           " only removes directories claimfsd created but received provided " + path +
+           ", which it did not create; the data is kept";
+  }
+  return std::nullopt;
+}
+
 std::string HumanBytes(int64_t bytes) {
   std::string binary =
       model::Quantity::FromBytes(bytes, model::QuantityFormat::kBinarySI).ToString();

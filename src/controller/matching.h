@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,6 +62,13 @@ const Pool* PoolOf(const std::string& path, const std::vector<Pool>& pools);
 std::optional<std::string> ReclaimPathRefusal(const std::string& path, const char* what,
                                               const std::vector<Pool>& pools,
                                               const std::vector<std::string>& prefixes);
+
+// Why the host_path deleter (or recycler) must leave `pv`'s data alone although its path is one
+// it supports: the path overlaps another volume or a directory of claimfsd's (`overlaps`), or
+// claimfsd did not create the directory (`created` says it did). nullopt when it may go ahead.
+std::optional<std::string> ReclaimOwnershipRefusal(
+    const model::PersistentVolume& pv, const char* what,
+    const std::map<std::string, std::string>& overlaps, bool created);
 
 // A byte count as the shorter of its binary and decimal quantity spellings ("2Gi", "100G").
 std::string HumanBytes(int64_t bytes);

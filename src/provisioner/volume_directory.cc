@@ -618,6 +618,25 @@ Status EnsurePoolDirectory(const std::string& path) {
   return Status::Ok();
 }
 
+namespace {
+
+// Gives the directory `dir` (for messages: `path`) the owner and mode of a volume root.
+Status SetOwnerAndMode(int dir, const DirectoryOwner& owner, const std::string& path) {
+  if (owner.uid || owner.gid) {
+    if (::fchown(dir, owner.uid ? *owner.uid : static_cast<uid_t>(-1),
+                 owner.gid ? *owner.gid : static_cast<gid_t>(-1)) != 0) {
+      return IOError("cannot set the owner of volume directory " + path, errno);
+    }
+  }
+  // After fchown, which clears set-id bits.
+  if (::fchmod(dir, owner.mode.value_or(kDefaultVolumeMode) & 07777) != 0) {
+    return IOError("cannot set the mode of volume directory " + path, errno);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status CreateVolumeDirectory(const std::string& pool_path, const std::string& name,
                              const DirectoryOwner& owner) {
   if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
@@ -676,19 +695,10 @@ Status CreateVolumeDirectory(const std::string& pool_path, const std::string& na
     discard();
     return IOError("cannot open new volume directory " + temporary_path, err);
   }
-  if (owner.uid || owner.gid) {
-    if (::fchown(dir.get(), owner.uid ? *owner.uid : static_cast<uid_t>(-1),
-                 owner.gid ? *owner.gid : static_cast<gid_t>(-1)) != 0) {
-      int err = errno;
-      discard();
-      return IOError("cannot set the owner of volume directory " + path, err);
-    }
-  }
-  // After fchown, which clears set-id bits.
-  if (::fchmod(dir.get(), owner.mode.value_or(kDefaultVolumeMode) & 07777) != 0) {
-    int err = errno;
+  Status owned = SetOwnerAndMode(dir.get(), owner, path);
+  if (!owned.ok()) {
     discard();
-    return IOError("cannot set the mode of volume directory " + path, err);
+    return owned;
   }
   if (::renameat2(pool.get(), temporary.c_str(), pool.get(), name.c_str(), RENAME_NOREPLACE) != 0) {
     int err = errno;
@@ -733,12 +743,14 @@ Status ScrubVolumeDirectory(const std::string& path,
 }
 
 Status CheckVolumeSource(const std::string& path, const std::vector<std::string>& allowed_roots,
-                         bool create_missing) {
-  return OpenVolumeSource(path, allowed_roots, create_missing).status();
+                         bool create_missing, bool* created_leaf) {
+  return OpenVolumeSource(path, allowed_roots, create_missing, created_leaf, {}).status();
 }
 
 Result<std::optional<DirectoryIdentity>> OpenVolumeSource(
-    const std::string& path, const std::vector<std::string>& allowed_roots, bool create_missing) {
+    const std::string& path, const std::vector<std::string>& allowed_roots, bool create_missing,
+    bool* created_leaf, const DirectoryOwner& leaf_owner) {
+  if (created_leaf) *created_leaf = false;
   using Reached = std::optional<DirectoryIdentity>;
   auto parts = Components(path);
   if (!parts) {
@@ -764,12 +776,22 @@ Result<std::optional<DirectoryIdentity>> OpenVolumeSource(
     int fd = ::openat(current.get(), name.c_str(), kDirectoryFlags);
     if (fd < 0 && errno == ENOENT) {
       if (!create_missing) return Reached();  // the rest does not exist yet: no symlink
-      if (::mkdirat(current.get(), name.c_str(), 0755) == 0) {
-        log::Info("created {} for volume source {}", walked, path);
-      } else if (errno != EEXIST) {
+      bool leaf = i + 1 == parts->size();
+      bool made = ::mkdirat(current.get(), name.c_str(), 0700) == 0;
+      if (!made && errno != EEXIST) {
         return IOError("cannot create " + walked + " for volume source " + path, errno);
       }
       fd = ::openat(current.get(), name.c_str(), kDirectoryFlags);
+      if (made) {
+        log::Info("created {} for volume source {}", walked, path);
+        if (leaf && created_leaf) *created_leaf = true;
+        // Parents stay root's alone (0700); the volume root gets its claim's owner and mode.
+        Status owned = fd >= 0 && leaf ? SetOwnerAndMode(fd, leaf_owner, walked) : Status::Ok();
+        if (!owned.ok()) {
+          ::close(fd);
+          return owned;
+        }
+      }
     }
     if (fd < 0) {
       int err = errno;

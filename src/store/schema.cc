@@ -47,6 +47,19 @@ UPDATE objects SET
   generation = coalesce(json_extract(body, '$.metadata.generation'), 0);
 CREATE UNIQUE INDEX objects_by_uid ON objects (uid) WHERE uid != '';
 )sql"},
+    // The directories claimfsd made, the only ones Delete and Recycle may empty. No API client
+    // writes here (an annotation, which any client may set, decided before). The volumes that
+    // earlier versions carved from a pool are adopted once, at the first open that knows the
+    // pools (StateStore::Open): meta 'pool_volumes_adopted' goes from 0 to 1.
+    {4, R"sql(
+CREATE TABLE created_directories (
+  path TEXT PRIMARY KEY,
+  volume TEXT NOT NULL,
+  device INTEGER NOT NULL,
+  inode INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('pool_volumes_adopted', 0);
+)sql"},
 };
 
 }  // namespace

@@ -151,6 +151,9 @@ class StateStore::Impl {
   Result<std::vector<model::Event>> ListEvents(const model::ObjectReference* involved,
                                                std::string_view namespace_);
   Result<int64_t> ReadCounter();
+  Status RecordCreatedDirectory(const CreatedDirectory& directory);
+  Status ForgetCreatedDirectory(std::string_view path);
+  Result<std::vector<CreatedDirectory>> ListCreatedDirectories();
 
  private:
   struct Stored {
@@ -181,6 +184,41 @@ std::string StateStore::Impl::Describe(Kind kind, const std::string& namespace_,
 
 Result<int64_t> StateStore::Impl::ReadCounter() {
   return db_.QueryInt("SELECT value FROM meta WHERE key = 'resource_version'");
+}
+
+Status StateStore::Impl::RecordCreatedDirectory(const CreatedDirectory& directory) {
+  Result<sqlite::Statement> stmt = db_.Prepare(
+      "INSERT OR REPLACE INTO created_directories (path, volume, device, inode)"
+      " VALUES (?, ?, ?, ?)");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, directory.path)
+      .Bind(2, directory.volume)
+      .Bind(3, static_cast<int64_t>(directory.device))
+      .Bind(4, static_cast<int64_t>(directory.inode));
+  return stmt->Run();
+}
+
+Status StateStore::Impl::ForgetCreatedDirectory(std::string_view path) {
+  Result<sqlite::Statement> stmt = db_.Prepare("DELETE FROM created_directories WHERE path = ?");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, path);
+  return stmt->Run();
+}
+
+Result<std::vector<CreatedDirectory>> StateStore::Impl::ListCreatedDirectories() {
+  Result<sqlite::Statement> stmt =
+      db_.Prepare("SELECT path, volume, device, inode FROM created_directories ORDER BY path");
+  if (!stmt.ok()) return stmt.status();
+  std::vector<CreatedDirectory> out;
+  while (true) {
+    Result<bool> row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back({stmt->ColumnText(0), stmt->ColumnText(1),
+                   static_cast<uint64_t>(stmt->ColumnInt(2)),
+                   static_cast<uint64_t>(stmt->ColumnInt(3))});
+  }
+  return out;
 }
 
 Result<std::optional<StateStore::Impl::Stored>> StateStore::Impl::Find(
@@ -556,6 +594,56 @@ Status RestrictStateDirectory(const std::string& dir) {
   return Status::Ok();
 }
 
+std::string TrimTrailingSlashes(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+// Once per database: the volumes an earlier claimfsd carved from a pool (path <pool>/<name>)
+// become records of directories it created, identified by what is there now.
+Status AdoptPoolVolumes(sqlite::Database* db, const std::vector<std::string>& pool_paths) {
+  Result<sqlite::Transaction> txn = sqlite::Transaction::Begin(db, /*write=*/true);
+  if (!txn.ok()) return txn.status();
+  Result<int64_t> adopted =
+      db->QueryInt("SELECT value FROM meta WHERE key = 'pool_volumes_adopted'");
+  if (!adopted.ok()) return adopted.status();
+  if (*adopted != 0) return Status::Ok();
+  Result<sqlite::Statement> volumes = db->Prepare(
+      "SELECT name, coalesce(json_extract(body, '$.spec.hostPath.path'),"
+      " json_extract(body, '$.spec.local.path'), '') FROM objects"
+      " WHERE kind = 'PersistentVolume'");
+  if (!volumes.ok()) return volumes.status();
+  Result<sqlite::Statement> insert = db->Prepare(
+      "INSERT OR IGNORE INTO created_directories (path, volume, device, inode)"
+      " VALUES (?, ?, ?, ?)");
+  if (!insert.ok()) return insert.status();
+  while (true) {
+    Result<bool> row = volumes->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    std::string name = volumes->ColumnText(0);
+    std::string path = volumes->ColumnText(1);
+    bool in_pool = false;
+    for (const std::string& pool : pool_paths) {
+      in_pool = in_pool || path == TrimTrailingSlashes(pool) + "/" + name;
+    }
+    struct stat st;
+    if (!in_pool || ::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    insert->Reset();
+    insert->Bind(1, path)
+        .Bind(2, name)
+        .Bind(3, static_cast<int64_t>(st.st_dev))
+        .Bind(4, static_cast<int64_t>(st.st_ino));
+    Status s = insert->Run();
+    if (!s.ok()) return s;
+    log::Info("volume {}: {} counts as a directory claimfsd created (carved from a pool)", name,
+              path);
+  }
+  Status s = db->Exec("UPDATE meta SET value = 1 WHERE key = 'pool_volumes_adopted'");
+  if (!s.ok()) return s;
+  return txn->Commit();
+}
+
 }  // namespace
 
 StateStore::StateStore(std::filesystem::path state_dir, std::unique_ptr<Impl> impl)
@@ -596,6 +684,10 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::filesystem::path
   if (!from.ok()) return from.status();
   s = Migrate(&*db);
   if (!s.ok()) return s;
+  if (!options.pool_paths.empty()) {
+    s = AdoptPoolVolumes(&*db, options.pool_paths);
+    if (!s.ok()) return s;
+  }
   if (*from == 0) {
     s = SyncDirectory(dir);
     if (!s.ok()) return s;
@@ -747,6 +839,21 @@ Result<std::vector<model::Event>> StateStore::ListEvents(
 Result<std::vector<model::Event>> StateStore::ListAllEvents(std::string_view namespace_) {
   std::lock_guard lock(mu_);
   return impl_->ListEvents(nullptr, namespace_);
+}
+
+Status StateStore::RecordCreatedDirectory(const CreatedDirectory& directory) {
+  std::lock_guard lock(mu_);
+  return impl_->RecordCreatedDirectory(directory);
+}
+
+Status StateStore::ForgetCreatedDirectory(std::string_view path) {
+  std::lock_guard lock(mu_);
+  return impl_->ForgetCreatedDirectory(path);
+}
+
+Result<std::vector<CreatedDirectory>> StateStore::ListCreatedDirectories() {
+  std::lock_guard lock(mu_);
+  return impl_->ListCreatedDirectories();
 }
 
 Result<std::string> StateStore::ResourceVersion() {

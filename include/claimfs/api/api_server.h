@@ -68,6 +68,15 @@ class DaemonHooks {
   // Whether a PersistentVolume may expose the directory `path` (its hostPath or local path):
   // Ok, or kForbidden/kInvalid with a message naming the path and what is allowed.
   virtual Status CheckVolumeSource(const std::string& path) = 0;
+  // Whether a new PersistentVolume `name` may take the directory `path`: kForbidden
+  // ("overlaps PersistentVolume \"x\" (/path)") when it equals, contains or lies inside another
+  // stored PersistentVolume's path. The API holds its admission lock around this check and the
+  // volume's commit.
+  virtual Status CheckVolumeOverlap(const std::string& name, const std::string& path) {
+    (void)name;
+    (void)path;
+    return Status::Ok();
+  }
 };
 
 struct ApiServerOptions {

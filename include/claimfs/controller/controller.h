@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -56,6 +57,13 @@ struct Snapshot {
   std::set<std::string> consumers;  // claims with a first consumer (WaitForFirstConsumer)
   std::set<std::string> mounted;    // PV names whose volume is mounted now
   std::vector<std::string> allowed_host_path_prefixes;  // static hostPath PVs deletable below
+  // PV name -> what else its path equals, contains or lies inside ("PersistentVolume \"x\"
+  // (/path)", "the state directory (/var/lib/claimfs/state)"): such a volume is neither mounted
+  // nor deleted nor recycled.
+  std::map<std::string, std::string> overlaps;
+  // PVs whose directory claimfsd created (as recorded in the store, still the same directory) or
+  // that no longer exists: the only ones whose data Delete and Recycle remove.
+  std::set<std::string> created_directories;
 };
 
 // What the caller provides instead of a clock and a random source.

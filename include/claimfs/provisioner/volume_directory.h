@@ -78,12 +78,14 @@ Status ScrubVolumeDirectory(const std::string& path, const std::vector<std::stri
 // "..", within PATH_MAX and NAME_MAX), compared in its normal form, strictly below one of `allowed_roots` (the allowed hostPath
 // prefixes and the pools), and reached from that root without following a symlink, so that no
 // link planted in a shared directory such as /tmp can point a volume elsewhere. Components that
-// do not exist yet are fine, or, with `create_missing`, created (mode 0755, and logged) one at
-// a time beneath the root, never through a symlink. kForbidden naming the path and the roots or the
+// do not exist yet are fine, or, with `create_missing`, created (and logged) one at a time
+// beneath the root, never through a symlink: parents root's with mode 0700, so that the backing
+// directory is reached only through the mount. kForbidden naming the path and the roots or the
 // symlink; kInvalid when a component is not a directory; kIOError when a system call fails.
-// Thread-safe.
+// `created_leaf`, when given, is set to whether this call made `path` itself (the directory
+// claimfsd may later delete), not only some parent. Thread-safe.
 Status CheckVolumeSource(const std::string& path, const std::vector<std::string>& allowed_roots,
-                         bool create_missing);
+                         bool create_missing, bool* created_leaf = nullptr);
 
 // Which directory a check reached: compare with what a mount serves, so that a component
 // swapped for a symlink after the check is caught.
@@ -94,9 +96,11 @@ struct DirectoryIdentity {
 
 // CheckVolumeSource, and the identity of the directory `path` names as the walk opened it
 // (component by component from the root, never through a symlink); nullopt when `path` does not
-// exist (yet) and `create_missing` is false.
+// exist (yet) and `create_missing` is false. A `path` this call creates gets `leaf_owner`'s owner
+// and mode, as CreateVolumeDirectory gives a volume root (default mode 0770).
 Result<std::optional<DirectoryIdentity>> OpenVolumeSource(
-    const std::string& path, const std::vector<std::string>& allowed_roots, bool create_missing);
+    const std::string& path, const std::vector<std::string>& allowed_roots, bool create_missing,
+    bool* created_leaf = nullptr, const DirectoryOwner& leaf_owner = {});
 
 // True when `a` and `b`, absolute paths, are the same directory or one lies below the other,
 // compared by components in model::HostPath's normal form ("//", "." and a trailing slash

@@ -26,6 +26,22 @@ struct Options {
   // How long a statement waits for SQLite's lock before failing with kUnavailable (only another
   // process opening the database behind the lock file's back could hold it).
   std::chrono::milliseconds busy_timeout{5000};
+  // The pools' directories. A database that has not adopted pool volumes yet (one written by a
+  // claimfsd that did not record the directories it made) records, once, every PersistentVolume
+  // whose path is <pool>/<its name> as a directory claimfsd created.
+  std::vector<std::string> pool_paths;
+};
+
+// A directory claimfsd created for a volume (a dynamically provisioned one, or a hostPath that
+// was missing), identified by device and inode as well as by path, so that a directory removed
+// and made again by someone else is not taken for it.
+struct CreatedDirectory {
+  std::string path;
+  std::string volume;  // the PersistentVolume it was made for
+  uint64_t device = 0;
+  uint64_t inode = 0;
+
+  bool operator==(const CreatedDirectory&) const = default;
 };
 
 // Every object, read in one transaction: a consistent view.
@@ -113,6 +129,13 @@ class StateStore {
   Result<std::vector<model::Event>> ListEvents(const model::ObjectReference& involved_object);
   // Every event, oldest first; `namespace_` empty = every namespace.
   Result<std::vector<model::Event>> ListAllEvents(std::string_view namespace_ = "");
+
+  // Records (or replaces, by path) a directory claimfsd created.
+  Status RecordCreatedDirectory(const CreatedDirectory& directory);
+  // Forgets the record of `path`, if there is one (its directory was deleted).
+  Status ForgetCreatedDirectory(std::string_view path);
+  // Every record, by path.
+  Result<std::vector<CreatedDirectory>> ListCreatedDirectories();
 
   // The store-wide version: the resourceVersion of the latest write.
   Result<std::string> ResourceVersion();

@@ -199,8 +199,10 @@ TEST_F(ArticleTest, RetainPolicyReleasesPvAndKeepsDataInHostPath) {
 TEST_F(ArticleTest, LabelSelectorPairBindsTheLabelledVolume) {
   ASSERT_TRUE(StartDaemon());
   // Both PVs match the claim on size, class and mode; only the selector tells them apart.
-  std::string unlabelled = ExampleWith("pv-hostpath.yaml", "path: /tmp/k8s-pv",
-                                       "path: /tmp/k8s-pv/unlabelled");
+  // Beside the labelled volume's directory, not inside it: one directory, one volume.
+  RemoveAtTearDown("/tmp/k8s-pv-unlabelled");
+  std::string unlabelled =
+      ExampleWith("pv-hostpath.yaml", "path: /tmp/k8s-pv", "path: /tmp/k8s-pv-unlabelled");
   CommandResult r = Claimctl({"apply", "-f", unlabelled});
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   r = Claimctl({"apply", "-f", Example("pv-hostpath-label.yaml")});
@@ -226,6 +228,73 @@ TEST_F(ArticleTest, LabelSelectorPairBindsTheLabelledVolume) {
   r = Claimctl({"apply", "-f", Example("pvc-hostpath-label.yaml")});
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   EXPECT_EQ(r.out, "persistentvolumeclaim/pvc-hostpath-label unchanged\n");
+}
+
+// The article applies pv-hostpath.yaml and pv-hostpath-label.yaml, both on /tmp/k8s-pv. One
+// directory serves one volume: the second is refused until the first is gone.
+TEST_F(ArticleTest, SecondPvOnTheSameHostPathIsRefusedUntilTheFirstIsGone) {
+  ASSERT_TRUE(StartDaemon());
+  CommandResult r = Claimctl(
+      {"apply", "-f", Example("pv-hostpath.yaml"), "-f", Example("pv-hostpath-label.yaml")});
+  EXPECT_NE(r.exit_code, 0) << r.Describe();
+  EXPECT_NE(r.out.find("persistentvolume/pv-hostpath created"), std::string::npos) << r.Describe();
+  EXPECT_NE(r.err.find("The PersistentVolume \"pv-hostpath-label\" is invalid: "
+                       "spec.hostPath.path: Forbidden: overlaps PersistentVolume "
+                       "\"pv-hostpath\" (/tmp/k8s-pv)"),
+            std::string::npos)
+      << r.Describe();
+  EXPECT_FALSE(GetVolume("pv-hostpath-label").has_value());
+
+  r = Claimctl({"apply", "-f", Example("pvc-hostpath.yaml")});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  ASSERT_TRUE(WaitBoundAndMounted("pvc-hostpath"));
+  r = Claimctl({"apply", "-f", Example("pv-hostpath-label.yaml")});
+  EXPECT_NE(r.exit_code, 0) << r.Describe();
+
+  // The claim goes; its Delete policy removes /tmp/k8s-pv (claimfsd made it) and the PV.
+  r = Claimctl({"delete", "pvc", "pvc-hostpath"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(WaitFor([&] { return !GetVolume("pv-hostpath").has_value(); }, 10s))
+      << DescribeEvents("PersistentVolume", "pv-hostpath");
+
+  r = Claimctl({"apply", "-f", Example("pv-hostpath-label.yaml")});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_EQ(r.out, "persistentvolume/pv-hostpath-label created\n");
+  r = Claimctl({"apply", "-f", Example("pvc-hostpath-label.yaml")});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  ASSERT_TRUE(WaitBoundAndMounted("pvc-hostpath-label"));
+  EXPECT_EQ(VolumeOf("pvc-hostpath-label"), "pv-hostpath-label");
+}
+
+// Regression (issue 9, defect 2): both article PVs on /tmp/k8s-pv were accepted and bound;
+// deleting pvc-hostpath (Delete) removed /tmp/k8s-pv under the Bound pvc-hostpath-label.
+TEST_F(ArticleTest, DeletingOneOfTwoClaimsOnOneDirectoryKeepsTheOthersData) {
+  ASSERT_TRUE(StartDaemon());
+  CommandResult r = Claimctl({"apply", "-f", Example("pv-hostpath.yaml")});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  r = Claimctl({"apply", "-f", Example("pvc-hostpath.yaml")});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  ASSERT_TRUE(WaitBoundAndMounted("pvc-hostpath"));
+
+  CommandResult second = Claimctl({"apply", "-f", Example("pv-hostpath-label.yaml")});
+  r = Claimctl({"apply", "-f", Example("pvc-hostpath-label.yaml")});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  bool labelled_mounted = WaitBoundAndMounted("pvc-hostpath-label", 5s);
+  std::string labelled = MountPath("pvc-hostpath-label");
+  if (labelled_mounted) {
+    ASSERT_TRUE(WriteFile(labelled + "/mine.txt", "the other claim's\n"));
+  }
+
+  r = Claimctl({"delete", "pvc", "pvc-hostpath"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(WaitFor([&] { return !GetVolume("pv-hostpath").has_value(); }, 10s));
+  if (labelled_mounted) {
+    // On the disk: the mount's cached handles could still read a removed file.
+    EXPECT_EQ(ReadFile(std::string(kHostPath) + "/mine.txt"), "the other claim's\n")
+        << "deleting pvc-hostpath removed pvc-hostpath-label's data";
+  }
+  EXPECT_NE(second.exit_code, 0) << "a second PV on /tmp/k8s-pv was admitted: "
+                                 << second.Describe();
 }
 
 }  // namespace

@@ -148,7 +148,10 @@ class World {
       outcomes.push_back(Status::Ok());
       if (a.type == ActionType::kMount) snap.mounted.insert(a.volume);
       if (a.type == ActionType::kUnmount) snap.mounted.erase(a.volume);
-      if (a.type == ActionType::kProvision) directories.insert(a.path);
+      if (a.type == ActionType::kProvision) {
+        directories.insert(a.path);
+        snap.created_directories.insert(a.volume);  // claimfsd records what it makes
+      }
       if (a.type == ActionType::kDeleteVolumeData) directories.erase(a.path);
     }
     last_commit = WritesToCommit(snap, plan, outcomes, in);

@@ -16,10 +16,12 @@ PersistentVolume WithPolicy(PersistentVolume pv, ReclaimPolicy policy) {
   return pv;
 }
 
-// A world with `pv` bound to claim "c", mounted, then the claim deleted (and unused).
-World BoundThenDeleted(const PersistentVolume& pv) {
+// A world with `pv` bound to claim "c", mounted, then the claim deleted (and unused). claimfsd
+// made `pv`'s directory (it was missing at the mount) unless `created` says otherwise.
+World BoundThenDeleted(const PersistentVolume& pv, bool created = true) {
   World w;
   w.snap.allowed_host_path_prefixes = {"/tmp"};
+  if (created) w.snap.created_directories.insert(pv.metadata.name);
   w.snap.volumes = {pv};
   w.snap.claims = {Claim("c", "1Gi", {kRWO}, "")};
   w.Settle();
@@ -276,6 +278,7 @@ TEST(ReclaimTest, ProvisionedVolumeWhoseClaimBoundElsewhereIsDeleted) {
   c.status.phase = ClaimPhase::kBound;
   w.snap.volumes = {orphan, other};
   w.snap.claims = {c};
+  w.snap.created_directories = {"pvc-uid-claim-c"};
   w.Settle();
   EXPECT_EQ(w.Volume("pvc-uid-claim-c"), nullptr);
   EXPECT_EQ(w.ClaimNamed("c")->spec.volume_name, "other");
@@ -369,6 +372,122 @@ TEST(ReclaimTest, FailedProvisionRecordsNoVolume) {
   w.Step();
   EXPECT_TRUE(w.last_commit.empty());
   EXPECT_TRUE(w.snap.volumes.empty());
+}
+
+// Regression (issue 9, defect 3): a Delete-policy hostPath PV over a directory claimfsd never
+// made (a root-owned 0700 directory under /tmp) had that directory removed.
+TEST(ReclaimTest, DeleteOfADirectoryClaimfsdDidNotCreateFailsAndKeepsTheData) {
+  World w = BoundThenDeleted(
+      WithPolicy(Pv("pv", "1Gi", {kRWO}, "", "/tmp/victim"), ReclaimPolicy::kDelete),
+      /*created=*/false);
+  w.Settle();
+  const std::string expected =
+      "host_path deleter only removes directories claimfsd created but received provided "
+      "/tmp/victim, which it did not create; the data is kept";
+  EXPECT_EQ(w.Volume("pv")->status.phase, VolumePhase::kFailed);
+  EXPECT_EQ(w.Volume("pv")->status.message, expected);
+  ASSERT_NE(w.Event("pv", "VolumeFailedDelete"), nullptr);
+  EXPECT_EQ(w.Event("pv", "VolumeFailedDelete")->message, expected);
+  for (const Action& a : w.last_plan.actions) EXPECT_NE(a.type, ActionType::kDeleteVolumeData);
+  EXPECT_TRUE(w.Peek().empty());
+}
+
+TEST(ReclaimTest, RecycleOfADirectoryClaimfsdDidNotCreateFailsAndKeepsTheData) {
+  World w = BoundThenDeleted(
+      WithPolicy(Pv("pv", "1Gi", {kRWO}, "", "/tmp/victim"), ReclaimPolicy::kRecycle),
+      /*created=*/false);
+  w.Settle();
+  EXPECT_EQ(w.Volume("pv")->status.phase, VolumePhase::kFailed);
+  ASSERT_NE(w.Event("pv", "VolumeFailedRecycle"), nullptr);
+  EXPECT_EQ(w.Event("pv", "VolumeFailedRecycle")->message,
+            "Recycle failed: host_path recycler only removes directories claimfsd created but "
+            "received provided /tmp/victim, which it did not create; the data is kept");
+  for (const Action& a : w.last_plan.actions) EXPECT_NE(a.type, ActionType::kRecycle);
+}
+
+// The provisioned-by annotation is anyone's to write: it no longer makes a directory claimfsd's.
+TEST(ReclaimTest, ForgedProvisionedByAnnotationDoesNotMakeADirectoryDeletable) {
+  PersistentVolume pv =
+      WithPolicy(Pv("pv", "1Gi", {kRWO}, "", "/tmp/victim"), ReclaimPolicy::kDelete);
+  pv.metadata.annotations[model::kProvisionedByAnnotation] = model::kProvisionerName;
+  World w = BoundThenDeleted(pv, /*created=*/false);
+  w.Settle();
+  EXPECT_EQ(w.Volume("pv")->status.phase, VolumePhase::kFailed);
+  // Deleting the PV object then drops it and leaves the directory.
+  w.Volume("pv")->metadata.deletion_timestamp = "2026-01-04T00:00:00Z";
+  w.Settle();
+  EXPECT_EQ(w.Volume("pv"), nullptr);
+  for (const Action& a : w.last_plan.actions) EXPECT_NE(a.type, ActionType::kDeleteVolumeData);
+}
+
+// Regression (issue 9, defect 2): deleting one of two claims whose PVs share a directory removed
+// the other claim's data. The reclaimer now refuses a path another volume overlaps, even when
+// claimfsd made the directory and the overlap appeared after admission.
+TEST(ReclaimTest, DeleteOfAVolumeAnotherVolumeOverlapsFailsAndKeepsTheData) {
+  World w = BoundThenDeleted(
+      WithPolicy(Pv("pv", "1Gi", {kRWO}, "", "/tmp/k8s-pv"), ReclaimPolicy::kDelete));
+  w.snap.overlaps["pv"] = "PersistentVolume \"pv-other\" (/tmp/k8s-pv/inner)";
+  w.Settle();
+  const std::string expected =
+      "host_path deleter refuses /tmp/k8s-pv: it overlaps PersistentVolume \"pv-other\" "
+      "(/tmp/k8s-pv/inner); the data is kept";
+  EXPECT_EQ(w.Volume("pv")->status.phase, VolumePhase::kFailed);
+  EXPECT_EQ(w.Volume("pv")->status.message, expected);
+  ASSERT_NE(w.Event("pv", "VolumeFailedDelete"), nullptr);
+  EXPECT_EQ(w.Event("pv", "VolumeFailedDelete")->message, expected);
+  for (const Action& a : w.last_plan.actions) EXPECT_NE(a.type, ActionType::kDeleteVolumeData);
+
+  // Once the other volume is gone the retry deletes it.
+  w.snap.overlaps.clear();
+  w.Settle();
+  EXPECT_EQ(w.Volume("pv"), nullptr);
+}
+
+TEST(ReclaimTest, RecycleOfAVolumeAnotherVolumeOverlapsFails) {
+  World w = BoundThenDeleted(
+      WithPolicy(Pv("pv", "1Gi", {kRWO}, "", "/tmp/k8s-pv"), ReclaimPolicy::kRecycle));
+  w.snap.overlaps["pv"] = "the mount root (/tmp)";
+  w.Settle();
+  EXPECT_EQ(w.Volume("pv")->status.phase, VolumePhase::kFailed);
+  EXPECT_EQ(w.Event("pv", "VolumeFailedRecycle")->message,
+            "Recycle failed: host_path recycler refuses /tmp/k8s-pv: it overlaps the mount root "
+            "(/tmp); the data is kept");
+  for (const Action& a : w.last_plan.actions) EXPECT_NE(a.type, ActionType::kRecycle);
+}
+
+TEST(ReclaimTest, DeletedVolumeObjectWithAnOverlapLeavesItsData) {
+  PersistentVolume pv =
+      WithPolicy(Pv("pv", "1Gi", {kRWO}, "", "/tmp/k8s-pv"), ReclaimPolicy::kDelete);
+  World w;
+  w.snap.allowed_host_path_prefixes = {"/tmp"};
+  w.snap.created_directories = {"pv"};
+  w.snap.overlaps["pv"] = "PersistentVolume \"pv-other\" (/tmp/k8s-pv)";
+  pv.metadata.annotations[model::kProvisionedByAnnotation] = model::kProvisionerName;
+  pv.metadata.deletion_timestamp = "2026-01-04T00:00:00Z";
+  w.snap.volumes = {pv};
+  w.Settle();
+  EXPECT_EQ(w.Volume("pv"), nullptr);
+  for (const Action& a : w.last_plan.actions) EXPECT_NE(a.type, ActionType::kDeleteVolumeData);
+}
+
+TEST(ReclaimTest, VolumeWhosePathAnotherVolumeOverlapsIsNotMounted) {
+  World w;
+  w.snap.volumes = {Pv("pv", "1Gi", {kRWO}, "", "/tmp/k8s-pv")};
+  w.snap.claims = {Claim("c", "1Gi", {kRWO}, "")};
+  w.snap.overlaps["pv"] = "PersistentVolume \"pv-hostpath\" (/tmp/k8s-pv)";
+  w.Settle();
+  EXPECT_EQ(w.ClaimNamed("c")->status.phase, ClaimPhase::kBound);
+  EXPECT_FALSE(w.snap.mounted.count("pv"));
+  const model::Event* e = w.Event("c", "FailedMount");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->type, "Warning");
+  EXPECT_EQ(e->message,
+            "MountVolume.SetUp failed for volume \"pv\" : its path /tmp/k8s-pv overlaps "
+            "PersistentVolume \"pv-hostpath\" (/tmp/k8s-pv)");
+  EXPECT_EQ(e->count, 1);
+  w.snap.overlaps.clear();
+  w.Settle();
+  EXPECT_TRUE(w.snap.mounted.count("pv"));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -751,6 +752,78 @@ TEST(StateStoreSchemaTest, MigratesAVersionOneDatabase) {
   ASSERT_TRUE(updated.ok()) << updated.status().ToString();
   EXPECT_EQ(updated->metadata.resource_version, "11");
   EXPECT_EQ(updated->metadata.generation, 2);
+}
+
+TEST(StateStoreCreatedDirectoriesTest, RecordsReplacesForgetsAndKeepsThemAcrossOpens) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->RecordCreatedDirectory({"/tmp/a", "pv-a", 1, 10}).ok());
+    ASSERT_TRUE(store->RecordCreatedDirectory({"/tmp/b", "pv-b", 1, 20}).ok());
+    // A directory made again at the same path replaces the record.
+    ASSERT_TRUE(store->RecordCreatedDirectory({"/tmp/a", "pv-a2", 2, 11}).ok());
+    ASSERT_TRUE(store->ForgetCreatedDirectory("/tmp/b").ok());
+    ASSERT_TRUE(store->ForgetCreatedDirectory("/tmp/never").ok());
+  }
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  Result<std::vector<CreatedDirectory>> records = store->ListCreatedDirectories();
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  EXPECT_EQ(*records, (std::vector<CreatedDirectory>{{"/tmp/a", "pv-a2", 2, 11}}));
+}
+
+// A database from before schema 4 knew no records: the volumes it carved from a pool
+// (<pool>/<name>) count as created, once; a static volume, or one in a pool under another
+// name, does not.
+TEST(StateStoreCreatedDirectoriesTest, MigrationAdoptsPoolVolumesOnce) {
+  TempDir dir;
+  TempDir pools;
+  std::filesystem::path pool = pools.path() / "default";
+  std::filesystem::create_directories(pool / "pvc-1");
+  std::filesystem::create_directories(pool / "someone-elses");
+  std::filesystem::create_directories(pools.path() / "static");
+  {
+    auto store = OpenOrDie(dir.path());
+    ASSERT_NE(store, nullptr);
+    model::PersistentVolume dynamic = MakeVolume("pvc-1");
+    dynamic.spec.host_path->path = (pool / "pvc-1").string();
+    model::PersistentVolume misnamed = MakeVolume("pvc-2");
+    misnamed.spec.host_path->path = (pool / "someone-elses").string();
+    model::PersistentVolume missing = MakeVolume("pvc-3");
+    missing.spec.host_path->path = (pool / "pvc-3").string();
+    model::PersistentVolume static_pv = MakeVolume("static");
+    static_pv.spec.host_path->path = (pools.path() / "static").string();
+    for (const auto& pv : {dynamic, misnamed, missing, static_pv}) {
+      ASSERT_TRUE(store->Create(pv).ok());
+    }
+  }
+  std::filesystem::path db_path = dir.path() / kDatabaseFileName;
+  // Back to schema 3 as it was written.
+  RawExec(db_path,
+          "DROP TABLE created_directories;"
+          "DELETE FROM meta WHERE key = 'pool_volumes_adopted';"
+          "PRAGMA user_version = 3;");
+
+  Options options;
+  options.pool_paths = {pool.string() + "/"};
+  {
+    auto store = OpenOrDie(dir.path(), options);
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(RawQuery(db_path, "PRAGMA user_version"), std::to_string(LatestSchemaVersion()));
+    struct stat st;
+    ASSERT_EQ(::lstat((pool / "pvc-1").c_str(), &st), 0);
+    Result<std::vector<CreatedDirectory>> records = store->ListCreatedDirectories();
+    ASSERT_TRUE(records.ok()) << records.status().ToString();
+    EXPECT_EQ(*records, (std::vector<CreatedDirectory>{{(pool / "pvc-1").string(), "pvc-1",
+                                                        static_cast<uint64_t>(st.st_dev),
+                                                        static_cast<uint64_t>(st.st_ino)}}));
+    ASSERT_TRUE(store->ForgetCreatedDirectory((pool / "pvc-1").string()).ok());
+  }
+  // Once: a later open does not adopt again what claimfsd has since forgotten.
+  auto store = OpenOrDie(dir.path(), options);
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(store->ListCreatedDirectories()->empty());
 }
 
 TEST(StateStoreSchemaTest, MigrationsAreOrderedAndEndAtTheLatest) {
