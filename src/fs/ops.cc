@@ -721,21 +721,24 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
   Inode* parent = v->ToInode(parent_ino);
   Inode* newparent = v->ToInode(newparent_ino);
   NameReservation reservation;
-  int rv = ReserveName(v, 0, false, &reservation);
-  if (rv < 0) {
-    fuse_reply_err(req, -rv);
-    return;
-  }
+  int rv = 0;
   {
     std::lock_guard ns(v->namespace_mu);
     FdRef pref, npref;
     rv = v->table->Acquire(parent, &pref);
     if (rv == 0) rv = v->table->Acquire(newparent, &npref);
     struct stat source, target;
+    bool target_exists =
+        rv == 0 && fstatat(npref.fd(), newname, &target, AT_SYMLINK_NOFOLLOW) == 0;
+    // Only a new name can grow the new parent directory, by one block at most: an exchange
+    // swaps two entries in place, and a rename over an existing name rewrites that entry
+    // (and frees the object it named). So only a new name needs space on a full volume.
+    if (rv == 0 && !target_exists && !(flags & RENAME_EXCHANGE)) {
+      rv = ReserveName(v, 0, false, &reservation);
+    }
     bool replaces = false;
     Inode* victim = nullptr;
-    if (rv == 0 && !(flags & RENAME_EXCHANGE) &&
-        fstatat(npref.fd(), newname, &target, AT_SYMLINK_NOFOLLOW) == 0 &&
+    if (rv == 0 && target_exists && !(flags & RENAME_EXCHANGE) &&
         fstatat(pref.fd(), name, &source, AT_SYMLINK_NOFOLLOW) == 0 &&
         !(source.st_dev == target.st_dev && source.st_ino == target.st_ino)) {
       replaces = true;
@@ -752,12 +755,14 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
         v->table->Unindex(victim);
       }
     }
-    if (rv == 0 && v->quota->enabled() && parent != newparent) {
-      int64_t delta = RemeasureFd(parent, pref.fd());
+    if (rv == 0 && v->quota->enabled()) {
+      // Measured also without a reservation: what the backing filesystem did counts.
+      int64_t delta = RemeasureFd(newparent, npref.fd());
+      if (parent != newparent) delta += RemeasureFd(parent, pref.fd());
       if (delta != 0) v->quota->Adjust(delta, 0);
     }
   }
-  CommitName(v, reservation, newparent, 0, rv == 0);
+  if (reservation.bytes != 0) v->quota->Commit(reservation.bytes, 0);
   fuse_reply_err(req, -rv);
 }
 

@@ -462,6 +462,68 @@ TEST_F(QuotaTest, QuotaErrnoEdquot) {
   close(fd);
 }
 
+// --- renames ------------------------------------------------------------------------------------
+
+// Regression: renameat2(RENAME_EXCHANGE) failed with ENOSPC on a full volume although an
+// exchange allocates nothing. A rename over an existing name frees space and needs none
+// either; only a new name may grow a directory, and that still needs a free block.
+TEST_F(QuotaTest, RenameExchangeAndReplaceWorkOnAFullVolume) {
+  ASSERT_NO_FATAL_FAILURE(MountVolume("capacity=1Mi"));
+  ASSERT_EQ(mkdir(P("d").c_str(), 0755), 0);
+  ASSERT_TRUE(WriteFile(P("a"), Bytes(8 * kKi, 'a')));
+  ASSERT_TRUE(WriteFile(P("b"), Bytes(16 * kKi, 'b')));
+  ASSERT_TRUE(WriteFile(P("d/c"), Bytes(4 * kKi, 'c')));
+  ASSERT_EQ(mkdir(P("d/sub").c_str(), 0755), 0);
+  int fd = Create("fill");
+  ASSERT_GE(fd, 0);
+  std::string rest = Bytes(Free());
+  ASSERT_EQ(write(fd, rest.data(), rest.size()), static_cast<ssize_t>(rest.size()));
+  ASSERT_EQ(fsync(fd), 0);
+  ASSERT_EQ(close(fd), 0);
+  ASSERT_EQ(Free(), 0u) << "the volume must be full";
+
+  EXPECT_EQ(renameat2(AT_FDCWD, P("a").c_str(), AT_FDCWD, P("b").c_str(), RENAME_EXCHANGE), 0)
+      << "exchange in one directory: " << ErrnoName(errno);
+  EXPECT_TRUE(ReadFile(P("a")) == Bytes(16 * kKi, 'b'));
+  EXPECT_TRUE(ReadFile(P("b")) == Bytes(8 * kKi, 'a'));
+  EXPECT_EQ(renameat2(AT_FDCWD, P("a").c_str(), AT_FDCWD, P("d/c").c_str(), RENAME_EXCHANGE), 0)
+      << "exchange across directories: " << ErrnoName(errno);
+  EXPECT_TRUE(ReadFile(P("d/c")) == Bytes(16 * kKi, 'b'));
+  EXPECT_EQ(renameat2(AT_FDCWD, P("d/sub").c_str(), AT_FDCWD, P("b").c_str(), RENAME_EXCHANGE), 0)
+      << "exchange of a directory and a file across directories: " << ErrnoName(errno);
+  struct stat st {};
+  EXPECT_EQ(stat(P("b").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(Free(), 0u) << "an exchange allocates and frees nothing";
+  ExpectDuAgrees("after exchanges");
+
+  // A new name may grow the directory: refused while no block is free, and nothing moves.
+  errno = 0;
+  EXPECT_EQ(renameat2(AT_FDCWD, P("a").c_str(), AT_FDCWD, P("new-name").c_str(),
+                      RENAME_NOREPLACE),
+            -1);
+  EXPECT_EQ(errno, ENOSPC) << ErrnoName(errno);
+  EXPECT_EQ(access(P("a").c_str(), F_OK), 0);
+  EXPECT_NE(access(P("new-name").c_str(), F_OK), 0);
+  // RENAME_NOREPLACE onto an existing name is EEXIST, not a quota error.
+  errno = 0;
+  EXPECT_EQ(renameat2(AT_FDCWD, P("a").c_str(), AT_FDCWD, P("d/sub").c_str(), RENAME_NOREPLACE),
+            -1);
+  EXPECT_EQ(errno, EEXIST) << ErrnoName(errno);
+
+  // A plain rename over an existing file needs nothing and frees the file it replaces.
+  ASSERT_EQ(rename(P("d/sub").c_str(), P("d/c").c_str()), 0) << ErrnoName(errno);
+  EXPECT_TRUE(ReadFile(P("d/c")) == Bytes(8 * kKi, 'a'));
+  EXPECT_EQ(Free(), 16 * kKi) << "the replaced file's blocks are free";
+  ExpectDuAgrees("after a replacing rename");
+  // With a block free, a new name works again.
+  EXPECT_EQ(renameat2(AT_FDCWD, P("a").c_str(), AT_FDCWD, P("new-name").c_str(),
+                      RENAME_NOREPLACE),
+            0)
+      << ErrnoName(errno);
+  ExpectDuAgrees("after a rename to a new name");
+}
+
 // --- concurrency -------------------------------------------------------------------------------
 
 struct WorkerStats {
