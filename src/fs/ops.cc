@@ -211,7 +211,7 @@ bool AllocatedExtents(int fd, uint64_t begin, uint64_t end, std::vector<Extent>*
 // Near full: finds the longest prefix of [offset, offset + length) whose not yet allocated
 // blocks fit in what is free, and reserves those blocks. Returns the prefix length (0 when
 // nothing fits) with *reserved set.
-uint64_t ReserveFittingPrefix(Impl* v, int fd, uint64_t offset, uint64_t length,
+uint64_t ReserveFittingPrefix(Impl* v, int fd, uint64_t offset, uint64_t length, uint64_t extra,
                               uint64_t* reserved) {
   const uint64_t block = v->block_size;
   const uint64_t begin = offset / block * block;
@@ -228,9 +228,15 @@ uint64_t ReserveFittingPrefix(Impl* v, int fd, uint64_t offset, uint64_t length,
     pos = std::max(pos, data_end);
   }
   if (pos < end) gaps.push_back({pos, end});
+  if (gaps.empty()) {  // an overwrite in place allocates nothing, not even metadata
+    *reserved = 0;
+    return length;
+  }
 
   for (int attempt = 0; attempt < 8; ++attempt) {
     uint64_t available = v->quota->AvailableBytes();
+    if (available <= extra) return 0;
+    available -= extra;
     uint64_t need = 0;
     uint64_t limit = end;  // the prefix may reach this far
     for (const Extent& gap : gaps) {
@@ -245,22 +251,48 @@ uint64_t ReserveFittingPrefix(Impl* v, int fd, uint64_t offset, uint64_t length,
     }
     uint64_t prefix = limit > offset ? std::min(length, limit - offset) : 0;
     if (prefix == 0) return 0;
-    if (v->quota->TryReserveBytes(need)) {
-      *reserved = need;
+    if (v->quota->TryReserveBytes(need + extra)) {
+      *reserved = need + extra;
       return prefix;
     }
   }
   return 0;
 }
 
-// Reserves space for writing [offset, offset + length) of `fd`: the worst case when it fits,
-// otherwise what is really unallocated. Returns how much of the range may be written.
-uint64_t ReserveForWrite(Impl* v, int fd, uint64_t offset, uint64_t length, uint64_t* reserved) {
-  *reserved = BlockSpan(offset, length, v->block_size);
+// Reserves space for writing [offset, offset + length) of `fd`, plus `extra` bytes of
+// metadata: the worst case when it fits, otherwise what is really unallocated. Returns how much
+// of the range may be written.
+uint64_t ReserveForWrite(Impl* v, int fd, uint64_t offset, uint64_t length, uint64_t extra,
+                         uint64_t* reserved) {
+  *reserved = BlockSpan(offset, length, v->block_size) + extra;
   if (v->quota->TryReserveBytes(*reserved)) return length;
   *reserved = 0;
-  return ReserveFittingPrefix(v, fd, offset, length, reserved);
+  return ReserveFittingPrefix(v, fd, offset, length, extra, reserved);
 }
+
+// Near full, a write settles exactly at the call, backing-filesystem metadata included.
+// ext4 (delayed allocation) allocates the data blocks of a write at once but its extent tree
+// only at write-back: a file of many extents (sparse writes) grows a leaf block per ~340
+// extents, and those blocks used to arrive after the write had been accounted, past the
+// capacity. Below kNearFullBlocks free, a write therefore (1) first writes back the recent
+// writes, once on the way down, so what they still had to allocate is counted, (2) reserves kExtentTreeBlocks more
+// when the file already has more extents than the inode holds (a leaf split, an index block
+// and one more level), (3) writes its own range back before measuring it.
+constexpr uint64_t kNearFullBlocks = 1024;
+constexpr uint32_t kInodeExtents = 4;
+constexpr uint64_t kExtentTreeBlocks = 3;
+
+// The number of extents of `fd`'s file, 0 when FIEMAP cannot tell.
+uint32_t ExtentCount(int fd) {
+  fiemap map{};
+  map.fm_start = 0;
+  map.fm_length = FIEMAP_MAX_OFFSET;
+  map.fm_extent_count = 0;
+  if (ioctl(fd, FS_IOC_FIEMAP, &map) != 0) return 0;
+  return map.fm_mapped_extents;
+}
+
+bool NearFull(Impl* v) { return v->quota->AvailableBytes() < kNearFullBlocks * v->block_size; }
 
 // The inode lost a link; if it was the last, its space is free now, or at its last close.
 void AccountRemoved(Impl* v, Inode* victim, const struct stat& before) {
@@ -921,8 +953,17 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
   size_t size = fuse_buf_size(in_buf);
   uint64_t reserved = 0;
   size_t allowed = size;
+  bool settle = false;  // near full: see kNearFullBlocks
   if (v->quota->enabled()) {
-    allowed = ReserveForWrite(v, fd, static_cast<uint64_t>(off), size, &reserved);
+    uint64_t extra = 0;
+    if (NearFull(v)) {
+      settle = true;
+      if (!v->recent_settled.exchange(true)) RemeasureRecentWrites(v);
+      if (ExtentCount(fd) >= kInodeExtents) extra = kExtentTreeBlocks * v->block_size;
+    } else if (v->recent_settled.load(std::memory_order_relaxed)) {
+      v->recent_settled.store(false, std::memory_order_relaxed);
+    }
+    allowed = ReserveForWrite(v, fd, static_cast<uint64_t>(off), size, extra, &reserved);
     if (allowed == 0 && size > 0) {
       fuse_reply_err(req, -Refuse(v));
       return;
@@ -935,6 +976,11 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
   ssize_t written = fuse_buf_copy(&out, in_buf, FUSE_BUF_SPLICE_NONBLOCK);
   if (v->quota->enabled()) {
     Inode* inode = v->ToInode(ino);
+    if (settle && written > 0) {
+      sync_file_range(fd, off, written,
+                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                          SYNC_FILE_RANGE_WAIT_AFTER);
+    }
     v->quota->Commit(reserved, RemeasureFd(inode, fd));
     NoteWritten(v, inode);
   }
@@ -961,7 +1007,7 @@ void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
   if (v->quota->enabled() && !frees) {
     uint64_t len = static_cast<uint64_t>(length);
     // fallocate is all or nothing: the whole range must fit.
-    if (ReserveForWrite(v, fd, static_cast<uint64_t>(offset), len, &reserved) != len) {
+    if (ReserveForWrite(v, fd, static_cast<uint64_t>(offset), len, 0, &reserved) != len) {
       v->quota->Commit(reserved, 0);
       fuse_reply_err(req, -Refuse(v));
       return;
@@ -983,7 +1029,7 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
   uint64_t reserved = 0;
   size_t allowed = len;
   if (v->quota->enabled()) {
-    allowed = ReserveForWrite(v, out_fd, static_cast<uint64_t>(off_out), len, &reserved);
+    allowed = ReserveForWrite(v, out_fd, static_cast<uint64_t>(off_out), len, 0, &reserved);
     if (allowed == 0 && len > 0) {
       fuse_reply_err(req, -Refuse(v));
       return;

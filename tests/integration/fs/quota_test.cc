@@ -524,6 +524,78 @@ TEST_F(QuotaTest, RenameExchangeAndReplaceWorkOnAFullVolume) {
   ExpectDuAgrees("after a rename to a new name");
 }
 
+// --- sparse files --------------------------------------------------------------------------------
+
+// 1-byte writes, each into its own block with a hole before it, until the quota errno.
+uint64_t ScatterBytesUntilFull(int fd, uint64_t stride, int* err) {
+  uint64_t n = 0;
+  for (;; ++n) {
+    if (pwrite(fd, "x", 1, static_cast<off_t>(n * stride)) != 1) {
+      *err = errno;
+      return n;
+    }
+  }
+}
+
+// Regression: 1-byte writes scattered in a sparse file overshot the quota by 204,800 bytes on
+// a 64 MiB volume (df 67,108,864 used, du 67,313,664): ext4 allocates a file's extent-tree
+// blocks (one per ~340 extents) only at write-back, after the writes had been accounted.
+TEST_F(QuotaTest, ScatteredOneByteWritesNeverPassTheCapacityAndDfAgreesWithDu) {
+  constexpr uint64_t kCapacity = 16 * kMi;
+  ASSERT_NO_FATAL_FAILURE(MountVolume("capacity=16Mi"));
+  int fd = Create("sparse", O_WRONLY);
+  ASSERT_GE(fd, 0);
+  int err = 0;
+  uint64_t writes = ScatterBytesUntilFull(fd, 2 * kBlock, &err);
+  EXPECT_EQ(err, ENOSPC) << ErrnoName(err);
+  EXPECT_GT(writes, kCapacity / kBlock * 9 / 10) << "most of the volume holds data";
+  EXPECT_EQ(fsync(fd), 0);
+  EXPECT_EQ(close(fd), 0);
+  sync();
+  std::optional<uint64_t> du_source = DuBytes(source());
+  ASSERT_TRUE(du_source);
+  EXPECT_LE(*du_source, kCapacity) << "what the backing filesystem really allocated";
+  EXPECT_LE(Used(), kCapacity);
+  ExpectDuAgrees("after scattered 1-byte writes");
+}
+
+// Concurrent sparse writers: the limit holds at every call, with no block of slack.
+TEST_F(QuotaTest, ConcurrentScatteredWritersNeverPassTheCapacity) {
+  constexpr uint64_t kCapacity = 16 * kMi;
+  ASSERT_NO_FATAL_FAILURE(MountVolume("capacity=16Mi"));
+  constexpr int kWriters = 4;
+  std::vector<int> fds;
+  for (int i = 0; i < kWriters; ++i) fds.push_back(Create("sparse" + std::to_string(i), O_WRONLY));
+  for (int fd : fds) ASSERT_GE(fd, 0);
+  std::vector<int> errs(kWriters, 0);
+  std::vector<std::thread> threads;
+  std::atomic<uint64_t> max_used{0};
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done) {
+      uint64_t used = Used();
+      if (used > max_used) max_used = used;
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  for (int i = 0; i < kWriters; ++i) {
+    threads.emplace_back([&, i] { ScatterBytesUntilFull(fds[i], (3 + i) * kBlock, &errs[i]); });
+  }
+  for (std::thread& t : threads) t.join();
+  done = true;
+  watcher.join();
+  for (int i = 0; i < kWriters; ++i) {
+    EXPECT_EQ(errs[i], ENOSPC) << ErrnoName(errs[i]);
+    EXPECT_EQ(close(fds[i]), 0);
+  }
+  sync();
+  std::optional<uint64_t> du_source = DuBytes(source());
+  ASSERT_TRUE(du_source);
+  EXPECT_LE(*du_source, kCapacity) << "what the backing filesystem really allocated";
+  EXPECT_LE(max_used.load(), kCapacity) << "statfs used during the run";
+  ExpectDuAgrees("after concurrent scattered writers");
+}
+
 // --- concurrency -------------------------------------------------------------------------------
 
 struct WorkerStats {
