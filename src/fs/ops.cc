@@ -275,9 +275,9 @@ uint64_t ReserveForWrite(Impl* v, int fd, uint64_t offset, uint64_t length, uint
 // only at write-back: a file of many extents (sparse writes) grows a leaf block per ~340
 // extents, and those blocks used to arrive after the write had been accounted, past the
 // capacity. Below kNearFullBlocks free, a write therefore (1) first writes back the recent
-// writes, once on the way down, so what they still had to allocate is counted, (2) reserves kExtentTreeBlocks more
-// when the file already has more extents than the inode holds (a leaf split, an index block
-// and one more level), (3) writes its own range back before measuring it.
+// writes, once on the way down, so what they still had to allocate is counted, (2) reserves
+// kExtentTreeBlocks more when the file already has more extents than the inode holds (a leaf
+// split, an index block and one more level), (3) writes its own range back before measuring it.
 constexpr uint64_t kNearFullBlocks = 1024;
 constexpr uint32_t kInodeExtents = 4;
 constexpr uint64_t kExtentTreeBlocks = 3;
@@ -760,8 +760,7 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
     rv = v->table->Acquire(parent, &pref);
     if (rv == 0) rv = v->table->Acquire(newparent, &npref);
     struct stat source, target;
-    bool target_exists =
-        rv == 0 && fstatat(npref.fd(), newname, &target, AT_SYMLINK_NOFOLLOW) == 0;
+    bool target_exists = rv == 0 && fstatat(npref.fd(), newname, &target, AT_SYMLINK_NOFOLLOW) == 0;
     // Only a new name can grow the new parent directory, by one block at most: an exchange
     // swaps two entries in place, and a rename over an existing name rewrites that entry
     // (and frees the object it named). So only a new name needs space on a full volume.
@@ -977,9 +976,9 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
   if (v->quota->enabled()) {
     Inode* inode = v->ToInode(ino);
     if (settle && written > 0) {
-      sync_file_range(fd, off, written,
-                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                          SYNC_FILE_RANGE_WAIT_AFTER);
+      sync_file_range(
+          fd, off, written,
+          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
     }
     v->quota->Commit(reserved, RemeasureFd(inode, fd));
     NoteWritten(v, inode);

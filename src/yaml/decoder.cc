@@ -70,8 +70,8 @@ void Decoder::WrongType(const FieldPath& path, const char* expected, const json&
   // A number's own text, also for one beyond a double that arrived as a string.
   const std::string* raw = raw_number_ ? raw_number_(path.Pointer()) : nullptr;
   if (raw != nullptr) {
-    errors_.push_back(TypeError(path, std::string("expected ") + expected + ", got number " +
-                                          raw->substr(0, 80)));
+    errors_.push_back(TypeError(
+        path, std::string("expected ") + expected + ", got number " + raw->substr(0, 80)));
     return;
   }
   std::string detail = std::string("expected ") + expected + ", got " + JsonTypeName(got);

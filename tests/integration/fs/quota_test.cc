@@ -499,8 +499,7 @@ TEST_F(QuotaTest, RenameExchangeAndReplaceWorkOnAFullVolume) {
 
   // A new name may grow the directory: refused while no block is free, and nothing moves.
   errno = 0;
-  EXPECT_EQ(renameat2(AT_FDCWD, P("a").c_str(), AT_FDCWD, P("new-name").c_str(),
-                      RENAME_NOREPLACE),
+  EXPECT_EQ(renameat2(AT_FDCWD, P("a").c_str(), AT_FDCWD, P("new-name").c_str(), RENAME_NOREPLACE),
             -1);
   EXPECT_EQ(errno, ENOSPC) << ErrnoName(errno);
   EXPECT_EQ(access(P("a").c_str(), F_OK), 0);
@@ -517,8 +516,7 @@ TEST_F(QuotaTest, RenameExchangeAndReplaceWorkOnAFullVolume) {
   EXPECT_EQ(Free(), 16 * kKi) << "the replaced file's blocks are free";
   ExpectDuAgrees("after a replacing rename");
   // With a block free, a new name works again.
-  EXPECT_EQ(renameat2(AT_FDCWD, P("a").c_str(), AT_FDCWD, P("new-name").c_str(),
-                      RENAME_NOREPLACE),
+  EXPECT_EQ(renameat2(AT_FDCWD, P("a").c_str(), AT_FDCWD, P("new-name").c_str(), RENAME_NOREPLACE),
             0)
       << ErrnoName(errno);
   ExpectDuAgrees("after a rename to a new name");

@@ -440,12 +440,12 @@ spec:
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, BadQuantityScalarTest,
-                         ::testing::Values("1e999999", "-1e999999", "\"1e999999\"", ".inf",
-                                           "-.inf", ".nan", "Infinity", "NaN", "-0", "0",
+                         ::testing::Values("1e999999", "-1e999999", "\"1e999999\"", ".inf", "-.inf",
+                                           ".nan", "Infinity", "NaN", "-0", "0",
                                            "99999999999999999999", "\"1Gi \"", "\" 1Gi\"",
                                            "1.5.5Gi", "\"\\0\"", "9223372036854775808", "-1",
-                                           "-1Gi", "\".\"", "\"+\"", "1e", "0x10", "0o17",
-                                           "1Ki1", "8Ei", "[1Gi]", "{a: 1}", "true", "1_000"));
+                                           "-1Gi", "\".\"", "\"+\"", "1e", "0x10", "0o17", "1Ki1",
+                                           "8Ei", "[1Gi]", "{a: 1}", "true", "1_000"));
 
 TEST(ManifestTest, Yaml12ScalarsAndQuotedStrings) {
   // "yes" is a string in YAML 1.2; a quoted number is a string; true is a boolean.
