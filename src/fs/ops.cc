@@ -292,7 +292,26 @@ uint32_t ExtentCount(int fd) {
   return map.fm_mapped_extents;
 }
 
-bool NearFull(Impl* v) { return v->quota->AvailableBytes() < kNearFullBlocks * v->block_size; }
+// Before a write into `fd`: the metadata allowance to reserve, with *settle set when the write
+// must be written back and measured at the call.
+uint64_t PrepareSettle(Impl* v, int fd, bool* settle) {
+  *settle = v->quota->AvailableBytes() < kNearFullBlocks * v->block_size;
+  if (!*settle) {
+    if (v->recent_settled.load(std::memory_order_relaxed)) {
+      v->recent_settled.store(false, std::memory_order_relaxed);
+    }
+    return 0;
+  }
+  if (!v->recent_settled.exchange(true)) RemeasureRecentWrites(v);
+  return ExtentCount(fd) >= kInodeExtents ? kExtentTreeBlocks * v->block_size : 0;
+}
+
+// After a settled write of [offset, offset + length): allocates now what write-back would.
+void SettleRange(int fd, off_t offset, uint64_t length) {
+  if (length == 0) return;
+  sync_file_range(fd, offset, static_cast<off_t>(length),
+                  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+}
 
 // The inode lost a link; if it was the last, its space is free now, or at its last close.
 void AccountRemoved(Impl* v, Inode* victim, const struct stat& before) {
@@ -954,14 +973,7 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
   size_t allowed = size;
   bool settle = false;  // near full: see kNearFullBlocks
   if (v->quota->enabled()) {
-    uint64_t extra = 0;
-    if (NearFull(v)) {
-      settle = true;
-      if (!v->recent_settled.exchange(true)) RemeasureRecentWrites(v);
-      if (ExtentCount(fd) >= kInodeExtents) extra = kExtentTreeBlocks * v->block_size;
-    } else if (v->recent_settled.load(std::memory_order_relaxed)) {
-      v->recent_settled.store(false, std::memory_order_relaxed);
-    }
+    uint64_t extra = PrepareSettle(v, fd, &settle);
     allowed = ReserveForWrite(v, fd, static_cast<uint64_t>(off), size, extra, &reserved);
     if (allowed == 0 && size > 0) {
       fuse_reply_err(req, -Refuse(v));
@@ -975,11 +987,7 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
   ssize_t written = fuse_buf_copy(&out, in_buf, FUSE_BUF_SPLICE_NONBLOCK);
   if (v->quota->enabled()) {
     Inode* inode = v->ToInode(ino);
-    if (settle && written > 0) {
-      sync_file_range(
-          fd, off, written,
-          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-    }
+    if (settle && written > 0) SettleRange(fd, off, static_cast<uint64_t>(written));
     v->quota->Commit(reserved, RemeasureFd(inode, fd));
     NoteWritten(v, inode);
   }
@@ -1027,8 +1035,10 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
   int out_fd = static_cast<int>(fi_out->fh);
   uint64_t reserved = 0;
   size_t allowed = len;
+  bool settle = false;  // near full: see kNearFullBlocks
   if (v->quota->enabled()) {
-    allowed = ReserveForWrite(v, out_fd, static_cast<uint64_t>(off_out), len, 0, &reserved);
+    uint64_t extra = PrepareSettle(v, out_fd, &settle);
+    allowed = ReserveForWrite(v, out_fd, static_cast<uint64_t>(off_out), len, extra, &reserved);
     if (allowed == 0 && len > 0) {
       fuse_reply_err(req, -Refuse(v));
       return;
@@ -1040,6 +1050,7 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
                               static_cast<unsigned>(flags));
   int err = errno;
   if (v->quota->enabled()) {
+    if (settle && n > 0) SettleRange(out_fd, off_out, static_cast<uint64_t>(n));
     v->quota->Commit(reserved, RemeasureFd(v->ToInode(ino_out), out_fd));
     NoteWritten(v, v->ToInode(ino_out));
   }

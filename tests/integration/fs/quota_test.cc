@@ -557,6 +557,35 @@ TEST_F(QuotaTest, ScatteredOneByteWritesNeverPassTheCapacityAndDfAgreesWithDu) {
   ExpectDuAgrees("after scattered 1-byte writes");
 }
 
+// The same through copy_file_range, which the volume serves with its own copy.
+TEST_F(QuotaTest, ScatteredOneByteCopiesNeverPassTheCapacity) {
+  constexpr uint64_t kCapacity = 16 * kMi;
+  ASSERT_NO_FATAL_FAILURE(MountVolume("capacity=16Mi"));
+  ASSERT_TRUE(WriteFile(P("one"), "x"));
+  int in = open(P("one").c_str(), O_RDONLY | O_CLOEXEC);
+  int out = Create("sparse", O_WRONLY);
+  ASSERT_TRUE(in >= 0 && out >= 0);
+  int err = 0;
+  uint64_t n = 0;
+  for (;; ++n) {
+    loff_t in_pos = 0;
+    loff_t out_pos = static_cast<loff_t>(n * 2 * kBlock);
+    if (copy_file_range(in, &in_pos, out, &out_pos, 1, 0) != 1) {
+      err = errno;
+      break;
+    }
+  }
+  EXPECT_EQ(err, ENOSPC) << ErrnoName(err) << " after " << n << " copies";
+  EXPECT_GT(n, kCapacity / kBlock * 9 / 10) << "most of the volume holds data";
+  EXPECT_EQ(close(in), 0);
+  EXPECT_EQ(close(out), 0);
+  sync();
+  std::optional<uint64_t> du_source = DuBytes(source());
+  ASSERT_TRUE(du_source);
+  EXPECT_LE(*du_source, kCapacity) << "what the backing filesystem really allocated";
+  ExpectDuAgrees("after scattered 1-byte copies");
+}
+
 // Concurrent sparse writers: the limit holds at every call, with no block of slack.
 TEST_F(QuotaTest, ConcurrentScatteredWritersNeverPassTheCapacity) {
   constexpr uint64_t kCapacity = 16 * kMi;
