@@ -221,10 +221,11 @@ std::optional<http::Response> CheckName(json* body, const std::string& path_name
 // Decodes a checked body. Wrong JSON types make a 400 (the body cannot be read as the kind),
 // values the kind does not allow a 422, as the API server answers.
 template <typename T>
-std::variant<T, http::Response> Decode(const json& body) {
+std::variant<T, http::Response> Decode(const json& body,
+                                       const yaml::NumberTexts* numbers = nullptr) {
   using Tr = Traits<T>;
   yaml::DecodeReport report;
-  std::optional<yaml::Object> object = yaml::DecodeObject(body, &report);
+  std::optional<yaml::Object> object = yaml::DecodeObject(body, &report, numbers);
   std::string name = MetadataName(body);
   if (!report.errors.empty()) {
     bool type_error = std::any_of(report.errors.begin(), report.errors.end(), [](const auto& e) {
@@ -293,12 +294,13 @@ http::Response CreateObject(const Context& context, const http::Request& request
   using Tr = Traits<T>;
   auto dry_run = DryRun(request);
   if (auto* error = std::get_if<http::Response>(&dry_run)) return std::move(*error);
-  auto parsed = ParseBody(request);
+  yaml::NumberTexts numbers;
+  auto parsed = ParseBody(request, &numbers);
   if (auto* error = std::get_if<http::Response>(&parsed)) return std::move(*error);
   json body = std::get<json>(std::move(parsed));
   if (auto error = CheckTypeMeta<T>(&body)) return std::move(*error);
   if (auto error = CheckNamespace<T>(&body, params)) return std::move(*error);
-  auto decoded = Decode<T>(body);
+  auto decoded = Decode<T>(body, &numbers);
   if (auto* error = std::get_if<http::Response>(&decoded)) return std::move(*error);
   T object = std::get<T>(std::move(decoded));
   yaml::SetDefaults(&object);
@@ -405,14 +407,15 @@ http::Response ReplaceObject(const Context& context, const http::Request& reques
                              const http::PathParams& params, bool status_only) {
   auto dry_run = DryRun(request);
   if (auto* error = std::get_if<http::Response>(&dry_run)) return std::move(*error);
-  auto parsed = ParseBody(request);
+  yaml::NumberTexts numbers;
+  auto parsed = ParseBody(request, &numbers);
   if (auto* error = std::get_if<http::Response>(&parsed)) return std::move(*error);
   json body = std::get<json>(std::move(parsed));
   if (auto error = CheckTypeMeta<T>(&body)) return std::move(*error);
   if (auto error = CheckNamespace<T>(&body, params)) return std::move(*error);
   if (auto error = CheckName(&body, params.at("name"))) return std::move(*error);
   bool conditional = !StringField(body["metadata"], "resourceVersion").empty();
-  auto decoded = Decode<T>(body);
+  auto decoded = Decode<T>(body, &numbers);
   if (auto* error = std::get_if<http::Response>(&decoded)) return std::move(*error);
   T incoming = std::get<T>(std::move(decoded));
   yaml::SetDefaults(&incoming);
@@ -445,7 +448,8 @@ http::Response PatchObject(const Context& context, const http::Request& request,
                    "include: application/json-patch+json, application/merge-patch+json, "
                    "application/strategic-merge-patch+json");
   }
-  auto parsed = ParseBody(request);
+  yaml::NumberTexts numbers;
+  auto parsed = ParseBody(request, &numbers);
   if (auto* error = std::get_if<http::Response>(&parsed)) return std::move(*error);
   json patch = std::get<json>(std::move(parsed));
   bool conditional = false;
@@ -487,7 +491,9 @@ http::Response PatchObject(const Context& context, const http::Request& request,
       return Failure(400, std::string("the patch may not change kind or apiVersion of ") +
                               Tr::kResource + " \"" + name + "\"");
     }
-    auto decoded = Decode<T>(document);
+    // A merge patch puts its numbers at the same pointers in the document; a JSON patch's
+    // numbers sit in its operations.
+    auto decoded = Decode<T>(document, json_patch ? nullptr : &numbers);
     if (auto* error = std::get_if<http::Response>(&decoded)) return std::move(*error);
     T object = std::get<T>(std::move(decoded));
     yaml::SetDefaults(&object);
@@ -717,7 +723,8 @@ http::Response Failure(const Status& status, const StatusDetails& details) {
   return http::Response::Json(HttpCode(status.code()), FailureObject(status, details));
 }
 
-std::variant<json, http::Response> ParseBody(const http::Request& request) {
+std::variant<json, http::Response> ParseBody(const http::Request& request,
+                                             yaml::NumberTexts* numbers) {
   std::string media = request.MediaType();
   if (media == "application/yaml" || media == "application/x-yaml" || media == "text/yaml") {
     yaml::ParseOptions options;
@@ -746,11 +753,13 @@ std::variant<json, http::Response> ParseBody(const http::Request& request) {
     return Failure(
         400, "the request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   }
-  try {
-    return json::parse(request.body);
-  } catch (const json::parse_error& e) {
-    return Failure(400, "the request body is not valid JSON: " + WithoutExceptionId(e.what()));
+  yaml::NumberTexts ignored;
+  Result<json> parsed =
+      yaml::ParseJsonKeepingNumbers(request.body, numbers != nullptr ? numbers : &ignored);
+  if (!parsed.ok()) {
+    return Failure(400, "the request body is not valid JSON: " + parsed.status().message());
   }
+  return std::move(*parsed);
 }
 
 std::variant<bool, http::Response> DryRun(const http::Request& request) {

@@ -12,6 +12,7 @@
 #include "claimfs/api/http_server.h"
 #include "claimfs/api/status_object.h"
 #include "claimfs/store/state_store.h"
+#include "claimfs/yaml/json_text.h"
 
 namespace claimfs::api::internal {
 
@@ -32,8 +33,10 @@ http::Response Failure(const Status& status, const StatusDetails& details = {});
 // The request body as JSON: application/json (also when Content-Type is missing, or curl's
 // default application/x-www-form-urlencoded) or a single YAML document (application/yaml).
 // 400 with the parser's message when it does not parse, is empty or nests too deeply; 415 for
-// other media types.
-std::variant<nlohmann::json, http::Response> ParseBody(const http::Request& request);
+// other media types. `numbers`, when given, receives the text of the JSON body's numbers (see
+// yaml::ParseJsonKeepingNumbers); a number beyond a double's range arrives as a string.
+std::variant<nlohmann::json, http::Response> ParseBody(const http::Request& request,
+                                                       yaml::NumberTexts* numbers = nullptr);
 
 // ?dryRun=All -> true; absent or empty -> false; anything else -> a 400 response.
 std::variant<bool, http::Response> DryRun(const http::Request& request);

@@ -211,7 +211,7 @@ bool AllocatedExtents(int fd, uint64_t begin, uint64_t end, std::vector<Extent>*
 // Near full: finds the longest prefix of [offset, offset + length) whose not yet allocated
 // blocks fit in what is free, and reserves those blocks. Returns the prefix length (0 when
 // nothing fits) with *reserved set.
-uint64_t ReserveFittingPrefix(Impl* v, int fd, uint64_t offset, uint64_t length,
+uint64_t ReserveFittingPrefix(Impl* v, int fd, uint64_t offset, uint64_t length, uint64_t extra,
                               uint64_t* reserved) {
   const uint64_t block = v->block_size;
   const uint64_t begin = offset / block * block;
@@ -228,9 +228,15 @@ uint64_t ReserveFittingPrefix(Impl* v, int fd, uint64_t offset, uint64_t length,
     pos = std::max(pos, data_end);
   }
   if (pos < end) gaps.push_back({pos, end});
+  if (gaps.empty()) {  // an overwrite in place allocates nothing, not even metadata
+    *reserved = 0;
+    return length;
+  }
 
   for (int attempt = 0; attempt < 8; ++attempt) {
     uint64_t available = v->quota->AvailableBytes();
+    if (available <= extra) return 0;
+    available -= extra;
     uint64_t need = 0;
     uint64_t limit = end;  // the prefix may reach this far
     for (const Extent& gap : gaps) {
@@ -245,21 +251,66 @@ uint64_t ReserveFittingPrefix(Impl* v, int fd, uint64_t offset, uint64_t length,
     }
     uint64_t prefix = limit > offset ? std::min(length, limit - offset) : 0;
     if (prefix == 0) return 0;
-    if (v->quota->TryReserveBytes(need)) {
-      *reserved = need;
+    if (v->quota->TryReserveBytes(need + extra)) {
+      *reserved = need + extra;
       return prefix;
     }
   }
   return 0;
 }
 
-// Reserves space for writing [offset, offset + length) of `fd`: the worst case when it fits,
-// otherwise what is really unallocated. Returns how much of the range may be written.
-uint64_t ReserveForWrite(Impl* v, int fd, uint64_t offset, uint64_t length, uint64_t* reserved) {
-  *reserved = BlockSpan(offset, length, v->block_size);
+// Reserves space for writing [offset, offset + length) of `fd`, plus `extra` bytes of
+// metadata: the worst case when it fits, otherwise what is really unallocated. Returns how much
+// of the range may be written.
+uint64_t ReserveForWrite(Impl* v, int fd, uint64_t offset, uint64_t length, uint64_t extra,
+                         uint64_t* reserved) {
+  *reserved = BlockSpan(offset, length, v->block_size) + extra;
   if (v->quota->TryReserveBytes(*reserved)) return length;
   *reserved = 0;
-  return ReserveFittingPrefix(v, fd, offset, length, reserved);
+  return ReserveFittingPrefix(v, fd, offset, length, extra, reserved);
+}
+
+// Near full, a write settles exactly at the call, backing-filesystem metadata included.
+// ext4 (delayed allocation) allocates the data blocks of a write at once but its extent tree
+// only at write-back: a file of many extents (sparse writes) grows a leaf block per ~340
+// extents, and those blocks used to arrive after the write had been accounted, past the
+// capacity. Below kNearFullBlocks free, a write therefore (1) first writes back the recent
+// writes, once on the way down, so what they still had to allocate is counted, (2) reserves
+// kExtentTreeBlocks more when the file already has more extents than the inode holds (a leaf
+// split, an index block and one more level), (3) writes its own range back before measuring it.
+constexpr uint64_t kNearFullBlocks = 1024;
+constexpr uint32_t kInodeExtents = 4;
+constexpr uint64_t kExtentTreeBlocks = 3;
+
+// The number of extents of `fd`'s file, 0 when FIEMAP cannot tell.
+uint32_t ExtentCount(int fd) {
+  fiemap map{};
+  map.fm_start = 0;
+  map.fm_length = FIEMAP_MAX_OFFSET;
+  map.fm_extent_count = 0;
+  if (ioctl(fd, FS_IOC_FIEMAP, &map) != 0) return 0;
+  return map.fm_mapped_extents;
+}
+
+// Before a write into `fd`: the metadata allowance to reserve, with *settle set when the write
+// must be written back and measured at the call.
+uint64_t PrepareSettle(Impl* v, int fd, bool* settle) {
+  *settle = v->quota->AvailableBytes() < kNearFullBlocks * v->block_size;
+  if (!*settle) {
+    if (v->recent_settled.load(std::memory_order_relaxed)) {
+      v->recent_settled.store(false, std::memory_order_relaxed);
+    }
+    return 0;
+  }
+  if (!v->recent_settled.exchange(true)) RemeasureRecentWrites(v);
+  return ExtentCount(fd) >= kInodeExtents ? kExtentTreeBlocks * v->block_size : 0;
+}
+
+// After a settled write of [offset, offset + length): allocates now what write-back would.
+void SettleRange(int fd, off_t offset, uint64_t length) {
+  if (length == 0) return;
+  sync_file_range(fd, offset, static_cast<off_t>(length),
+                  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
 }
 
 // The inode lost a link; if it was the last, its space is free now, or at its last close.
@@ -721,21 +772,23 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
   Inode* parent = v->ToInode(parent_ino);
   Inode* newparent = v->ToInode(newparent_ino);
   NameReservation reservation;
-  int rv = ReserveName(v, 0, false, &reservation);
-  if (rv < 0) {
-    fuse_reply_err(req, -rv);
-    return;
-  }
+  int rv = 0;
   {
     std::lock_guard ns(v->namespace_mu);
     FdRef pref, npref;
     rv = v->table->Acquire(parent, &pref);
     if (rv == 0) rv = v->table->Acquire(newparent, &npref);
     struct stat source, target;
+    bool target_exists = rv == 0 && fstatat(npref.fd(), newname, &target, AT_SYMLINK_NOFOLLOW) == 0;
+    // Only a new name can grow the new parent directory, by one block at most: an exchange
+    // swaps two entries in place, and a rename over an existing name rewrites that entry
+    // (and frees the object it named). So only a new name needs space on a full volume.
+    if (rv == 0 && !target_exists && !(flags & RENAME_EXCHANGE)) {
+      rv = ReserveName(v, 0, false, &reservation);
+    }
     bool replaces = false;
     Inode* victim = nullptr;
-    if (rv == 0 && !(flags & RENAME_EXCHANGE) &&
-        fstatat(npref.fd(), newname, &target, AT_SYMLINK_NOFOLLOW) == 0 &&
+    if (rv == 0 && target_exists && !(flags & RENAME_EXCHANGE) &&
         fstatat(pref.fd(), name, &source, AT_SYMLINK_NOFOLLOW) == 0 &&
         !(source.st_dev == target.st_dev && source.st_ino == target.st_ino)) {
       replaces = true;
@@ -752,12 +805,14 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
         v->table->Unindex(victim);
       }
     }
-    if (rv == 0 && v->quota->enabled() && parent != newparent) {
-      int64_t delta = RemeasureFd(parent, pref.fd());
+    if (rv == 0 && v->quota->enabled()) {
+      // Measured also without a reservation: what the backing filesystem did counts.
+      int64_t delta = RemeasureFd(newparent, npref.fd());
+      if (parent != newparent) delta += RemeasureFd(parent, pref.fd());
       if (delta != 0) v->quota->Adjust(delta, 0);
     }
   }
-  CommitName(v, reservation, newparent, 0, rv == 0);
+  if (reservation.bytes != 0) v->quota->Commit(reservation.bytes, 0);
   fuse_reply_err(req, -rv);
 }
 
@@ -916,8 +971,10 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
   size_t size = fuse_buf_size(in_buf);
   uint64_t reserved = 0;
   size_t allowed = size;
+  bool settle = false;  // near full: see kNearFullBlocks
   if (v->quota->enabled()) {
-    allowed = ReserveForWrite(v, fd, static_cast<uint64_t>(off), size, &reserved);
+    uint64_t extra = PrepareSettle(v, fd, &settle);
+    allowed = ReserveForWrite(v, fd, static_cast<uint64_t>(off), size, extra, &reserved);
     if (allowed == 0 && size > 0) {
       fuse_reply_err(req, -Refuse(v));
       return;
@@ -930,6 +987,7 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
   ssize_t written = fuse_buf_copy(&out, in_buf, FUSE_BUF_SPLICE_NONBLOCK);
   if (v->quota->enabled()) {
     Inode* inode = v->ToInode(ino);
+    if (settle && written > 0) SettleRange(fd, off, static_cast<uint64_t>(written));
     v->quota->Commit(reserved, RemeasureFd(inode, fd));
     NoteWritten(v, inode);
   }
@@ -956,7 +1014,7 @@ void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
   if (v->quota->enabled() && !frees) {
     uint64_t len = static_cast<uint64_t>(length);
     // fallocate is all or nothing: the whole range must fit.
-    if (ReserveForWrite(v, fd, static_cast<uint64_t>(offset), len, &reserved) != len) {
+    if (ReserveForWrite(v, fd, static_cast<uint64_t>(offset), len, 0, &reserved) != len) {
       v->quota->Commit(reserved, 0);
       fuse_reply_err(req, -Refuse(v));
       return;
@@ -977,8 +1035,10 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
   int out_fd = static_cast<int>(fi_out->fh);
   uint64_t reserved = 0;
   size_t allowed = len;
+  bool settle = false;  // near full: see kNearFullBlocks
   if (v->quota->enabled()) {
-    allowed = ReserveForWrite(v, out_fd, static_cast<uint64_t>(off_out), len, &reserved);
+    uint64_t extra = PrepareSettle(v, out_fd, &settle);
+    allowed = ReserveForWrite(v, out_fd, static_cast<uint64_t>(off_out), len, extra, &reserved);
     if (allowed == 0 && len > 0) {
       fuse_reply_err(req, -Refuse(v));
       return;
@@ -990,6 +1050,7 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
                               static_cast<unsigned>(flags));
   int err = errno;
   if (v->quota->enabled()) {
+    if (settle && n > 0) SettleRange(out_fd, off_out, static_cast<uint64_t>(n));
     v->quota->Commit(reserved, RemeasureFd(v->ToInode(ino_out), out_fd));
     NoteWritten(v, v->ToInode(ino_out));
   }

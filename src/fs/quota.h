@@ -12,8 +12,9 @@ namespace claimfs::fs {
 // Every operation that may allocate first reserves its worst case, then commits what the
 // backing filesystem really allocated (measured with fstat). While reservations cover every
 // in-flight operation, used + reserved never passes the capacity, so concurrent writers can
-// overshoot only by allocations the worst case did not foresee (backing-filesystem metadata,
-// at most one block per operation in flight). Thread-safe; one short critical section per call.
+// overshoot only by allocations the worst case did not foresee (backing-filesystem metadata;
+// ops.cc settles writes near full exactly, see kNearFullBlocks). Thread-safe; one short
+// critical section per call.
 class Quota {
  public:
   Quota(std::optional<uint64_t> capacity, std::optional<uint64_t> inode_limit,

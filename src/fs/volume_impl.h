@@ -42,6 +42,9 @@ class Volume::Impl {
   };
   std::mutex recent_mu;  // before InodeTable's locks
   std::vector<RecentWrite> recently_written;  // guarded by recent_mu
+  // Set when writes near full have written back and counted the recent writes; cleared by a
+  // write with room to spare (see kNearFullBlocks in ops.cc).
+  std::atomic<bool> recent_settled{false};
 
   dev_t backing_device = 0;
   std::atomic<bool> readahead_pending{true};  // see MatchBackingReadahead

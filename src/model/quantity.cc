@@ -1,5 +1,6 @@
 #include "claimfs/model/quantity.h"
 
+#include <algorithm>
 #include <cctype>
 #include <limits>
 
@@ -13,6 +14,8 @@ constexpr std::string_view kQuantityPattern =
     "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
 constexpr int128 kInt64Max = std::numeric_limits<int64_t>::max();
+constexpr int kMaxExponent = 9999;
+constexpr int kMaxSignificant = 30;
 
 Status Malformed(std::string_view text) {
   return Status::Invalid("invalid quantity \"" + std::string(text) + "\": " +
@@ -63,11 +66,12 @@ bool ParseSuffix(std::string_view s, Suffix* out) {
       negative = digits[0] == '-';
       digits.remove_prefix(1);
     }
-    if (digits.empty() || digits.size() > 3) return false;
+    if (digits.empty()) return false;
+    // Past kMaxExponent every mantissa is too large, or rounds to one byte or zero, alike.
     int exponent = 0;
     for (char c : digits) {
       if (!std::isdigit(static_cast<unsigned char>(c))) return false;
-      exponent = exponent * 10 + (c - '0');
+      exponent = std::min(exponent * 10 + (c - '0'), kMaxExponent);
     }
     *out = {10, negative ? -exponent : exponent, QuantityFormat::kDecimalExponent};
     return true;
@@ -91,6 +95,8 @@ Result<Quantity> Quantity::Parse(std::string_view text) {
   int significant = 0;
   bool seen_dot = false;
   bool seen_digit = false;
+  int dropped_whole_digits = 0;
+  bool dropped_nonzero = false;
   size_t i = 0;
   for (; i < s.size(); ++i) {
     char c = s[i];
@@ -105,7 +111,13 @@ Result<Quantity> Quantity::Parse(std::string_view text) {
       if (seen_dot) ++fraction_digits;
       continue;
     }
-    if (++significant > 30) return Malformed(text);
+    // Digits past kMaxSignificant are below a byte in any value that fits in 64 bits: they
+    // scale the mantissa (whole digits) and round up (any that is not 0).
+    if (++significant > kMaxSignificant) {
+      if (!seen_dot) ++dropped_whole_digits;
+      if (c != '0') dropped_nonzero = true;
+      continue;
+    }
     mantissa = mantissa * 10 + (c - '0');
     if (seen_dot) ++fraction_digits;
   }
@@ -120,7 +132,7 @@ Result<Quantity> Quantity::Parse(std::string_view text) {
     return Status::Invalid("invalid quantity \"" + std::string(text) +
                            "\": too large (the most is 8Ei - 1 bytes)");
   };
-  int decimal_shift = -fraction_digits;
+  int decimal_shift = dropped_whole_digits - fraction_digits;
   if (suffix.base == 2) {
     for (int k = 0; k < suffix.exponent; ++k) {
       numerator *= 2;
@@ -135,11 +147,12 @@ Result<Quantity> Quantity::Parse(std::string_view text) {
   }
   for (; decimal_shift < 0; ++decimal_shift) {
     denominator *= 10;
-    if (denominator > kInt64Max) {  // far below one byte: rounds up to 1 (or 0)
-      return Quantity(mantissa == 0 ? 0 : (negative ? -1 : 1) * 1, suffix.format);
+    if (denominator > numerator) {  // below one byte, and stays there: rounds up to 1 (or 0)
+      return Quantity(mantissa == 0 ? 0 : (negative ? -1 : 1), suffix.format);
     }
   }
   int128 value = (numerator + denominator - 1) / denominator;
+  if (dropped_nonzero && numerator % denominator == 0) ++value;
   if (value > kInt64Max) return too_large();
   return Quantity(static_cast<int64_t>(negative ? -value : value), suffix.format);
 }

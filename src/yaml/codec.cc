@@ -198,8 +198,13 @@ Result<Object> ObjectFromJson(const json& j) {
   return std::move(*object);
 }
 
-std::optional<Object> DecodeObject(const json& j, DecodeReport* report) {
-  internal::Decoder d;
+std::optional<Object> DecodeObject(const json& j, DecodeReport* report,
+                                   const NumberTexts* numbers) {
+  internal::Decoder d([numbers](const std::string& pointer) -> const std::string* {
+    if (numbers == nullptr) return nullptr;
+    auto it = numbers->find(pointer);
+    return it == numbers->end() ? nullptr : &it->second;
+  });
   auto object = d.DecodeObject(j);
   report->errors = std::move(d.errors());
   report->unknown_fields = std::move(d.unknown_fields());

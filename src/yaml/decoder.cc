@@ -67,6 +67,13 @@ constexpr std::array<std::string_view, 20> kForeignVolumeSources = {"gcePersiste
 }  // namespace
 
 void Decoder::WrongType(const FieldPath& path, const char* expected, const json& got) {
+  // A number's own text, also for one beyond a double that arrived as a string.
+  const std::string* raw = raw_number_ ? raw_number_(path.Pointer()) : nullptr;
+  if (raw != nullptr) {
+    errors_.push_back(TypeError(
+        path, std::string("expected ") + expected + ", got number " + raw->substr(0, 80)));
+    return;
+  }
   std::string detail = std::string("expected ") + expected + ", got " + JsonTypeName(got);
   if (got.is_string() || got.is_number() || got.is_boolean()) {
     std::string shown = got.is_string() ? Quote(got.get_ref<const std::string&>()) : got.dump();
@@ -109,7 +116,7 @@ bool Decoder::Fields(const json& j, const FieldPath& path, const FieldFn& field)
 
 bool Decoder::String(const json& j, const FieldPath& path, std::string* out) {
   if (j.is_null()) return false;
-  if (!j.is_string()) {
+  if (!j.is_string() || (raw_number_ && raw_number_(path.Pointer()) != nullptr)) {
     WrongType(path, "string", j);
     return false;
   }

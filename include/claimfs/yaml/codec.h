@@ -11,6 +11,7 @@
 #include "claimfs/common/status.h"
 #include "claimfs/model/objects.h"
 #include "claimfs/yaml/field_error.h"
+#include "claimfs/yaml/json_text.h"
 
 namespace claimfs::yaml {
 
@@ -38,12 +39,14 @@ Result<model::Event> EventFromJson(const nlohmann::json& json);
 Result<Object> ObjectFromJson(const nlohmann::json& json);
 
 // The same decoding with its findings itemised: every error and every unknown field's path.
-// Returns the object when `errors` stayed empty.
+// Returns the object when `errors` stayed empty. `numbers`, when given, holds the text of the
+// JSON numbers (see ParseJsonKeepingNumbers): a quantity written as a number is read from it.
 struct DecodeReport {
   ErrorList errors;
   std::vector<FieldPath> unknown_fields;
 };
-std::optional<Object> DecodeObject(const nlohmann::json& json, DecodeReport* report);
+std::optional<Object> DecodeObject(const nlohmann::json& json, DecodeReport* report,
+                                   const NumberTexts* numbers = nullptr);
 
 // "PersistentVolume", "PersistentVolumeClaim", "StorageClass".
 std::string_view KindOf(const Object& object);

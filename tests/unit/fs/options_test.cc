@@ -47,13 +47,37 @@ TEST(MountOptionsTest, RefusesBadOptionsNamingThem) {
     const char* list;
     const char* named;
   } cases[] = {
-      {"capacity=1GB", "capacity=1GB"},      {"capacity=", "capacity="},
-      {"capacity", "capacity"},              {"capacity=-1Gi", "capacity=-1Gi"},
-      {"capacity=0", "capacity=0"},          {"inodes=lots", "inodes=lots"},
-      {"inodes=0", "inodes=0"},              {"quota_errno=EIO", "quota_errno=EIO"},
-      {"ro,bogus", "bogus"},                 {"fsname=", "fsname="},
-      {"noexec=1", "noexec=1"},              {"threads=0", "threads=0"},
+      {"capacity=1GB", "capacity=1GB"},
+      {"capacity=", "capacity="},
+      {"capacity", "capacity"},
+      {"capacity=-1Gi", "capacity=-1Gi"},
+      {"capacity=0", "capacity=0"},
+      {"inodes=lots", "inodes=lots"},
+      {"inodes=0", "inodes=0"},
+      {"quota_errno=EIO", "quota_errno=EIO"},
+      {"ro,bogus", "bogus"},
+      {"fsname=", "fsname="},
+      {"noexec=1", "noexec=1"},
+      {"threads=0", "threads=0"},
       {"cache_timeout=soon", "cache_timeout=soon"},
+      // Hostile capacities: each refused with the option named, none overflowing.
+      {"capacity=1e999999", "capacity=1e999999"},
+      {"capacity=-1e999999", "capacity=-1e999999"},
+      {"capacity=Infinity", "capacity=Infinity"},
+      {"capacity=NaN", "capacity=NaN"},
+      {"capacity=-0", "capacity=-0"},
+      {"capacity=99999999999999999999", "capacity=99999999999999999999"},
+      {"capacity=9223372036854775808", "capacity=9223372036854775808"},
+      {"capacity=1.5.5Gi", "capacity=1.5.5Gi"},
+      {"capacity=1Gi ", "capacity=1Gi "},
+      {"capacity= 1Gi", "capacity= 1Gi"},
+      {"capacity=.", "capacity=."},
+      {"capacity=+", "capacity=+"},
+      {"capacity=1e", "capacity=1e"},
+      {"capacity=0x10", "capacity=0x10"},
+      {"capacity=1Ki1", "capacity=1Ki1"},
+      {"capacity=8Ei", "capacity=8Ei"},
+      {"capacity=-1", "capacity=-1"},
   };
   for (const auto& c : cases) {
     VolumeOptions o;

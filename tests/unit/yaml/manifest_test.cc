@@ -419,6 +419,34 @@ INSTANTIATE_TEST_SUITE_P(Table, QuantityScalarTest,
                                            ScalarCase{"2G", "2G"}, ScalarCase{"500Mi", "500Mi"},
                                            ScalarCase{"0.5", "1"}));
 
+class BadQuantityScalarTest : public ::testing::TestWithParam<const char*> {};
+
+// Hostile quantities in a manifest: each refused at its line and column, naming the field.
+TEST_P(BadQuantityScalarTest, IsRefusedNamingTheField) {
+  std::string text = std::string(R"(apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: q}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: )") + GetParam() +
+                     "\n";
+  ManifestSet set = ParseManifests(text, "q.yaml");
+  ASSERT_FALSE(set.ok()) << GetParam();
+  std::string errors = AllErrors(set);
+  EXPECT_NE(errors.find("q.yaml:8:"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("spec.resources"), std::string::npos) << errors;
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, BadQuantityScalarTest,
+                         ::testing::Values("1e999999", "-1e999999", "\"1e999999\"", ".inf", "-.inf",
+                                           ".nan", "Infinity", "NaN", "-0", "0",
+                                           "99999999999999999999", "\"1Gi \"", "\" 1Gi\"",
+                                           "1.5.5Gi", "\"\\0\"", "9223372036854775808", "-1",
+                                           "-1Gi", "\".\"", "\"+\"", "1e", "0x10", "0o17", "1Ki1",
+                                           "8Ei", "[1Gi]", "{a: 1}", "true", "1_000"));
+
 TEST(ManifestTest, Yaml12ScalarsAndQuotedStrings) {
   // "yes" is a string in YAML 1.2; a quoted number is a string; true is a boolean.
   ManifestSet set = ParseManifests(R"(apiVersion: storage.k8s.io/v1
