@@ -253,8 +253,9 @@ std::string VolumePath(const model::PersistentVolume& pv) {
   return "";
 }
 
-// Ok when `records` say claimfsd created `path` for `volume` and it is still that directory
-// (device and inode), or when nothing is at `path`; kForbidden otherwise.
+// Ok when `records` (sorted by path, as the store lists them) say claimfsd created `path` for
+// `volume` and it is still that directory (device and inode), or when nothing is at `path`;
+// kForbidden otherwise.
 Status IsCreatedDirectory(const std::string& volume, const std::string& path,
                           const std::vector<store::CreatedDirectory>& records) {
   if (path.empty()) return Status::Forbidden("volume " + volume + " has no path");
@@ -263,12 +264,13 @@ Status IsCreatedDirectory(const std::string& volume, const std::string& path,
     if (errno == ENOENT) return Status::Ok();  // nothing there to lose
     return Status::FromErrno("cannot stat " + path, errno);
   }
-  for (const store::CreatedDirectory& r : records) {
-    if (r.path == path && r.volume == volume && S_ISDIR(st.st_mode) &&
-        r.device == static_cast<uint64_t>(st.st_dev) &&
-        r.inode == static_cast<uint64_t>(st.st_ino)) {
-      return Status::Ok();
-    }
+  auto r = std::lower_bound(
+      records.begin(), records.end(), path,
+      [](const store::CreatedDirectory& record, const std::string& p) { return record.path < p; });
+  if (r != records.end() && r->path == path && r->volume == volume && S_ISDIR(st.st_mode) &&
+      r->device == static_cast<uint64_t>(st.st_dev) &&
+      r->inode == static_cast<uint64_t>(st.st_ino)) {
+    return Status::Ok();
   }
   return Status::Forbidden("claimfsd removes data only from directories it created, and " + path +
                            " is not one (or was replaced since); the data is kept");
@@ -1002,25 +1004,47 @@ std::map<std::string, std::string> Daemon::Overlaps(
   std::set<std::string> pools;
   {
     std::lock_guard lock(config_mu_);
-    for (const yaml::PoolConfig& p : config_.pools) pools.insert(p.path);
+    for (const yaml::PoolConfig& p : config_.pools) pools.insert(model::LexicallyNormal(p.path));
   }
-  std::map<std::string, std::string> overlaps;
+  // Volumes by the normal form of their path, so that each one's equal, enclosing and enclosed
+  // directories are a few look-ups, not a scan: a pass stays cheap with thousands of volumes.
+  // A path that does not parse overlaps nothing here; the mount and reclaim checks refuse it.
+  std::multimap<std::string, const model::PersistentVolume*> by_path;
   for (const model::PersistentVolume& pv : volumes) {
-    const std::string& name = pv.metadata.name;
-    std::string path = VolumePath(pv);
-    if (path.empty()) continue;
-    for (const model::PersistentVolume& other : volumes) {
-      std::string other_path = VolumePath(other);
-      if (other.metadata.name == name || other_path.empty()) continue;
-      if (provisioner::PathsOverlap(path, other_path)) {
-        overlaps[name] = "PersistentVolume \"" + other.metadata.name + "\" (" + other_path + ")";
-        break;
-      }
+    auto path = model::HostPath::Parse(VolumePath(pv));
+    if (path.ok()) by_path.emplace(path->string(), &pv);
+  }
+  auto other_at = [&](const std::string& path,
+                      const model::PersistentVolume* self) -> const model::PersistentVolume* {
+    auto [first, last] = by_path.equal_range(path);
+    for (auto it = first; it != last; ++it) {
+      if (it->second != self) return it->second;
     }
-    if (overlaps.count(name)) continue;
+    return nullptr;
+  };
+  std::map<std::string, std::string> overlaps;
+  for (const auto& [path, pv] : by_path) {
+    const model::PersistentVolume* other = other_at(path, pv);
+    std::string below = path == "/" ? path : path + "/";
+    for (auto it = by_path.lower_bound(below);
+         !other && it != by_path.end() && it->first.compare(0, below.size(), below) == 0; ++it) {
+      if (it->second != pv) other = it->second;
+    }
+    for (std::string parent = path; !other && parent != "/";) {
+      size_t slash = parent.rfind('/');
+      parent = slash == 0 ? "/" : parent.substr(0, slash);
+      other = other_at(parent, pv);
+    }
+    const std::string& name = pv->metadata.name;
+    if (other) {
+      overlaps[name] =
+          "PersistentVolume \"" + other->metadata.name + "\" (" + VolumePath(*other) + ")";
+      continue;
+    }
     for (const auto& [what, dir] : managed) {
+      std::string normal_dir = model::LexicallyNormal(dir);
       // A pool's own volumes are <pool>/<their name>.
-      if (pools.count(dir) && model::LexicallyNormal(path) == model::LexicallyNormal(dir) + "/" + name) continue;
+      if (pools.count(normal_dir) && path == normal_dir + "/" + name) continue;
       if (provisioner::PathsOverlap(path, dir)) {
         overlaps[name] = what + " (" + dir + ")";
         break;
