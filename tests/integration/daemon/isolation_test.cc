@@ -308,6 +308,57 @@ TEST_F(IsolationTest, UidMatrixOnAClaimsMount) {
   }
 }
 
+// A hostPath directory that was missing is created for the claim's owner, mode 0770, below
+// parents only root enters: before, it was root's 0755 on /tmp, its owner could not write to it
+// and every local user read what was written through the mount from the backing directory.
+TEST_F(IsolationTest, HostPathDirectoryClaimfsdCreatesBelongsToTheClaimsOwner) {
+  ASSERT_TRUE(StartDaemon());
+  OpenSocketToEveryone();
+  const std::string parent = base() + "/made-by-claimfsd";
+  const std::string leaf = parent + "/for-alice";
+  json pv = {{"apiVersion", "v1"},
+             {"kind", "PersistentVolume"},
+             {"metadata", {{"name", "made"}}},
+             {"spec",
+              {{"capacity", {{"storage", "16Mi"}}},
+               {"accessModes", {"ReadWriteOnce"}},
+               {"persistentVolumeReclaimPolicy", "Retain"},
+               {"storageClassName", ""},
+               {"hostPath", {{"path", leaf}}}}}};
+  std::string created = RawHttp(socket_path(), "POST", "/api/v1/persistentvolumes", pv.dump());
+  ASSERT_EQ(StatusOf(created), 201) << created;
+  json claim = json::parse(ClaimBody("made"));
+  claim["spec"]["storageClassName"] = "";
+  claim["spec"]["volumeName"] = "made";
+  std::string answer =
+      RunAs(kOwner, [&] { return RawHttp(socket_path(), "POST", kClaims, claim.dump()); });
+  ASSERT_EQ(StatusOf(answer), 201) << answer;
+  ASSERT_TRUE(WaitBoundAndMounted("made"));
+
+  struct stat st;
+  ASSERT_EQ(lstat(leaf.c_str(), &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_uid, kOwner.uid);
+  EXPECT_EQ(st.st_gid, kOwner.gid);
+  EXPECT_EQ(st.st_mode & 07777, 0770u);
+  ASSERT_EQ(lstat(parent.c_str(), &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+
+  std::string mount = MountPath("made");
+  std::string wrote = RunAs(kOwner, [&] {
+    int fd = open((mount + "/note").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) close(fd);
+    return Errno(fd);
+  });
+  EXPECT_EQ(wrote, "ok") << "the owner writes into its own claim";
+  std::string backing = RunAs(kStranger, [&] {
+    int fd = open((leaf + "/note").c_str(), O_RDONLY);
+    if (fd >= 0) close(fd);
+    return Errno(fd);
+  });
+  EXPECT_EQ(backing, "EACCES") << "another user reads the backing directory";
+}
+
 TEST_F(IsolationTest, RootActingForAUserGivesThatUserTheClaim) {
   ASSERT_TRUE(StartDaemon());
   std::string answer =
