@@ -1,11 +1,17 @@
 #include "claimctl/sources.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <sstream>
+
+#include "claimctl/sudo_user.h"
 
 namespace claimfs::claimctl {
 namespace {
@@ -17,17 +23,27 @@ bool IsManifestFile(const fs::path& path) {
   return ext == ".yaml" || ext == ".yml" || ext == ".json";
 }
 
-bool ReadFile(const fs::path& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return !in.bad();
+// 0, or the errno of the open or read that failed.
+int ReadFile(const fs::path& path, std::string* out) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return err;
+    }
+    out->append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return 0;
 }
 
-}  // namespace
-
-bool CollectSources(const std::vector<std::string>& args, std::istream& in, std::ostream& err,
-                    std::vector<Source>* out) {
+bool Collect(const std::vector<std::string>& args, std::istream& in, std::ostream& err,
+             std::vector<Source>* out) {
   bool ok = true;
   for (const std::string& arg : args) {
     if (arg == "-") {
@@ -38,6 +54,11 @@ bool CollectSources(const std::vector<std::string>& args, std::istream& in, std:
     }
     std::error_code ec;
     fs::file_status st = fs::status(arg, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory) {
+      err << "error: cannot read \"" << arg << "\": " << ec.message() << "\n";
+      ok = false;
+      continue;
+    }
     if (ec || !fs::exists(st)) {
       err << "error: the path \"" << arg << "\" does not exist\n";
       ok = false;
@@ -58,13 +79,34 @@ bool CollectSources(const std::vector<std::string>& args, std::istream& in, std:
     }
     for (const fs::path& file : files) {
       Source source{file.string(), ""};
-      if (!ReadFile(file, &source.text)) {
-        err << "error: cannot read \"" << file.string() << "\"\n";
+      if (int read_errno = ReadFile(file, &source.text); read_errno != 0) {
+        err << "error: cannot read \"" << file.string() << "\": " << std::strerror(read_errno)
+            << "\n";
         ok = false;
         continue;
       }
       out->push_back(std::move(source));
     }
+  }
+  return ok;
+}
+
+}  // namespace
+
+bool CollectSources(const std::vector<std::string>& args, std::istream& in, std::ostream& err,
+                    std::vector<Source>* out) {
+  // Under sudo, root's access would let the user read any file (and see it echoed in errors).
+  Result<std::optional<SudoUser>> sudo_user = FindSudoUser();
+  if (!sudo_user.ok()) {
+    err << "error: " << sudo_user.status().message() << "\n";
+    return false;
+  }
+  if (!sudo_user->has_value()) return Collect(args, in, err, out);
+  bool ok = false;
+  Status switched = RunWithFileAccessOf(**sudo_user, [&] { ok = Collect(args, in, err, out); });
+  if (!switched.ok()) {
+    err << "error: " << switched.message() << "\n";
+    return false;
   }
   return ok;
 }

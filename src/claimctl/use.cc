@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "claimctl/commands.h"
+#include "claimctl/sudo_user.h"
 
 namespace claimfs::claimctl {
 namespace {
@@ -52,6 +53,12 @@ int RunUse(const GlobalOptions& global, const UseOptions& options, Io& io) {
     if (claim.rfind(prefix, 0) == 0) claim = claim.substr(std::strlen(prefix));
   }
   const std::string& ns = global.namespace_;
+  // Under sudo the command is the user's, not root's: it runs with their uid, gid and groups.
+  Result<std::optional<SudoUser>> sudo_user = FindSudoUser();
+  if (!sudo_user.ok()) {
+    io.err << "error: " << sudo_user.status().message() << "\n";
+    return kExitError;
+  }
   Api api(global);
 
   Result<json> pvc = api.Get(ObjectPath(Kind::kPersistentVolumeClaim, ns, claim));
@@ -115,8 +122,11 @@ int RunUse(const GlobalOptions& global, const UseOptions& options, Io& io) {
     }
     if (env_mount.size() == std::strlen("CLAIMFS_MOUNT=")) _exit(kExitError);  // no lease
     putenv(env_mount.data());
-    execvp(argv[0], argv.data());
-    int err = errno;
+    int err = sudo_user->has_value() ? BecomeForExec(**sudo_user) : 0;
+    if (err == 0) {
+      execvp(argv[0], argv.data());
+      err = errno;
+    }
     ssize_t written = write(exec_failed[1], &err, sizeof err);
     (void)written;
     _exit(err == ENOENT ? 127 : 126);

@@ -53,6 +53,8 @@ struct ExecArgs {
     for (const std::string& e : env_overrides) overridden.insert(e.substr(0, e.find('=')));
     for (char** e = environ; *e != nullptr; ++e) {
       std::string entry = *e;
+      // A suite run through sudo must not make every claimctl act for the user who ran sudo.
+      if (entry.rfind("SUDO_", 0) == 0) continue;
       if (!overridden.count(entry.substr(0, entry.find('=')))) env_storage.push_back(entry);
     }
     for (const std::string& e : env_overrides) env_storage.push_back(e);

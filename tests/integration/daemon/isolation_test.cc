@@ -522,5 +522,101 @@ TEST_F(IsolationTest, DockerPluginVolumesAreBehindARootOnlyDirectory) {
   EXPECT_EQ(got, "EACCES");
 }
 
+// What `sudo claimctl` looks like to claimctl: root, with the invoking user in SUDO_*.
+// SUDO_USER=root names an account that is not SUDO_UID's: its groups must not be taken.
+const std::vector<std::string> kSudoEnv = {"SUDO_UID=1001", "SUDO_GID=1001", "SUDO_USER=root"};
+
+// A directory every user may traverse, for files the tests give to root or to uid 1001.
+class SudoFiles {
+ public:
+  SudoFiles() {
+    char name[] = "/tmp/claimfs-sudo-XXXXXX";
+    if (mkdtemp(name) != nullptr) dir_ = name;
+    chmod(dir_.c_str(), 0755);
+  }
+  ~SudoFiles() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  const std::string& dir() const { return dir_; }
+  std::string Write(const std::string& name, const std::string& text, uid_t uid, mode_t mode) {
+    std::string path = dir_ + "/" + name;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path) << text;
+    EXPECT_EQ(chown(path.c_str(), uid, uid), 0) << strerror(errno);
+    EXPECT_EQ(chmod(path.c_str(), mode), 0) << strerror(errno);
+    return path;
+  }
+
+ private:
+  std::string dir_;
+};
+
+// Issue 9 (H1): `sudo claimctl use CLAIM -- CMD` ran CMD as root, so a sudo rule for claimctl
+// alone was a root shell.
+TEST_F(IsolationTest, SudoClaimctlUseRanTheCommandAsRoot) {
+  ASSERT_EQ(mkdir(data_dir().c_str(), 0755), 0);
+  ASSERT_TRUE(StartDaemon());
+  CommandOptions sudo;
+  sudo.env = kSudoEnv;
+  sudo.stdin_data = ClaimBody("mine");
+  CommandResult r = Claimctl({"apply", "-f", "-"}, sudo);
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  ASSERT_TRUE(WaitBoundAndMounted("mine"));
+  sudo.stdin_data.clear();
+  r = Claimctl({"use", "mine", "--", "sh", "-c",
+                "id -u; id -g; id -G; echo \"$HOME $USER\"; touch \"$CLAIMFS_MOUNT/by-cmd\""},
+               sudo);
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_EQ(r.out, "1001\n1001\n1001\n/ 1001\n");
+  struct stat st;
+  ASSERT_EQ(stat((MountPath("mine") + "/by-cmd").c_str(), &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_uid, 1001u);
+  EXPECT_EQ(st.st_gid, 1001u);
+}
+
+// Issue 9 (H1): `sudo claimctl apply -f FILE` read FILE as root and echoed a line of it in its
+// error, so any user allowed to run claimctl through sudo could read root's files.
+TEST_F(IsolationTest, SudoClaimctlApplyReadRootOnlyFiles) {
+  ASSERT_TRUE(StartDaemon());
+  SudoFiles files;
+  const std::string secret = "apiVersion: v1\nkind: root-only-secret\n";  // errors echo the kind
+  std::string root_file = files.Write("secret", secret, 0, 0600);
+  files.Write("dir/secret.yaml", secret, 0, 0600);
+  ASSERT_EQ(chmod((files.dir() + "/dir").c_str(), 0755), 0);
+  std::string root_dir = files.dir() + "/private";
+  ASSERT_EQ(mkdir(root_dir.c_str(), 0700), 0);
+  files.Write("private/secret.yaml", secret, 0, 0644);
+  CommandOptions sudo;
+  sudo.env = kSudoEnv;
+  for (const std::string& path :
+       {root_file, files.dir() + "/dir", root_dir, root_dir + "/secret.yaml"}) {
+    CommandResult r = Claimctl({"apply", "-f", path}, sudo);
+    EXPECT_NE(r.exit_code, 0) << path << ": " << r.Describe();
+    EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << path << ": " << r.Describe();
+    EXPECT_EQ((r.out + r.err).find("root-only-secret"), std::string::npos) << r.Describe();
+  }
+  // Root itself, without sudo, still reads them.
+  CommandResult r = Claimctl({"apply", "-f", root_file});
+  EXPECT_NE(r.err.find("root-only-secret"), std::string::npos) << r.Describe();
+}
+
+TEST_F(IsolationTest, SudoClaimctlApplyReadsTheUsersOwnFiles) {
+  ASSERT_TRUE(StartDaemon());
+  SudoFiles files;
+  std::string own = files.Write("claims/mine.yaml", ClaimBody("mine"), 1001, 0600);
+  ASSERT_EQ(chown((files.dir() + "/claims").c_str(), 1001, 1001), 0);
+  ASSERT_EQ(chmod((files.dir() + "/claims").c_str(), 0700), 0);
+  CommandOptions sudo;
+  sudo.env = kSudoEnv;
+  CommandResult r = Claimctl({"apply", "-f", own}, sudo);
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  r = Claimctl({"apply", "-f", files.dir() + "/claims"}, sudo);
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  std::optional<json> claim = GetClaim("mine");
+  ASSERT_TRUE(claim);
+  EXPECT_EQ((*claim)["metadata"]["annotations"].value("claimfs.io/owner-uid", ""), "1001");
+}
+
 }  // namespace
 }  // namespace claimfs::it
