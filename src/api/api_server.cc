@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <utility>
 
+#include "authz.h"
 #include "claimfs/api/http_server.h"
 #include "claimfs/api/status_object.h"
 #include "claimfs/common/log.h"
 #include "claimfs/yaml/field_error.h"
-#include "authz.h"
 #include "handlers.h"
 #include "identity.h"
 #include "metrics.h"
@@ -183,7 +183,10 @@ class ApiServer::Impl {
   std::optional<http::Response> LeaseRefused(const http::Request& request,
                                              const http::PathParams& params,
                                              const std::string& verb) {
-    std::optional<internal::Caller> tenant = internal::Tenant(request);
+    auto resolved = internal::Tenant(request);
+    if (auto* error = std::get_if<http::Response>(&resolved)) return std::move(*error);
+    const std::optional<internal::Caller>& tenant =
+        std::get<std::optional<internal::Caller>>(resolved);
     if (!tenant) return std::nullopt;
     Result<model::PersistentVolumeClaim> claim =
         context_.store->GetPersistentVolumeClaim(params.at("namespace"), params.at("name"));
@@ -221,9 +224,9 @@ class ApiServer::Impl {
       }
     }
     if (holder.size() > kMaxHolderBytes) {
-      errors.push_back(yaml::TooLongError(
-          yaml::FieldPath().Child("holder"),
-          "may not be more than " + std::to_string(kMaxHolderBytes) + " bytes"));
+      errors.push_back(
+          yaml::TooLongError(yaml::FieldPath().Child("holder"),
+                             "may not be more than " + std::to_string(kMaxHolderBytes) + " bytes"));
     } else if (std::any_of(holder.begin(), holder.end(),
                            [](char c) { return c < 0x20 || c == 0x7f; })) {
       errors.push_back(yaml::InvalidError(yaml::FieldPath().Child("holder"), holder,
@@ -295,11 +298,10 @@ class ApiServer::Impl {
                 });
     router_.Add("GET", claim_leases,
                 [this](const http::Request&, const http::PathParams& p) { return ListLeases(p); });
-    router_.Add(
-        "DELETE", claim_leases + "/{id}",
-        [this](const http::Request& request, const http::PathParams& p) {
-          return ReleaseLease(request, p);
-        });
+    router_.Add("DELETE", claim_leases + "/{id}",
+                [this](const http::Request& request, const http::PathParams& p) {
+                  return ReleaseLease(request, p);
+                });
     router_.Add("GET", "/apis/claimfs.io/v1/leases",
                 [this](const http::Request&, const http::PathParams&) {
                   return http::Response::Json(200, LeaseList(context_.hooks->ListLeases("")));

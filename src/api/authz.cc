@@ -83,15 +83,9 @@ std::optional<std::string> NotOwnDirectory(const Caller& tenant, const std::stri
 
 }  // namespace
 
-std::optional<Caller> Tenant(const http::Request& request) {
-  if (!request.peer || request.peer->uid == 0) return std::nullopt;
-  auto caller = ResolveCaller(request);
-  if (auto* resolved = std::get_if<std::optional<Caller>>(&caller); resolved && *resolved) {
-    return **resolved;
-  }
-  // A tenant that sent Impersonate-* is refused by ResolveCaller before any write gets here.
-  return Caller{request.peer->uid, request.peer->gid, request.peer->groups,
-                std::to_string(request.peer->uid)};
+std::variant<std::optional<Caller>, http::Response> Tenant(const http::Request& request) {
+  if (!request.peer || request.peer->uid == 0) return std::optional<Caller>();
+  return ResolveCaller(request);  // a tenant that sends Impersonate-* gets its 403
 }
 
 std::optional<uid_t> ClaimOwner(const model::PersistentVolumeClaim& claim) {

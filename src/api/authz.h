@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <variant>
 
 #include "claimfs/api/http_server.h"
 #include "claimfs/model/objects.h"
@@ -20,8 +21,9 @@ namespace claimfs::api::internal {
 inline constexpr char kCreatorUidAnnotation[] = "claimfs.io/creator-uid";
 
 // A peer that is not root, as the kernel names it; nullopt for root and for a peer the kernel
-// did not name (no checks apply then, as before). Impersonation does not make a tenant root.
-std::optional<Caller> Tenant(const http::Request& request);
+// did not name (no checks apply then, as before). A tenant that sends Impersonate-* headers
+// gets ResolveCaller's 403 instead.
+std::variant<std::optional<Caller>, http::Response> Tenant(const http::Request& request);
 
 // The claim's owner-uid annotation; nullopt when it has none (then it is root's).
 std::optional<uid_t> ClaimOwner(const model::PersistentVolumeClaim& claim);

@@ -7,13 +7,13 @@
 #include <optional>
 #include <vector>
 
+#include "authz.h"
 #include "claimfs/common/log.h"
 #include "claimfs/model/selector.h"
 #include "claimfs/yaml/codec.h"
 #include "claimfs/yaml/defaults.h"
 #include "claimfs/yaml/manifest.h"
 #include "claimfs/yaml/validation.h"
-#include "authz.h"
 #include "identity.h"
 #include "selectors.h"
 
@@ -147,7 +147,9 @@ std::string Verb(const http::Request& request) {
 template <typename T>
 std::optional<http::Response> Authorize(const Context& context, const http::Request& request,
                                         const T* stored, T* next) {
-  std::optional<Caller> tenant = Tenant(request);
+  auto resolved = Tenant(request);
+  if (auto* error = std::get_if<http::Response>(&resolved)) return std::move(*error);
+  const std::optional<Caller>& tenant = std::get<std::optional<Caller>>(resolved);
   if (!tenant) return std::nullopt;
   std::string verb = Verb(request);
   if constexpr (std::is_same_v<T, model::StorageClass>) {

@@ -14,13 +14,13 @@
 #include <variant>
 #include <vector>
 
+#include "authz.h"
 #include "claimfs/api/http_server.h"
 #include "claimfs/common/log.h"
 #include "claimfs/controller/controller.h"
 #include "claimfs/yaml/defaults.h"
 #include "claimfs/yaml/field_error.h"
 #include "claimfs/yaml/validation.h"
-#include "authz.h"
 
 namespace claimfs::api {
 
@@ -206,7 +206,11 @@ class VolumePluginServer::Impl {
                       " printable characters",
                   400);
     }
-    out.tenant = internal::Tenant(request);
+    auto tenant = internal::Tenant(request);
+    if (std::holds_alternative<http::Response>(tenant)) {
+      return Fail("claimfs: impersonation is forbidden on the plugin socket", 403);
+    }
+    out.tenant = std::get<std::optional<internal::Caller>>(std::move(tenant));
     auto opts = body.find("Opts");
     if (opts != body.end() && !opts->is_null()) {
       if (!opts->is_object()) return Fail("claimfs: Opts must be an object of strings", 400);
@@ -331,8 +335,7 @@ class VolumePluginServer::Impl {
                   403);
     }
     auto gid = annotations.find(controller::kOwnerGidAnnotation);
-    if (gid != annotations.end() &&
-        !tenant.InGroup(static_cast<gid_t>(std::stoul(gid->second)))) {
+    if (gid != annotations.end() && !tenant.InGroup(static_cast<gid_t>(std::stoul(gid->second)))) {
       return Fail("claimfs: option gid=" + gid->second + " is forbidden: user \"" + tenant.name +
                       "\" is not a member of that group",
                   403);
@@ -354,8 +357,7 @@ class VolumePluginServer::Impl {
     std::optional<uid_t> owner = internal::ClaimOwner(*claim);
     if (owner == std::optional<uid_t>(request.tenant->uid)) return std::nullopt;
     return Fail(std::string("claimfs: volume ") + request.name + " is forbidden: user \"" +
-                    request.tenant->name + "\" may not " + verb +
-                    " it: its claim belongs to " +
+                    request.tenant->name + "\" may not " + verb + " it: its claim belongs to " +
                     (owner ? "uid " + std::to_string(*owner) : std::string("root")),
                 403);
   }
