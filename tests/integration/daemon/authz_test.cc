@@ -254,6 +254,19 @@ TEST_F(AuthzTest, TenantCannotLiftMountProtections) {
   std::string lifted = As(kAlice, "PATCH", std::string(kVolumes) + "/plain",
                           R"({"spec":{"mountOptions":["noatime","suid"]}})", kMerge);
   EXPECT_EQ(StatusOf(lifted), 403) << lifted;
+  // Its own volume stays its own to change and delete.
+  std::string relabelled = As(kAlice, "PATCH", std::string(kVolumes) + "/plain",
+                              R"({"metadata":{"labels":{"a":"b"}}})", kMerge);
+  EXPECT_EQ(StatusOf(relabelled), 200) << relabelled;
+  std::string forged =
+      As(kAlice, "PATCH", std::string(kVolumes) + "/plain",
+         R"({"metadata":{"annotations":{"claimfs.io/creator-uid":"1002"}}})", kMerge);
+  EXPECT_EQ(StatusOf(forged), 200) << forged;
+  std::optional<json> plain_pv = GetVolume("plain");
+  ASSERT_TRUE(plain_pv);
+  EXPECT_EQ(plain_pv->at("metadata")["annotations"].value("claimfs.io/creator-uid", ""), "1001");
+  EXPECT_EQ(StatusOf(As(kBob, "DELETE", std::string(kVolumes) + "/plain")), 403);
+  EXPECT_EQ(StatusOf(As(kAlice, "DELETE", std::string(kVolumes) + "/plain")), 200);
 }
 
 // Attack B5: alice's default class `evil` (suid,dev) captured everyone's claims.
