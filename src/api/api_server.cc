@@ -1,7 +1,9 @@
 #include "claimfs/api/api_server.h"
 
+#include <algorithm>
 #include <utility>
 
+#include "authz.h"
 #include "claimfs/api/http_server.h"
 #include "claimfs/api/status_object.h"
 #include "claimfs/common/log.h"
@@ -18,6 +20,8 @@ namespace {
 
 constexpr char kClaimfsGroup[] = "claimfs.io";
 constexpr char kClaimfsApiVersion[] = "claimfs.io/v1";
+// A lease's holder, as a Kubernetes object name at most: it is kept and logged.
+constexpr size_t kMaxHolderBytes = 253;
 
 Status FieldTypeError(std::string_view what, std::string_view field, std::string_view expected) {
   return Status::Invalid(std::string(what) + ": " + std::string(field) +
@@ -175,6 +179,21 @@ class ApiServer::Impl {
     return json{{"kind", "LeaseList"}, {"apiVersion", kClaimfsApiVersion}, {"items", items}};
   }
 
+  // A tenant takes and releases leases only on its own claims (authz.h).
+  std::optional<http::Response> LeaseRefused(const http::Request& request,
+                                             const http::PathParams& params,
+                                             const std::string& verb) {
+    auto resolved = internal::Tenant(request);
+    if (auto* error = std::get_if<http::Response>(&resolved)) return std::move(*error);
+    const std::optional<internal::Caller>& tenant =
+        std::get<std::optional<internal::Caller>>(resolved);
+    if (!tenant) return std::nullopt;
+    Result<model::PersistentVolumeClaim> claim =
+        context_.store->GetPersistentVolumeClaim(params.at("namespace"), params.at("name"));
+    if (!claim.ok()) return internal::Failure(claim.status(), ClaimDetails(params));
+    return internal::CheckClaimWrite(*tenant, verb, *claim, "leases", kClaimfsGroup);
+  }
+
   http::Response AcquireLease(const http::Request& request, const http::PathParams& params) {
     auto parsed = internal::ParseBody(request);
     if (auto* error = std::get_if<http::Response>(&parsed)) return std::move(*error);
@@ -204,12 +223,22 @@ class ApiServer::Impl {
         pid = pid_it->get<int64_t>();
       }
     }
+    if (holder.size() > kMaxHolderBytes) {
+      errors.push_back(
+          yaml::TooLongError(yaml::FieldPath().Child("holder"),
+                             "may not be more than " + std::to_string(kMaxHolderBytes) + " bytes"));
+    } else if (std::any_of(holder.begin(), holder.end(),
+                           [](char c) { return c < 0x20 || c == 0x7f; })) {
+      errors.push_back(yaml::InvalidError(yaml::FieldPath().Child("holder"), holder,
+                                          "must be printable (no control characters)"));
+    }
     if (!errors.empty()) {
       return internal::Failure(422,
                                "lease for persistentvolumeclaim " + ClaimKey(params) +
                                    " is invalid: " + yaml::JoinErrors(errors),
                                StatusDetails{params.at("name"), kClaimfsGroup, "Lease", errors});
     }
+    if (auto refused = LeaseRefused(request, params, "create")) return std::move(*refused);
     Result<Lease> lease =
         context_.hooks->AcquireLease(ClaimKey(params), holder, static_cast<int>(pid));
     if (!lease.ok()) return internal::Failure(lease.status(), ClaimDetails(params));
@@ -223,7 +252,8 @@ class ApiServer::Impl {
     return http::Response::Json(200, LeaseList(context_.hooks->ListLeases(ClaimKey(params))));
   }
 
-  http::Response ReleaseLease(const http::PathParams& params) {
+  http::Response ReleaseLease(const http::Request& request, const http::PathParams& params) {
+    if (auto refused = LeaseRefused(request, params, "delete")) return std::move(*refused);
     const std::string& id = params.at("id");
     Status status = context_.hooks->ReleaseLease(ClaimKey(params), id);
     if (!status.ok()) {
@@ -268,9 +298,10 @@ class ApiServer::Impl {
                 });
     router_.Add("GET", claim_leases,
                 [this](const http::Request&, const http::PathParams& p) { return ListLeases(p); });
-    router_.Add(
-        "DELETE", claim_leases + "/{id}",
-        [this](const http::Request&, const http::PathParams& p) { return ReleaseLease(p); });
+    router_.Add("DELETE", claim_leases + "/{id}",
+                [this](const http::Request& request, const http::PathParams& p) {
+                  return ReleaseLease(request, p);
+                });
     router_.Add("GET", "/apis/claimfs.io/v1/leases",
                 [this](const http::Request&, const http::PathParams&) {
                   return http::Response::Json(200, LeaseList(context_.hooks->ListLeases("")));

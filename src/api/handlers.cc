@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "authz.h"
 #include "claimfs/common/log.h"
 #include "claimfs/model/selector.h"
 #include "claimfs/yaml/codec.h"
@@ -131,6 +132,38 @@ StatusDetails Details(const std::string& name) {
 }
 
 http::Response Ok(int code, const json& body) { return http::Response::Json(code, body); }
+
+// Kubernetes' verb for a request's method.
+std::string Verb(const http::Request& request) {
+  if (request.method == "POST") return "create";
+  if (request.method == "PUT") return "update";
+  if (request.method == "PATCH") return "patch";
+  if (request.method == "DELETE") return "delete";
+  return "get";
+}
+
+// A tenant's write of `stored` (nullptr on create), `next` what it would write (nullptr on
+// delete); see authz.h. nullopt when allowed.
+template <typename T>
+std::optional<http::Response> Authorize(const Context& context, const http::Request& request,
+                                        const T* stored, T* next) {
+  auto resolved = Tenant(request);
+  if (auto* error = std::get_if<http::Response>(&resolved)) return std::move(*error);
+  const std::optional<Caller>& tenant = std::get<std::optional<Caller>>(resolved);
+  if (!tenant) return std::nullopt;
+  std::string verb = Verb(request);
+  if constexpr (std::is_same_v<T, model::StorageClass>) {
+    const std::string& name = stored ? stored->metadata.name : next->metadata.name;
+    return CannotDo(*tenant, verb, Traits<T>::kResource, Traits<T>::kGroup, name, "",
+                    "only root may write storage classes");
+  } else if constexpr (std::is_same_v<T, model::PersistentVolumeClaim>) {
+    if (!stored) return std::nullopt;  // a new claim is the caller's (ApplyClaimOwner)
+    return CheckClaimWrite(*tenant, verb, *stored);
+  } else {
+    if (!stored) return CheckVolumeCreate(*tenant, context.store, next);
+    return CheckVolumeWrite(*tenant, verb, context.store, *stored, next);
+  }
+}
 
 template <typename T>
 http::Response InvalidResponse(const std::string& name, const yaml::ErrorList& errors) {
@@ -319,6 +352,7 @@ http::Response CreateObject(const Context& context, const http::Request& request
   }
   yaml::ErrorList errors = Tr::ValidateCreate(context, object);
   if (!errors.empty()) return InvalidResponse<T>(object.metadata.name, errors);
+  if (auto refused = Authorize<T>(context, request, nullptr, &object)) return std::move(*refused);
   if (std::get<bool>(dry_run)) {
     object.metadata.creation_timestamp = NowRfc3339();
     object.metadata.generation = 1;
@@ -377,6 +411,7 @@ http::Response UpdateObject(const Context& context, const http::Request& request
       auto refused = ApplyClaimOwner(std::get<std::optional<Caller>>(caller), &stored, &next);
       if (refused) return std::move(*refused);
     }
+    if (auto refused = Authorize<T>(context, request, &stored, &next)) return std::move(*refused);
     yaml::ErrorList errors = Tr::ValidateUpdate(context, stored, next);
     if (!errors.empty()) return InvalidResponse<T>(name, errors);
     if (dry_run) return Ok(200, yaml::ToJson(next));
@@ -538,6 +573,9 @@ http::Response DeleteObject(const Context& context, const http::Request& request
                      "Precondition failed: ResourceVersion in precondition: " + want_version +
                          ", ResourceVersion in meta: " + stored.metadata.resource_version,
                      Details<T>(name));
+    }
+    if (auto refused = Authorize<T>(context, request, &stored, nullptr)) {
+      return std::move(*refused);
     }
     if (stored.metadata.deletion_timestamp) return Ok(200, yaml::ToJson(stored));
     Status status;

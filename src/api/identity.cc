@@ -202,6 +202,14 @@ std::optional<http::Response> ApplyClaimOwner(const std::optional<Caller>& calle
     }
     return &it->second;
   };
+  if (!caller->root() && stored) {
+    for (const char* annotation :
+         {controller::kOwnerUidAnnotation, controller::kOwnerGidAnnotation}) {
+      if (const std::string* value = changed(annotation)) {
+        return refuse(annotation, *value, "only root may change a claim's owner");
+      }
+    }
+  }
   if (!caller->root()) {
     if (const std::string* uid = changed(controller::kOwnerUidAnnotation)) {
       if (ParseId(*uid) != std::optional<uint32_t>(caller->uid)) {

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "authz.h"
 #include "claimfs/api/http_server.h"
 #include "claimfs/common/log.h"
 #include "claimfs/controller/controller.h"
@@ -74,7 +75,13 @@ struct Request {
   std::string name;
   std::string id;
   json opts = json::object();
+  // A non-root peer (Docker and Podman run as root): it writes only its own volumes.
+  std::optional<internal::Caller> tenant;
 };
+
+// Docker's mount IDs are 64 hex digits; an ID becomes part of a lease holder, which is kept and
+// logged.
+constexpr size_t kMaxMountIdBytes = 200;
 
 bool IsTerminating(const model::PersistentVolumeClaim& claim) {
   return claim.metadata.deletion_timestamp.has_value();
@@ -193,6 +200,17 @@ class VolumePluginServer::Impl {
       }
       *field = it->get<std::string>();
     }
+    if (out.id.size() > kMaxMountIdBytes ||
+        std::any_of(out.id.begin(), out.id.end(), [](char c) { return c < 0x20 || c == 0x7f; })) {
+      return Fail("claimfs: ID must be at most " + std::to_string(kMaxMountIdBytes) +
+                      " printable characters",
+                  400);
+    }
+    auto tenant = internal::Tenant(request);
+    if (std::holds_alternative<http::Response>(tenant)) {
+      return Fail("claimfs: impersonation is forbidden on the plugin socket", 403);
+    }
+    out.tenant = std::get<std::optional<internal::Caller>>(std::move(tenant));
     auto opts = body.find("Opts");
     if (opts != body.end() && !opts->is_null()) {
       if (!opts->is_object()) return Fail("claimfs: Opts must be an object of strings", 400);
@@ -288,6 +306,9 @@ class VolumePluginServer::Impl {
     }
     Result<model::PersistentVolumeClaim> claim = ClaimFromOptions(*name, request.opts);
     if (!claim.ok()) return Fail(claim.status().message());
+    if (request.tenant) {
+      if (auto refused = GiveToTenant(*request.tenant, request.opts, &*claim)) return *refused;
+    }
     std::string size = claim->spec.request ? claim->spec.request->ToString() : "";
     Result<model::PersistentVolumeClaim> created = store_->Create(std::move(*claim));
     if (!created.ok()) {
@@ -299,6 +320,46 @@ class VolumePluginServer::Impl {
     log::Info("volume plugin: created claim {} ({}) for volume {}", name->Key(), size,
               request.name);
     return Reply(json::object());
+  }
+
+  // A tenant's volume is its own, as over the API: uid only its own, gid one of its groups, and
+  // the API's default mode rather than Docker's 0755 convention.
+  static std::optional<http::Response> GiveToTenant(const internal::Caller& tenant,
+                                                    const json& opts,
+                                                    model::PersistentVolumeClaim* claim) {
+    auto& annotations = claim->metadata.annotations;
+    auto uid = annotations.find(controller::kOwnerUidAnnotation);
+    if (uid != annotations.end() && uid->second != std::to_string(tenant.uid)) {
+      return Fail("claimfs: option uid=" + uid->second + " is forbidden: user \"" + tenant.name +
+                      "\" may not give a volume to another user (only root may)",
+                  403);
+    }
+    auto gid = annotations.find(controller::kOwnerGidAnnotation);
+    if (gid != annotations.end() && !tenant.InGroup(static_cast<gid_t>(std::stoul(gid->second)))) {
+      return Fail("claimfs: option gid=" + gid->second + " is forbidden: user \"" + tenant.name +
+                      "\" is not a member of that group",
+                  403);
+    }
+    annotations.try_emplace(controller::kOwnerUidAnnotation, std::to_string(tenant.uid));
+    annotations.try_emplace(controller::kOwnerGidAnnotation, std::to_string(tenant.gid));
+    if (!opts.contains("mode")) annotations.erase(controller::kModeAnnotation);
+    return std::nullopt;
+  }
+
+  // nullopt when the request's peer may mount, unmount or remove the volume: root, or the
+  // owner of its claim. A missing claim is left to the endpoint.
+  std::optional<http::Response> NotOwner(const Request& request, const ClaimName& name,
+                                         const char* verb) {
+    if (!request.tenant) return std::nullopt;
+    Result<model::PersistentVolumeClaim> claim =
+        store_->GetPersistentVolumeClaim(name.namespace_, name.name);
+    if (!claim.ok()) return std::nullopt;
+    std::optional<uid_t> owner = internal::ClaimOwner(*claim);
+    if (owner == std::optional<uid_t>(request.tenant->uid)) return std::nullopt;
+    return Fail(std::string("claimfs: volume ") + request.name + " is forbidden: user \"" +
+                    request.tenant->name + "\" may not " + verb + " it: its claim belongs to " +
+                    (owner ? "uid " + std::to_string(*owner) : std::string("root")),
+                403);
   }
 
   // A claim as the API's POST would store it, from Docker's options.
@@ -392,6 +453,7 @@ class VolumePluginServer::Impl {
   http::Response Remove(const Request& request) {
     Result<ClaimName> name = Resolve(request.name);
     if (!name.ok()) return Fail(name.status().message());
+    if (auto refused = NotOwner(request, *name, "remove")) return *refused;
     for (int attempt = 1;; ++attempt) {
       Result<model::PersistentVolumeClaim> claim =
           store_->GetPersistentVolumeClaim(name->namespace_, name->name);
@@ -435,6 +497,7 @@ class VolumePluginServer::Impl {
   http::Response Mount(const Request& request) {
     Result<ClaimName> name = Resolve(request.name);
     if (!name.ok()) return Fail(name.status().message());
+    if (auto refused = NotOwner(request, *name, "mount")) return *refused;
     const std::string key = name->Key();
     const std::pair<std::string, std::string> mount_key{key, request.id};
     {
@@ -531,6 +594,7 @@ class VolumePluginServer::Impl {
   http::Response Unmount(const Request& request) {
     Result<ClaimName> name = Resolve(request.name);
     if (!name.ok()) return Fail(name.status().message());
+    if (auto refused = NotOwner(request, *name, "unmount")) return *refused;
     std::string release;
     {
       std::lock_guard lock(mu_);
