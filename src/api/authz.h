@@ -18,7 +18,7 @@ namespace claimfs::api::internal {
 
 // The uid a non-root creator of a PersistentVolume is recorded under; set by the server, kept
 // on every update by a non-root caller. Root's volumes carry none.
-inline constexpr char kCreatorUidAnnotation[] = "claimfs.io/creator-uid";
+using controller::kCreatorUidAnnotation;
 
 // A peer that is not root, as the kernel names it; nullopt for root and for a peer the kernel
 // did not name (no checks apply then, as before). A tenant that sends Impersonate-* headers

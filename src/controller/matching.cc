@@ -78,6 +78,13 @@ bool VolumeModeMismatch(const PersistentVolume& pv, const PersistentVolumeClaim&
          claim.spec.volume_mode.value_or(model::VolumeMode::kFilesystem);
 }
 
+bool OwnersAgree(const PersistentVolume& pv, const PersistentVolumeClaim& claim) {
+  auto creator = pv.metadata.annotations.find(kCreatorUidAnnotation);
+  if (creator == pv.metadata.annotations.end()) return true;
+  auto owner = claim.metadata.annotations.find(kOwnerUidAnnotation);
+  return owner != claim.metadata.annotations.end() && owner->second == creator->second;
+}
+
 std::optional<std::string> CheckVolumeSatisfiesClaim(const PersistentVolume& pv,
                                                      const PersistentVolumeClaim& claim) {
   if (pv.metadata.deletion_timestamp) {
@@ -89,6 +96,7 @@ std::optional<std::string> CheckVolumeSatisfiesClaim(const PersistentVolume& pv,
   if (!AccessModesContain(pv.spec.access_modes, claim.spec.access_modes)) {
     return "incompatible accessMode";
   }
+  if (!OwnersAgree(pv, claim)) return "the volume was created by another user";
   return std::nullopt;
 }
 
@@ -105,6 +113,7 @@ const PersistentVolume* FindBestMatch(const std::vector<const PersistentVolume*>
     if (Capacity(*pv) < Request(claim)) continue;
     if (VolumeModeMismatch(*pv, claim)) continue;
     if (pv->metadata.deletion_timestamp) continue;
+    if (!OwnersAgree(*pv, claim)) continue;
     if (IsVolumeBoundToClaim(*pv, claim)) {
       // Pre-bound volumes skip the class, selector and phase checks, as in Kubernetes.
       if (!prebound || rank(pv) < rank(prebound)) prebound = pv;

@@ -38,6 +38,10 @@ bool AccessModesContain(const std::vector<model::AccessMode>& offered,
 bool VolumeModeMismatch(const model::PersistentVolume& pv,
                         const model::PersistentVolumeClaim& claim);
 
+// A PV that a non-root user created (kCreatorUidAnnotation) serves only that user's claims;
+// any other PV serves anyone.
+bool OwnersAgree(const model::PersistentVolume& pv, const model::PersistentVolumeClaim& claim);
+
 // Why a PV a claim names through spec.volumeName cannot serve it (Kubernetes'
 // checkVolumeSatisfyClaim), or nullopt when it can.
 std::optional<std::string> CheckVolumeSatisfiesClaim(const model::PersistentVolume& pv,

@@ -33,6 +33,9 @@ inline constexpr char kReclaimPolicyAnnotation[] = "claimfs.io/reclaim-policy";
 inline constexpr char kOwnerUidAnnotation[] = "claimfs.io/owner-uid";
 inline constexpr char kOwnerGidAnnotation[] = "claimfs.io/owner-gid";
 inline constexpr char kModeAnnotation[] = "claimfs.io/mode";
+// On a PV a non-root user created: that user's uid, set by the API server. Such a volume binds
+// only to claims of the same owner, so that no one is handed a directory another user controls.
+inline constexpr char kCreatorUidAnnotation[] = "claimfs.io/creator-uid";
 inline constexpr char kDefaultPool[] = "default";
 inline constexpr char kControllerComponent[] = "persistentvolume-controller";
 inline constexpr char kResizerComponent[] = "external-resizer claimfs.io/local";

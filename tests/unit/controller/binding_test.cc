@@ -32,6 +32,16 @@ PersistentVolumeClaim WithSelector(PersistentVolumeClaim c, model::LabelSelector
   return c;
 }
 
+PersistentVolume CreatedBy(PersistentVolume pv, const char* uid) {
+  pv.metadata.annotations[kCreatorUidAnnotation] = uid;
+  return pv;
+}
+
+PersistentVolumeClaim OwnedBy(PersistentVolumeClaim c, const char* uid) {
+  c.metadata.annotations[kOwnerUidAnnotation] = uid;
+  return c;
+}
+
 PersistentVolume Labelled(PersistentVolume pv, std::string key, std::string value) {
   pv.metadata.labels[key] = value;
   return pv;
@@ -76,6 +86,21 @@ INSTANTIATE_TEST_SUITE_P(
                   Claim("c", "1Gi", {kROX}, ""), ""},
         MatchCase{"class must match", {Pv("pv-slow", "2Gi", {kRWO}, "slow")},
                   Claim("c", "1Gi", {kRWO}, "fast"), ""},
+        // A directory one user controls is never handed to another user's claim.
+        MatchCase{"a volume a user created serves only that user's claims",
+                  {CreatedBy(Pv("pv-alice", "1Gi", {kRWO}, ""), "1001"),
+                   Pv("pv-root", "2Gi", {kRWO}, "")},
+                  OwnedBy(Claim("c", "1Gi", {kRWO}, ""), "1002"),
+                  "pv-root"},
+        MatchCase{"a user's own volume serves its claim",
+                  {CreatedBy(Pv("pv-alice", "1Gi", {kRWO}, ""), "1001"),
+                   Pv("pv-root", "2Gi", {kRWO}, "")},
+                  OwnedBy(Claim("c", "1Gi", {kRWO}, ""), "1001"),
+                  "pv-alice"},
+        MatchCase{"a claim with no recorded owner gets no user's volume",
+                  {CreatedBy(Pv("pv-alice", "1Gi", {kRWO}, ""), "1001")},
+                  Claim("c", "1Gi", {kRWO}, ""),
+                  ""},
         MatchCase{"empty class binds only classless",
                   {Pv("pv-a-manual", "1Gi", {kRWO}, "manual"), Pv("pv-z", "2Gi", {kRWO}, "")},
                   Claim("c", "1Gi", {kRWO}, ""),
@@ -280,7 +305,10 @@ INSTANTIATE_TEST_SUITE_P(
                        pv.metadata.finalizers = {"example.com/hold"};
                        return pv;
                      }(),
-                     "the volume is marked for deletion \"pv1\""}));
+                     "the volume is marked for deletion \"pv1\""},
+        MismatchCase{"another user's volume",
+                     CreatedBy(Pv("pv1", "2Gi", {kRWO}, "manual"), "1001"),
+                     "the volume was created by another user"}));
 
 TEST(BindingTest, VolumeNameOfAVolumeBoundElsewhere) {
   World w;
