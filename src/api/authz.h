@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "claimfs/api/http_server.h"
+#include "claimfs/controller/controller.h"
 #include "claimfs/model/objects.h"
 #include "claimfs/store/state_store.h"
 #include "identity.h"
