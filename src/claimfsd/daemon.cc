@@ -26,6 +26,7 @@
 #include "claimfs/provisioner/volume_directory.h"
 #include "claimfs/store/write_batch.h"
 #include "lease_file.h"
+#include "trusted_path.h"
 
 namespace claimfs::claimfsd {
 namespace {
@@ -235,12 +236,23 @@ Status VerifyMountedSource(const std::string& mount_path, const std::string& sou
 // Gives an existing directory of the daemon's exactly `mode` when it allows more, and says so: an
 // older claimfsd made them reachable by every local user.
 Status RestrictDirectory(const char* what, const std::string& path, mode_t mode) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("cannot open " + path, errno);
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno("cannot stat " + path, errno);
-  if ((st.st_mode & 07777 & ~mode) == 0) return Status::Ok();
-  if (::chmod(path.c_str(), mode) != 0) {
-    return Status::FromErrno("cannot restrict the mode of " + std::string(what) + " " + path,
-                             errno);
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::FromErrno("cannot stat " + path, err);
+  }
+  if ((st.st_mode & 07777 & ~mode) == 0) {
+    ::close(fd);
+    return Status::Ok();
+  }
+  int rc = ::fchmod(fd, mode);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    return Status::FromErrno("cannot restrict the mode of " + std::string(what) + " " + path, err);
   }
   log::Info("{} {}: mode {:04o} -> {:04o} (only root reaches it)", what, path, st.st_mode & 07777,
             mode);
@@ -329,6 +341,15 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const yaml::DaemonConfig& config) 
 
 Status Daemon::Open() {
   const yaml::DaemonConfig config = config_;
+  std::vector<std::pair<std::string, std::string>> trusted = {
+      {"state directory", config.state_dir}, {"mount root", config.mount_root}};
+  for (const yaml::PoolConfig& pool : config.pools) {
+    trusted.emplace_back("pool " + pool.name, pool.path);
+  }
+  for (const auto& [what, path] : trusted) {
+    Status s = CheckTrustedDirectory(what, path, Symlinks::kFollow);
+    if (!s.ok()) return s;
+  }
   for (const yaml::PoolConfig& pool : config.pools) {
     Status s = provisioner::EnsurePoolDirectory(pool.path);
     if (!s.ok()) return s;
