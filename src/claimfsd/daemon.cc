@@ -1011,11 +1011,22 @@ std::string Daemon::DaemonMetrics() {
 }
 
 std::vector<std::pair<std::string, std::string>> Daemon::ManagedDirectories() const {
+  std::vector<std::pair<std::string, std::string>> configured;
+  {
+    std::lock_guard lock(config_mu_);
+    for (const yaml::PoolConfig& p : config_.pools) {
+      configured.emplace_back("pool " + p.name, p.path);
+    }
+    configured.emplace_back("the state directory", config_.state_dir);
+    configured.emplace_back("the mount root", config_.mount_root);
+  }
+  // A directory configured through a symlink is also reached by its real path.
   std::vector<std::pair<std::string, std::string>> managed;
-  std::lock_guard lock(config_mu_);
-  for (const yaml::PoolConfig& p : config_.pools) managed.emplace_back("pool " + p.name, p.path);
-  managed.emplace_back("the state directory", config_.state_dir);
-  managed.emplace_back("the mount root", config_.mount_root);
+  for (const auto& [what, dir] : configured) {
+    managed.emplace_back(what, dir);
+    std::string real = ResolvedPath(dir);
+    if (model::LexicallyNormal(real) != model::LexicallyNormal(dir)) managed.emplace_back(what, real);
+  }
   return managed;
 }
 
@@ -1023,17 +1034,20 @@ std::map<std::string, std::string> Daemon::Overlaps(
     const std::vector<model::PersistentVolume>& volumes) const {
   std::vector<std::pair<std::string, std::string>> managed = ManagedDirectories();
   std::set<std::string> pools;
-  {
-    std::lock_guard lock(config_mu_);
-    for (const yaml::PoolConfig& p : config_.pools) pools.insert(model::LexicallyNormal(p.path));
+  for (const auto& [what, dir] : managed) {
+    if (what.rfind("pool ", 0) == 0) pools.insert(model::LexicallyNormal(dir));
   }
   // Volumes by the normal form of their path, so that each one's equal, enclosing and enclosed
   // directories are a few look-ups, not a scan: a pass stays cheap with thousands of volumes.
   // A path that does not parse overlaps nothing here; the mount and reclaim checks refuse it.
+  // Each volume is there by its path and, when a symlink leads elsewhere, by its real path.
   std::multimap<std::string, const model::PersistentVolume*> by_path;
   for (const model::PersistentVolume& pv : volumes) {
     auto path = model::HostPath::Parse(VolumePath(pv));
-    if (path.ok()) by_path.emplace(path->string(), &pv);
+    if (!path.ok()) continue;
+    by_path.emplace(path->string(), &pv);
+    auto real = model::HostPath::Parse(ResolvedPath(path->string()));
+    if (real.ok() && real->string() != path->string()) by_path.emplace(real->string(), &pv);
   }
   auto other_at = [&](const std::string& path,
                       const model::PersistentVolume* self) -> const model::PersistentVolume* {
@@ -1057,6 +1071,7 @@ std::map<std::string, std::string> Daemon::Overlaps(
       other = other_at(parent, pv);
     }
     const std::string& name = pv->metadata.name;
+    if (overlaps.count(name)) continue;  // seen by its other path
     if (other) {
       overlaps[name] =
           "PersistentVolume \"" + other->metadata.name + "\" (" + VolumePath(*other) + ")";
@@ -1108,10 +1123,12 @@ Status Daemon::CheckCreatedDirectory(const std::string& volume, const std::strin
 Status Daemon::CheckVolumeOverlap(const std::string& name, const std::string& path) {
   auto volumes = store_->ListPersistentVolumes();
   if (!volumes.ok()) return volumes.status();
+  std::string real = ResolvedPath(path);
   for (const model::PersistentVolume& pv : *volumes) {
     std::string other = VolumePath(pv);
     if (pv.metadata.name == name || other.empty()) continue;
-    if (provisioner::PathsOverlap(path, other)) {
+    std::string other_real = ResolvedPath(other);
+    if (provisioner::PathsOverlap(path, other) || provisioner::PathsOverlap(real, other_real)) {
       return Status::Forbidden("overlaps PersistentVolume \"" + pv.metadata.name + "\" (" + other +
                                ")");
     }
@@ -1122,9 +1139,11 @@ Status Daemon::CheckVolumeOverlap(const std::string& name, const std::string& pa
 Status Daemon::CheckVolumeSource(const std::string& path) {
   // A static volume over (or around) a pool would reach other claims' volumes, and deleting it
   // would delete theirs; over the state or the mounts, the daemon's own files.
+  // Compared as written and as the kernel reaches it (through symlinks) now.
   std::vector<std::pair<std::string, std::string>> managed = ManagedDirectories();
+  std::string real = ResolvedPath(path);
   for (const auto& [what, dir] : managed) {
-    if (provisioner::PathsOverlap(path, dir)) {
+    if (provisioner::PathsOverlap(path, dir) || provisioner::PathsOverlap(real, dir)) {
       return Status::Forbidden("volume source " + path + " overlaps " + what + " (" + dir +
                                "), which claimfsd manages");
     }

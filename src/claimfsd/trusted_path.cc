@@ -18,20 +18,39 @@ std::string UserName(uid_t uid) {
   return pw ? name + " (" + pw->pw_name + ")" : name;
 }
 
-// The canonical form of the longest existing prefix of `path`.
-Result<std::string> ResolveExistingPrefix(const std::string& path) {
+struct ExistingPrefix {
+  std::string lexical;   // the longest prefix of the path that exists
+  std::string resolved;  // its canonical form
+};
+
+Result<ExistingPrefix> ResolveExistingPrefix(const std::string& path) {
   std::string prefix = path;
   while (true) {
     char resolved[PATH_MAX];
-    if (::realpath(prefix.c_str(), resolved) != nullptr) return std::string(resolved);
-    if (errno != ENOENT && errno != ENOTDIR) return Status::FromErrno("cannot resolve " + prefix, errno);
+    if (::realpath(prefix.c_str(), resolved) != nullptr) {
+      return ExistingPrefix{prefix, std::string(resolved)};
+    }
+    if (errno != ENOENT && errno != ENOTDIR) {
+      return Status::FromErrno("cannot resolve " + prefix, errno);
+    }
     size_t slash = prefix.find_last_of('/');
-    if (slash == std::string::npos) return Status::FromErrno("cannot resolve " + path, ENOENT);
+    if (slash == std::string::npos || prefix == "/") {
+      return Status::FromErrno("cannot resolve " + path, ENOENT);
+    }
     prefix = slash == 0 ? "/" : prefix.substr(0, slash);
   }
 }
 
 }  // namespace
+
+std::string ResolvedPath(const std::string& path) {
+  auto prefix = ResolveExistingPrefix(path);
+  if (!prefix.ok()) return path;
+  std::string missing = path.substr(prefix->lexical.size());
+  if (!missing.empty() && missing.front() != '/') missing.insert(0, "/");
+  if (prefix->resolved == "/") return missing.empty() ? "/" : missing;
+  return prefix->resolved + missing;
+}
 
 Status CheckTrustedDirectory(const std::string& what, const std::string& path, Symlinks symlinks) {
   const uid_t self = ::geteuid();
@@ -46,8 +65,9 @@ Status CheckTrustedDirectory(const std::string& what, const std::string& path, S
     return Status::Forbidden(refusing + "it is a symlink (to " + to + ", made by " +
                              UserName(st.st_uid) + "); remove it or name the real directory");
   }
-  auto resolved = ResolveExistingPrefix(path);
-  if (!resolved.ok()) return resolved.status();
+  auto prefix = ResolveExistingPrefix(path);
+  if (!prefix.ok()) return prefix.status();
+  const std::string* resolved = &prefix->resolved;
   // Every directory from / down to the deepest existing one.
   std::string component = "/";
   size_t next = 1;

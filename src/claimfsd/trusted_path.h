@@ -17,4 +17,8 @@ enum class Symlinks { kFollow, kRefuse };
 // names the directory at fault and its owner.
 Status CheckTrustedDirectory(const std::string& what, const std::string& path, Symlinks symlinks);
 
+// `path` as the kernel reaches it now: its longest existing prefix with symlinks resolved, the
+// missing rest appended. `path` itself when even / cannot be resolved.
+std::string ResolvedPath(const std::string& path);
+
 }  // namespace claimfs::claimfsd

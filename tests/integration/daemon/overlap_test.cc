@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "daemon/daemon_fixture.h"
@@ -192,6 +193,53 @@ TEST_F(OverlapTest, OverlapThatAppearsAfterAdmissionStopsMountAndDelete) {
   EXPECT_NE(DescribeEvents("PersistentVolume", "first").find("VolumeFailedDelete"),
             std::string::npos);
   EXPECT_EQ(ReadFile(dir + "/keep.txt"), "survives\n");
+}
+
+// Attack report G1 (issue 9): with a pool configured through a symlink, a hostPath PV naming the
+// pool's real path passed the lexical overlap check, mounted the whole pool (every claim's
+// volume) and its Delete policy wiped them.
+TEST_F(OverlapTest, PoolConfiguredThroughASymlinkIsRefusedByItsRealPath) {
+  std::string real = base() + "/real";
+  std::string link = base() + "/link";
+  ASSERT_EQ(mkdir(real.c_str(), 0755), 0);
+  ASSERT_EQ(symlink(real.c_str(), link.c_str()), 0);
+  std::string config = base() + "/symlinked-pool.yaml";
+  {
+    std::ofstream out(config);
+    out << "pools:\n  - name: default\n    path: " << link << "/p\n"
+        << "stateDir: " << data_dir() << "/state\n"
+        << "mountRoot: " << data_dir() << "/claims\n"
+        << "socket:\n  path: " << socket_path() << "\n";
+  }
+  ASSERT_TRUE(StartDaemon({"--config", config}));
+  ASSERT_TRUE(CreateDynamicClaim("alicedata", "16Mi"));
+  ASSERT_TRUE(WriteFile(MountPath("alicedata") + "/s", "alicesecret\n"));
+  std::string volume = VolumeOf("alicedata");
+  ASSERT_FALSE(volume.empty());
+
+  struct Case {
+    std::string name, source, path;
+  } cases[] = {
+      {"sy1", "hostPath", real + "/p"},
+      {"sy2", "hostPath", real + "/p/"},
+      {"sy3", "hostPath", real + "/p/" + volume},
+      {"sy4", "hostPath", real},
+      {"sy5", "local", real + "/p"},
+      {"sy6", "hostPath", link + "/p"},
+      {"sy7", "hostPath", real + "/p/" + volume + "/sub"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name + " " + c.path);
+    HttpResult h =
+        Http("POST", "/api/v1/persistentvolumes", PvJson(c.name, c.source, c.path).dump());
+    EXPECT_EQ(h.status, 422) << h.Describe();
+    EXPECT_NE(JsonString(h.Json(), "/message").find("pool default"), std::string::npos) << h.body;
+    EXPECT_FALSE(GetVolume(c.name).has_value());
+  }
+  // Nothing but alicedata's volume is mounted, and its data is where it was.
+  EXPECT_EQ(MountsUnder(data_dir() + "/claims").size(), 1u);
+  EXPECT_EQ(ReadFile(real + "/p/" + volume + "/s"), "alicesecret\n");
+  EXPECT_EQ(ReadFile(MountPath("alicedata") + "/s"), "alicesecret\n");
 }
 
 }  // namespace
