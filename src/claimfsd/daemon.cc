@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -341,8 +341,8 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const yaml::DaemonConfig& config) 
 
 Status Daemon::Open() {
   const yaml::DaemonConfig config = config_;
-  std::vector<std::pair<std::string, std::string>> trusted = {
-      {"state directory", config.state_dir}, {"mount root", config.mount_root}};
+  std::vector<std::pair<std::string, std::string>> trusted = {{"state directory", config.state_dir},
+                                                              {"mount root", config.mount_root}};
   for (const yaml::PoolConfig& pool : config.pools) {
     trusted.emplace_back("pool " + pool.name, pool.path);
   }
@@ -1025,7 +1025,9 @@ std::vector<std::pair<std::string, std::string>> Daemon::ManagedDirectories() co
   for (const auto& [what, dir] : configured) {
     managed.emplace_back(what, dir);
     std::string real = ResolvedPath(dir);
-    if (model::LexicallyNormal(real) != model::LexicallyNormal(dir)) managed.emplace_back(what, real);
+    if (model::LexicallyNormal(real) != model::LexicallyNormal(dir)) {
+      managed.emplace_back(what, real);
+    }
   }
   return managed;
 }
@@ -1139,16 +1141,22 @@ Status Daemon::CheckVolumeOverlap(const std::string& name, const std::string& pa
 Status Daemon::CheckVolumeSource(const std::string& path) {
   // A static volume over (or around) a pool would reach other claims' volumes, and deleting it
   // would delete theirs; over the state or the mounts, the daemon's own files.
-  // Compared as written and as the kernel reaches it (through symlinks) now.
+  // Compared as written, then (a path with no symlink of its own may still reach a managed
+  // directory configured through one) as the kernel reaches it now.
   std::vector<std::pair<std::string, std::string>> managed = ManagedDirectories();
-  std::string real = ResolvedPath(path);
-  for (const auto& [what, dir] : managed) {
-    if (provisioner::PathsOverlap(path, dir) || provisioner::PathsOverlap(real, dir)) {
-      return Status::Forbidden("volume source " + path + " overlaps " + what + " (" + dir +
-                               "), which claimfsd manages");
+  auto overlap = [&](const std::string& source) {
+    for (const auto& [what, dir] : managed) {
+      if (provisioner::PathsOverlap(source, dir)) {
+        return Status::Forbidden("volume source " + path + " overlaps " + what + " (" + dir +
+                                 "), which claimfsd manages");
+      }
     }
-  }
-  return provisioner::CheckVolumeSource(path, VolumeRoots(), /*create_missing=*/false);
+    return Status::Ok();
+  };
+  Status s = overlap(path);
+  if (s.ok()) s = provisioner::CheckVolumeSource(path, VolumeRoots(), /*create_missing=*/false);
+  if (s.ok()) s = overlap(ResolvedPath(path));
+  return s;
 }
 
 Status Daemon::Health() {

@@ -108,8 +108,8 @@ Status PrepareDataDirectory(const yaml::DaemonConfig& config) {
   // Checked again: it may have appeared between the first check and its creation.
   s = CheckTrustedDirectory("data directory", dir, Symlinks::kRefuse);
   if (!s.ok()) return s;
-  std::vector<std::pair<std::string, std::string>> derived = {
-      {"state directory", config.state_dir}, {"mount root", config.mount_root}};
+  std::vector<std::pair<std::string, std::string>> derived = {{"state directory", config.state_dir},
+                                                              {"mount root", config.mount_root}};
   for (const yaml::PoolConfig& pool : config.pools) {
     std::filesystem::path path(pool.path);
     derived.emplace_back("pools directory", path.parent_path().string());

@@ -57,7 +57,9 @@ Status CheckTrustedDirectory(const std::string& what, const std::string& path, S
   const std::string refusing = what + " " + path + ": refusing to use it: ";
   struct stat st;
   bool exists = ::lstat(path.c_str(), &st) == 0;
-  if (!exists && errno != ENOENT) return Status::FromErrno("cannot stat " + what + " " + path, errno);
+  if (!exists && errno != ENOENT) {
+    return Status::FromErrno("cannot stat " + what + " " + path, errno);
+  }
   if (exists && S_ISLNK(st.st_mode) && symlinks == Symlinks::kRefuse) {
     char target[PATH_MAX];
     ssize_t n = ::readlink(path.c_str(), target, sizeof(target) - 1);
@@ -72,7 +74,9 @@ Status CheckTrustedDirectory(const std::string& what, const std::string& path, S
   std::string component = "/";
   size_t next = 1;
   while (true) {
-    if (::stat(component.c_str(), &st) != 0) return Status::FromErrno("cannot stat " + component, errno);
+    if (::stat(component.c_str(), &st) != 0) {
+      return Status::FromErrno("cannot stat " + component, errno);
+    }
     bool last = component == *resolved;
     bool leaf = last && exists;  // the directory itself, which no sticky bit excuses
     std::string which = component == path ? "it" : component;

@@ -94,7 +94,9 @@ class Walker {
       errno = 0;
       struct dirent* entry = readdir(dir);
       if (entry == nullptr) {
-        if (errno != 0) result = Status::FromErrno("cannot read " + PathOf(frames_.size() - 1), errno);
+        if (errno != 0) {
+          result = Status::FromErrno("cannot read " + PathOf(frames_.size() - 1), errno);
+        }
         break;
       }
       std::string_view name = entry->d_name;
@@ -102,8 +104,8 @@ class Walker {
       struct stat st;
       if (fstatat(frame.fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT) continue;
-        result = Status::FromErrno("cannot stat " + PathOf(frames_.size() - 1) + "/" +
-                                       entry->d_name, errno);
+        result = Status::FromErrno(
+            "cannot stat " + PathOf(frames_.size() - 1) + "/" + entry->d_name, errno);
         break;
       }
       Count(st);
@@ -127,7 +129,9 @@ class Walker {
       close(fd);
       return Status::FromErrno("cannot stat " + PathOf(frames_.size() - 1) + "/" + name, err);
     }
-    if (frames_.size() >= kMaxOpenDirectories) CloseFd(frames_[frames_.size() - kMaxOpenDirectories]);
+    if (frames_.size() >= kMaxOpenDirectories) {
+      CloseFd(frames_[frames_.size() - kMaxOpenDirectories]);
+    }
     frames_.push_back(Frame{fd, st.st_dev, st.st_ino, std::move(name), {}});
     return ReadDirectory();
   }

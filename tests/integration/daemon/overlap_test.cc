@@ -266,10 +266,10 @@ TEST_F(OverlapTest, StoredVolumeOverTheRealPathOfASymlinkedPoolIsNotMountedNorDe
   ASSERT_TRUE(WaitBoundAndMounted("sneak"));
   ASSERT_TRUE(StopDaemon());
 
-  CommandResult sql = RunCommand(
-      {"sqlite3", data_dir() + "/state/state.db",
-       "UPDATE objects SET body = json_set(body, '$.spec.hostPath.path', '" + real +
-           "/p') WHERE kind = 'PersistentVolume' AND name = 'sneak';"});
+  CommandResult sql =
+      RunCommand({"sqlite3", data_dir() + "/state/state.db",
+                  "UPDATE objects SET body = json_set(body, '$.spec.hostPath.path', '" + real +
+                      "/p') WHERE kind = 'PersistentVolume' AND name = 'sneak';"});
   ASSERT_EQ(sql.exit_code, 0) << sql.Describe();
   ASSERT_TRUE(Restart());
   // Both now overlap (alicedata's volume lies inside the pool's real path): neither is mounted

@@ -14,11 +14,11 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
-#include <thread>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fs/mount_fixture.h"
