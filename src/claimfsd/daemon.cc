@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -26,6 +26,7 @@
 #include "claimfs/provisioner/volume_directory.h"
 #include "claimfs/store/write_batch.h"
 #include "lease_file.h"
+#include "trusted_path.h"
 
 namespace claimfs::claimfsd {
 namespace {
@@ -235,12 +236,23 @@ Status VerifyMountedSource(const std::string& mount_path, const std::string& sou
 // Gives an existing directory of the daemon's exactly `mode` when it allows more, and says so: an
 // older claimfsd made them reachable by every local user.
 Status RestrictDirectory(const char* what, const std::string& path, mode_t mode) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("cannot open " + path, errno);
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno("cannot stat " + path, errno);
-  if ((st.st_mode & 07777 & ~mode) == 0) return Status::Ok();
-  if (::chmod(path.c_str(), mode) != 0) {
-    return Status::FromErrno("cannot restrict the mode of " + std::string(what) + " " + path,
-                             errno);
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::FromErrno("cannot stat " + path, err);
+  }
+  if ((st.st_mode & 07777 & ~mode) == 0) {
+    ::close(fd);
+    return Status::Ok();
+  }
+  int rc = ::fchmod(fd, mode);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    return Status::FromErrno("cannot restrict the mode of " + std::string(what) + " " + path, err);
   }
   log::Info("{} {}: mode {:04o} -> {:04o} (only root reaches it)", what, path, st.st_mode & 07777,
             mode);
@@ -329,6 +341,15 @@ Result<std::unique_ptr<Daemon>> Daemon::Start(const yaml::DaemonConfig& config) 
 
 Status Daemon::Open() {
   const yaml::DaemonConfig config = config_;
+  std::vector<std::pair<std::string, std::string>> trusted = {{"state directory", config.state_dir},
+                                                              {"mount root", config.mount_root}};
+  for (const yaml::PoolConfig& pool : config.pools) {
+    trusted.emplace_back("pool " + pool.name, pool.path);
+  }
+  for (const auto& [what, path] : trusted) {
+    Status s = CheckTrustedDirectory(what, path, Symlinks::kFollow);
+    if (!s.ok()) return s;
+  }
   for (const yaml::PoolConfig& pool : config.pools) {
     Status s = provisioner::EnsurePoolDirectory(pool.path);
     if (!s.ok()) return s;
@@ -990,11 +1011,24 @@ std::string Daemon::DaemonMetrics() {
 }
 
 std::vector<std::pair<std::string, std::string>> Daemon::ManagedDirectories() const {
+  std::vector<std::pair<std::string, std::string>> configured;
+  {
+    std::lock_guard lock(config_mu_);
+    for (const yaml::PoolConfig& p : config_.pools) {
+      configured.emplace_back("pool " + p.name, p.path);
+    }
+    configured.emplace_back("the state directory", config_.state_dir);
+    configured.emplace_back("the mount root", config_.mount_root);
+  }
+  // A directory configured through a symlink is also reached by its real path.
   std::vector<std::pair<std::string, std::string>> managed;
-  std::lock_guard lock(config_mu_);
-  for (const yaml::PoolConfig& p : config_.pools) managed.emplace_back("pool " + p.name, p.path);
-  managed.emplace_back("the state directory", config_.state_dir);
-  managed.emplace_back("the mount root", config_.mount_root);
+  for (const auto& [what, dir] : configured) {
+    managed.emplace_back(what, dir);
+    std::string real = ResolvedPath(dir);
+    if (model::LexicallyNormal(real) != model::LexicallyNormal(dir)) {
+      managed.emplace_back(what, real);
+    }
+  }
   return managed;
 }
 
@@ -1002,17 +1036,20 @@ std::map<std::string, std::string> Daemon::Overlaps(
     const std::vector<model::PersistentVolume>& volumes) const {
   std::vector<std::pair<std::string, std::string>> managed = ManagedDirectories();
   std::set<std::string> pools;
-  {
-    std::lock_guard lock(config_mu_);
-    for (const yaml::PoolConfig& p : config_.pools) pools.insert(model::LexicallyNormal(p.path));
+  for (const auto& [what, dir] : managed) {
+    if (what.rfind("pool ", 0) == 0) pools.insert(model::LexicallyNormal(dir));
   }
   // Volumes by the normal form of their path, so that each one's equal, enclosing and enclosed
   // directories are a few look-ups, not a scan: a pass stays cheap with thousands of volumes.
   // A path that does not parse overlaps nothing here; the mount and reclaim checks refuse it.
+  // Each volume is there by its path and, when a symlink leads elsewhere, by its real path.
   std::multimap<std::string, const model::PersistentVolume*> by_path;
   for (const model::PersistentVolume& pv : volumes) {
     auto path = model::HostPath::Parse(VolumePath(pv));
-    if (path.ok()) by_path.emplace(path->string(), &pv);
+    if (!path.ok()) continue;
+    by_path.emplace(path->string(), &pv);
+    auto real = model::HostPath::Parse(ResolvedPath(path->string()));
+    if (real.ok() && real->string() != path->string()) by_path.emplace(real->string(), &pv);
   }
   auto other_at = [&](const std::string& path,
                       const model::PersistentVolume* self) -> const model::PersistentVolume* {
@@ -1036,6 +1073,7 @@ std::map<std::string, std::string> Daemon::Overlaps(
       other = other_at(parent, pv);
     }
     const std::string& name = pv->metadata.name;
+    if (overlaps.count(name)) continue;  // seen by its other path
     if (other) {
       overlaps[name] =
           "PersistentVolume \"" + other->metadata.name + "\" (" + VolumePath(*other) + ")";
@@ -1087,10 +1125,12 @@ Status Daemon::CheckCreatedDirectory(const std::string& volume, const std::strin
 Status Daemon::CheckVolumeOverlap(const std::string& name, const std::string& path) {
   auto volumes = store_->ListPersistentVolumes();
   if (!volumes.ok()) return volumes.status();
+  std::string real = ResolvedPath(path);
   for (const model::PersistentVolume& pv : *volumes) {
     std::string other = VolumePath(pv);
     if (pv.metadata.name == name || other.empty()) continue;
-    if (provisioner::PathsOverlap(path, other)) {
+    std::string other_real = ResolvedPath(other);
+    if (provisioner::PathsOverlap(path, other) || provisioner::PathsOverlap(real, other_real)) {
       return Status::Forbidden("overlaps PersistentVolume \"" + pv.metadata.name + "\" (" + other +
                                ")");
     }
@@ -1101,14 +1141,22 @@ Status Daemon::CheckVolumeOverlap(const std::string& name, const std::string& pa
 Status Daemon::CheckVolumeSource(const std::string& path) {
   // A static volume over (or around) a pool would reach other claims' volumes, and deleting it
   // would delete theirs; over the state or the mounts, the daemon's own files.
+  // Compared as written, then (a path with no symlink of its own may still reach a managed
+  // directory configured through one) as the kernel reaches it now.
   std::vector<std::pair<std::string, std::string>> managed = ManagedDirectories();
-  for (const auto& [what, dir] : managed) {
-    if (provisioner::PathsOverlap(path, dir)) {
-      return Status::Forbidden("volume source " + path + " overlaps " + what + " (" + dir +
-                               "), which claimfsd manages");
+  auto overlap = [&](const std::string& source) {
+    for (const auto& [what, dir] : managed) {
+      if (provisioner::PathsOverlap(source, dir)) {
+        return Status::Forbidden("volume source " + path + " overlaps " + what + " (" + dir +
+                                 "), which claimfsd manages");
+      }
     }
-  }
-  return provisioner::CheckVolumeSource(path, VolumeRoots(), /*create_missing=*/false);
+    return Status::Ok();
+  };
+  Status s = overlap(path);
+  if (s.ok()) s = provisioner::CheckVolumeSource(path, VolumeRoots(), /*create_missing=*/false);
+  if (s.ok()) s = overlap(ResolvedPath(path));
+  return s;
 }
 
 Status Daemon::Health() {

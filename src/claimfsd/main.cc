@@ -1,5 +1,6 @@
 // claimfsd: the claimfs daemon. Mounts a quota-limited FUSE volume for every bound claim and
 // serves the API claimctl talks to; runs under systemd (Type=notify) or by hand.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -11,10 +12,13 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "claimfs/common/log.h"
 #include "claimfs/yaml/daemon_config.h"
 #include "daemon.h"
+#include "trusted_path.h"
 
 namespace claimfs::claimfsd {
 namespace {
@@ -75,22 +79,46 @@ std::optional<yaml::DaemonConfig> LoadConfig(const Flags& flags,
 }
 
 // The quick start's DIR (the parent of its state directory): 0711, so that owners reach their
-// mounts in DIR/claims and the socket by path while nobody lists what is there.
+// mounts in DIR/claims and the socket by path while nobody lists what is there. DIR often sits
+// in a world-writable place (/var/tmp/claimfs): whoever made it first, or planted a symlink in
+// it, would own what claimfsd keeps there, so neither is accepted.
 Status PrepareDataDirectory(const yaml::DaemonConfig& config) {
   constexpr mode_t kDataDirectoryMode = 0711;
   std::string dir = std::filesystem::path(config.state_dir).parent_path().string();
   if (dir.empty()) return Status::Ok();
+  Status s = CheckTrustedDirectory("data directory", dir, Symlinks::kRefuse);
+  if (!s.ok()) return s;
   std::error_code ec;
   bool created = std::filesystem::create_directories(dir, ec);
   if (ec) return Status::FromErrno("cannot create data directory " + dir, ec.value());
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("cannot open data directory " + dir, errno);
   struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) return Status::FromErrno("cannot stat " + dir, errno);
-  if ((st.st_mode & 07777) == kDataDirectoryMode) return Status::Ok();
-  if (::chmod(dir.c_str(), kDataDirectoryMode) != 0) {
-    return Status::FromErrno("cannot set the mode of data directory " + dir, errno);
+  if (::fstat(fd, &st) != 0) s = Status::FromErrno("cannot stat " + dir, errno);
+  if (s.ok() && (st.st_mode & 07777) != kDataDirectoryMode) {
+    if (::fchmod(fd, kDataDirectoryMode) != 0) {
+      s = Status::FromErrno("cannot set the mode of data directory " + dir, errno);
+    } else if (!created) {
+      log::Info("data directory {}: mode {:04o} -> {:04o}", dir, st.st_mode & 07777,
+                kDataDirectoryMode);
+    }
   }
-  if (!created) log::Info("data directory {}: mode {:04o} -> {:04o}", dir, st.st_mode & 07777,
-            kDataDirectoryMode);
+  ::close(fd);
+  if (!s.ok()) return s;
+  // Checked again: it may have appeared between the first check and its creation.
+  s = CheckTrustedDirectory("data directory", dir, Symlinks::kRefuse);
+  if (!s.ok()) return s;
+  std::vector<std::pair<std::string, std::string>> derived = {{"state directory", config.state_dir},
+                                                              {"mount root", config.mount_root}};
+  for (const yaml::PoolConfig& pool : config.pools) {
+    std::filesystem::path path(pool.path);
+    derived.emplace_back("pools directory", path.parent_path().string());
+    derived.emplace_back("pool directory", pool.path);
+  }
+  for (const auto& [what, path] : derived) {
+    s = CheckTrustedDirectory(what, path, Symlinks::kRefuse);
+    if (!s.ok()) return s;
+  }
   return Status::Ok();
 }
 

@@ -1,6 +1,7 @@
 // claimfsd's configuration file with the real daemon: every error reported at file:line before
 // starting, SIGHUP reloads (a broken file keeps the running config), and maxVolumes.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -158,6 +159,70 @@ TEST_F(ConfigTest, SecondDaemonOnTheSameMountRootRefusesAndLeavesTheMountsAlone)
   EXPECT_TRUE(MountAt(MountPath("first")).has_value()) << "the first daemon's mount was detached";
   EXPECT_EQ(ReadFile(MountPath("first") + "/data.txt"), "first's");
   EXPECT_EQ(ClaimPhase("first"), "Bound");
+}
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+// Attack report C1 (issue 9): `claimfsd --data-dir DIR` in a directory another user made first
+// (the quick start's /var/tmp/claimfs) followed the symlinks planted there and chmodded their
+// targets to 0700 and their files to 0600, and DIR stayed the other user's.
+TEST_F(ConfigTest, DataDirOwnedByAnotherUserWithPlantedSymlinksIsRefused) {
+  std::string victim = base() + "/victim";
+  std::string victim2 = base() + "/victim2";
+  ASSERT_EQ(mkdir(victim.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((victim + "/default").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir(victim2.c_str(), 0755), 0);
+  ASSERT_TRUE(WriteFile(victim2 + "/file", "v"));
+  ASSERT_EQ(chmod(victim.c_str(), 0755), 0);
+  ASSERT_EQ(chmod(victim2.c_str(), 0755), 0);
+  ASSERT_EQ(chmod((victim2 + "/file").c_str(), 0644), 0);
+  // The attacker's directory (uid 1002), with its symlinks.
+  std::string attacker = base() + "/atk";
+  std::string dir = attacker + "/data";
+  ASSERT_EQ(mkdir(attacker.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(symlink(victim.c_str(), (dir + "/pools").c_str()), 0);
+  ASSERT_EQ(symlink(victim2.c_str(), (dir + "/state").c_str()), 0);
+  for (const std::string& p : {attacker, dir, dir + "/pools", dir + "/state"}) {
+    ASSERT_EQ(lchown(p.c_str(), 1002, 1002), 0) << p;
+  }
+  // base() is 0700: let the walk from / see only root's and 1002's directories.
+  CommandOptions options;
+  options.timeout = 30s;
+  CommandResult r = RunCommand({ClaimfsdBinary(), "--data-dir", dir}, options);
+  EXPECT_NE(r.exit_code, 0) << r.Describe();
+  EXPECT_NE(r.err.find(attacker), std::string::npos) << r.Describe();
+  EXPECT_NE(r.err.find("uid 1002"), std::string::npos) << r.Describe();
+  EXPECT_EQ(ModeOf(victim), 0755u);
+  EXPECT_EQ(ModeOf(victim + "/default"), 0755u);
+  EXPECT_EQ(ModeOf(victim2), 0755u);
+  EXPECT_EQ(ModeOf(victim2 + "/file"), 0644u);
+  EXPECT_NE(access((victim2 + "/state.db").c_str(), F_OK), 0) << "state created in the target";
+
+  // The same directory handed to root: the planted symlinks are still refused, by name.
+  for (const std::string& p : {attacker, dir, dir + "/pools", dir + "/state"}) {
+    ASSERT_EQ(lchown(p.c_str(), 0, 0), 0) << p;
+  }
+  r = RunCommand({ClaimfsdBinary(), "--data-dir", dir}, options);
+  EXPECT_NE(r.exit_code, 0) << r.Describe();
+  EXPECT_NE(r.err.find("symlink"), std::string::npos) << r.Describe();
+  EXPECT_NE(r.err.find(dir + "/"), std::string::npos) << r.Describe();
+  EXPECT_EQ(ModeOf(victim), 0755u);
+  EXPECT_EQ(ModeOf(victim2), 0755u);
+  EXPECT_EQ(ModeOf(victim2 + "/file"), 0644u);
+
+  // A data directory writable by its group is refused too.
+  ASSERT_EQ(unlink((dir + "/pools").c_str()), 0);
+  ASSERT_EQ(unlink((dir + "/state").c_str()), 0);
+  ASSERT_EQ(chmod(dir.c_str(), 0775), 0);
+  r = RunCommand({ClaimfsdBinary(), "--data-dir", dir}, options);
+  EXPECT_NE(r.exit_code, 0) << r.Describe();
+  EXPECT_NE(r.err.find("writable by its group"), std::string::npos) << r.Describe();
+  EXPECT_TRUE(MountsUnder(dir).empty());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "daemon/daemon_fixture.h"
@@ -28,7 +29,25 @@ nlohmann::json PvJson(const std::string& name, const std::string& source, const 
             {source, {{"path", path}}}}}};
 }
 
-class OverlapTest : public DaemonTest {};
+class OverlapTest : public DaemonTest {
+ protected:
+  // Starts claimfsd with its pool configured as base()/link/p, base()/link -> base()/real.
+  void StartWithSymlinkedPool() {
+    std::string real = base() + "/real";
+    std::string link = base() + "/link";
+    ASSERT_EQ(mkdir(real.c_str(), 0755), 0);
+    ASSERT_EQ(symlink(real.c_str(), link.c_str()), 0);
+    std::string config = base() + "/symlinked-pool.yaml";
+    {
+      std::ofstream out(config);
+      out << "pools:\n  - name: default\n    path: " << link << "/p\n"
+          << "stateDir: " << data_dir() << "/state\n"
+          << "mountRoot: " << data_dir() << "/claims\n"
+          << "socket:\n  path: " << socket_path() << "\n";
+    }
+    ASSERT_TRUE(StartDaemon({"--config", config}));
+  }
+};
 
 TEST_F(OverlapTest, PathEqualToInsideOrAroundAnotherVolumesIsRefused) {
   ASSERT_TRUE(StartDaemon());
@@ -192,6 +211,84 @@ TEST_F(OverlapTest, OverlapThatAppearsAfterAdmissionStopsMountAndDelete) {
   EXPECT_NE(DescribeEvents("PersistentVolume", "first").find("VolumeFailedDelete"),
             std::string::npos);
   EXPECT_EQ(ReadFile(dir + "/keep.txt"), "survives\n");
+}
+
+// Attack report G1 (issue 9): with a pool configured through a symlink, a hostPath PV naming the
+// pool's real path passed the lexical overlap check, mounted the whole pool (every claim's
+// volume) and its Delete policy wiped them.
+TEST_F(OverlapTest, PoolConfiguredThroughASymlinkIsRefusedByItsRealPath) {
+  std::string real = base() + "/real";
+  std::string link = base() + "/link";
+  ASSERT_NO_FATAL_FAILURE(StartWithSymlinkedPool());
+  ASSERT_TRUE(CreateDynamicClaim("alicedata", "16Mi"));
+  ASSERT_TRUE(WriteFile(MountPath("alicedata") + "/s", "alicesecret\n"));
+  std::string volume = VolumeOf("alicedata");
+  ASSERT_FALSE(volume.empty());
+
+  struct Case {
+    std::string name, source, path;
+  } cases[] = {
+      {"sy1", "hostPath", real + "/p"},
+      {"sy2", "hostPath", real + "/p/"},
+      {"sy3", "hostPath", real + "/p/" + volume},
+      {"sy4", "hostPath", real},
+      {"sy5", "local", real + "/p"},
+      {"sy6", "hostPath", link + "/p"},
+      {"sy7", "hostPath", real + "/p/" + volume + "/sub"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name + " " + c.path);
+    HttpResult h =
+        Http("POST", "/api/v1/persistentvolumes", PvJson(c.name, c.source, c.path).dump());
+    EXPECT_EQ(h.status, 422) << h.Describe();
+    EXPECT_NE(JsonString(h.Json(), "/message").find("pool default"), std::string::npos) << h.body;
+    EXPECT_FALSE(GetVolume(c.name).has_value());
+  }
+  // Nothing but alicedata's volume is mounted, and its data is where it was.
+  EXPECT_EQ(MountsUnder(data_dir() + "/claims").size(), 1u);
+  EXPECT_EQ(ReadFile(real + "/p/" + volume + "/s"), "alicesecret\n");
+}
+
+// G1 behind admission: a volume stored before this check (an older claimfsd's state) over the
+// real path of a pool configured through a symlink is neither mounted nor deleted, and the
+// pool's volumes survive.
+TEST_F(OverlapTest, StoredVolumeOverTheRealPathOfASymlinkedPoolIsNotMountedNorDeleted) {
+  std::string real = base() + "/real";
+  ASSERT_NO_FATAL_FAILURE(StartWithSymlinkedPool());
+  ASSERT_TRUE(CreateDynamicClaim("alicedata", "16Mi"));
+  ASSERT_TRUE(WriteFile(MountPath("alicedata") + "/s", "alicesecret\n"));
+  std::string volume = VolumeOf("alicedata");
+  ASSERT_FALSE(volume.empty());
+  std::string harmless = base() + "/harmless";
+  ASSERT_EQ(mkdir(harmless.c_str(), 0700), 0);
+  CommandResult r = Apply(StaticPairYaml("sneak", harmless, "ReadWriteOnce", "Delete"));
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  ASSERT_TRUE(WaitBoundAndMounted("sneak"));
+  ASSERT_TRUE(StopDaemon());
+
+  CommandResult sql =
+      RunCommand({"sqlite3", data_dir() + "/state/state.db",
+                  "UPDATE objects SET body = json_set(body, '$.spec.hostPath.path', '" + real +
+                      "/p') WHERE kind = 'PersistentVolume' AND name = 'sneak';"});
+  ASSERT_EQ(sql.exit_code, 0) << sql.Describe();
+  ASSERT_TRUE(Restart());
+  // Both now overlap (alicedata's volume lies inside the pool's real path): neither is mounted
+  // until an admin removes the stale volume, as for any overlap found after admission.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return DescribeEvents("PersistentVolumeClaim", "sneak").find("overlaps") !=
+               std::string::npos;
+      },
+      10s))
+      << DescribeEvents("PersistentVolumeClaim", "sneak");
+  EXPECT_FALSE(MountAt(MountPath("sneak")).has_value());
+
+  r = Claimctl({"delete", "pvc", "sneak"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(WaitFor([&] { return VolumePhase("sneak") == "Failed"; }, 10s))
+      << "PV phase " << VolumePhase("sneak") << "\n"
+      << DescribeEvents("PersistentVolume", "sneak");
+  EXPECT_EQ(ReadFile(real + "/p/" + volume + "/s"), "alicesecret\n");
 }
 
 }  // namespace

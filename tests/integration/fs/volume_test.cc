@@ -3,19 +3,22 @@
 // refused"; and "one FUSE session per volume, many volumes in one process").
 #include "claimfs/fs/volume.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
-#include <thread>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fs/mount_fixture.h"
@@ -353,6 +356,127 @@ TEST_F(VolumeLibraryTest, PooledVolumeUnmountedFromOutsideStopsServing) {
   EXPECT_FALSE(v->serving());
   v->Stop();
   EXPECT_FALSE(v->serving());
+}
+
+// Removes the nested directories named "a" below `root` (and whatever files they hold)
+// without recursion: the tree is deeper than PATH_MAX and than the fd limit.
+void RemoveNested(const std::string& root) {
+  int top = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (top < 0) return;
+  while (true) {
+    int a = openat(top, "a", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (a < 0) break;
+    DIR* dir = fdopendir(dup(a));
+    while (struct dirent* e = readdir(dir)) {
+      std::string name = e->d_name;
+      if (name != "." && name != ".." && name != "a") unlinkat(a, name.c_str(), 0);
+    }
+    closedir(dir);
+    bool deeper = renameat(a, "a", top, "b") == 0;
+    close(a);
+    if (unlinkat(top, "a", AT_REMOVEDIR) != 0) break;
+    if (deeper && renameat(top, "b", top, "a") != 0) break;
+  }
+  close(top);
+}
+
+// Issue 9, attack report K1: the mount-time usage scan recursed once per directory level with
+// two fds each, so a claim owner's 12,000 nested directories made her claim fail to mount
+// (EMFILE) and a deeper tree overflowed claimfsd's stack at every start.
+TEST_F(VolumeLibraryTest, DeeplyNestedTreeMountsWithFewFdsAndASmallStack) {
+  constexpr int kLevels = 20000;
+  VolumeOptions o;
+  // On tmpfs when there is one: 20,000 rmdirs at teardown take 90 s on a busy disk.
+  char shm_template[] = "/dev/shm/claimfs-it-deep-XXXXXX";
+  std::string shm_dir = mkdtemp(shm_template) ? shm_template : "";
+  o.source = shm_dir.empty() ? base_ + "/deep-src" : shm_dir + "/src";
+  o.mountpoint = base_ + "/deep-mnt";
+  ASSERT_EQ(mkdir(o.source.c_str(), 0755), 0);
+  struct Cleanup {
+    std::string source, shm_dir;
+    ~Cleanup() {
+      RemoveNested(source);
+      unlink((source + "/top").c_str());
+      if (!shm_dir.empty()) {
+        rmdir(source.c_str());
+        rmdir(shm_dir.c_str());
+      }
+    }
+  } cleanup{o.source, shm_dir};
+  ASSERT_EQ(mkdir(o.mountpoint.c_str(), 0755), 0);
+  o.capacity_bytes = 1024 * kMi;
+  mount_points_.push_back(o.mountpoint);
+
+  // What `du` would count: every directory, a file at the top and a hard link to it deep down
+  // (counted once), a file at the bottom.
+  uint64_t bytes = 0;
+  uint64_t inodes = 0;
+  auto count = [&](int fd) {
+    struct stat st;
+    ASSERT_EQ(fstat(fd, &st), 0);
+    bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    ++inodes;
+  };
+  int fd = open(o.source.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(WriteFile(o.source + "/top", std::string(10000, 't')));
+  int top_file = open((o.source + "/top").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(top_file, 0);
+  for (int level = 0; level < kLevels; ++level) {
+    count(fd);
+    ASSERT_EQ(mkdirat(fd, "a", 0755), 0) << "level " << level << ": " << strerror(errno);
+    int child = openat(fd, "a", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(child, 0);
+    close(fd);
+    fd = child;
+    if (level == kLevels / 2) {
+      ASSERT_EQ(linkat(AT_FDCWD, (o.source + "/top").c_str(), fd, "link", 0), 0) << strerror(errno);
+    }
+  }
+  count(fd);
+  int bottom = openat(fd, "bottom", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  ASSERT_GE(bottom, 0);
+  ASSERT_EQ(write(bottom, "bottom", 6), 6);
+  count(bottom);
+  close(bottom);
+  close(fd);
+  count(top_file);
+  close(top_file);
+
+  struct rlimit old_limit;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old_limit), 0);
+  struct rlimit low = old_limit;
+  low.rlim_cur = 256;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  struct MountCall {
+    VolumeOptions* options;
+    Result<std::unique_ptr<Volume>> result = Status::Invalid("not run");
+  } call{&o};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_t thread;
+  int rc = pthread_create(
+      &thread, &attr,
+      [](void* arg) -> void* {
+        auto* c = static_cast<MountCall*>(arg);
+        c->result = Volume::Mount(*c->options);
+        return nullptr;
+      },
+      &call);
+  pthread_attr_destroy(&attr);
+  if (rc == 0) pthread_join(thread, nullptr);
+  setrlimit(RLIMIT_NOFILE, &old_limit);
+  ASSERT_EQ(rc, 0);
+
+  ASSERT_TRUE(call.result.ok()) << call.result.status().ToString().substr(0, 300);
+  Status s = (*call.result)->Start();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  volumes_.push_back(std::move(*call.result));
+  fs::VolumeUsage usage = volumes_.back()->Usage();
+  EXPECT_EQ(usage.used_bytes, bytes);
+  EXPECT_EQ(usage.used_inodes, inodes);
+  volumes_.back()->Stop();
 }
 
 TEST_F(VolumeLibraryTest, ParseMountOptions) {
