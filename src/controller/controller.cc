@@ -453,6 +453,7 @@ class Reconciler {
     }
     Bind(pv, claim);
     MaybeExpand(volumes_.at(pv.metadata.name), claims_.at(ClaimKey(claim)));
+    MaybeFollowVolume(volumes_.at(pv.metadata.name), claims_.at(ClaimKey(claim)));
   }
 
   void EnsurePending(PersistentVolumeClaim claim) {
@@ -708,6 +709,28 @@ class Reconciler {
     PutClaim(resized, id);
     Occurrence(claim, kNormal, "VolumeResizeSuccessful", "Resize volume succeeded",
                kResizerComponent, id);
+  }
+
+  // A bound PV's capacity raised by hand (Kubernetes allows it, as the resizer does it): the
+  // mount's quota follows live and the claim's status.capacity reports it, as kubelet's
+  // NodeExpandVolume and the resizer's status update do. Lowering it is refused at admission.
+  void MaybeFollowVolume(const PersistentVolume& pv, PersistentVolumeClaim claim) {
+    if (!claim.status.capacity || Capacity(pv) <= claim.status.capacity->value()) return;
+    Action a;
+    a.type = ActionType::kExpand;
+    a.volume = pv.metadata.name;
+    a.claim = ClaimKey(claim);
+    a.storage_class = ClaimClass(claim);
+    a.pool = Annotation(pv.metadata, kPoolAnnotation);
+    a.path = VolumePath(pv);
+    a.size_bytes = Capacity(pv);
+    a.old_size_bytes = claim.status.capacity->value();
+    size_t id = AddAction(std::move(a), kOperationStage);
+    claim.status.capacity = pv.spec.capacity;
+    PutClaim(claim, id);
+    Occurrence(claim, kNormal, "FileSystemResizeSuccessful",
+               "MountVolume.NodeExpandVolume succeeded for volume " + Quoted(pv.metadata.name),
+               kKubeletComponent, id);
   }
 
   // ---- mounts ----
