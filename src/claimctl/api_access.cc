@@ -51,11 +51,12 @@ Result<std::vector<nlohmann::json>> Api::List(std::string_view target) {
   return (*list)["items"].get<std::vector<nlohmann::json>>();
 }
 
-Result<std::vector<model::Event>> Api::Events(Kind kind, std::string_view ns,
-                                              std::string_view name) {
+Result<std::vector<model::Event>> Api::Events(Kind kind, std::string_view ns, std::string_view name,
+                                              std::string_view uid) {
   std::string selector = std::string("involvedObject.kind=") + InfoOf(kind).name +
                          ",involvedObject.name=" + std::string(name);
   if (InfoOf(kind).namespaced) selector += ",involvedObject.namespace=" + std::string(ns);
+  if (!uid.empty()) selector += ",involvedObject.uid=" + std::string(uid);
   Result<std::vector<nlohmann::json>> items =
       List("/api/v1/events?fieldSelector=" + UrlEncode(selector));
   if (!items.ok()) return items.status();
@@ -105,6 +106,15 @@ std::string NameOf(const nlohmann::json& object) {
       object.is_object() && object.contains("metadata") ? &object["metadata"] : nullptr;
   if (meta && meta->is_object() && meta->contains("name") && (*meta)["name"].is_string()) {
     return (*meta)["name"].get<std::string>();
+  }
+  return "";
+}
+
+std::string UidOf(const nlohmann::json& object) {
+  const nlohmann::json* meta =
+      object.is_object() && object.contains("metadata") ? &object["metadata"] : nullptr;
+  if (meta && meta->is_object() && meta->contains("uid") && (*meta)["uid"].is_string()) {
+    return (*meta)["uid"].get<std::string>();
   }
   return "";
 }

@@ -46,8 +46,10 @@ class Api {
   // The items of a list response.
   Result<std::vector<nlohmann::json>> List(std::string_view target);
   // Events about an object, oldest first as the daemon keeps them; a failure to fetch them is a
-  // Status (describe then leaves the Events section out).
-  Result<std::vector<model::Event>> Events(Kind kind, std::string_view ns, std::string_view name);
+  // Status (describe then leaves the Events section out). With a `uid`, only that object's: not
+  // those of an earlier object of the same name (kubectl describe selects on the uid too).
+  Result<std::vector<model::Event>> Events(Kind kind, std::string_view ns, std::string_view name,
+                                           std::string_view uid = "");
   // Mounted volumes' usage.
   Result<std::vector<VolumeStats>> Stats();
   // Who holds leases on a claim, as describe's "Used By" prints them: the holder, and its pid
@@ -68,6 +70,7 @@ std::string ErrorLine(const Status& status);
 // The object's name and namespace from its JSON.
 std::string NameOf(const nlohmann::json& object);
 std::string NamespaceOf(const nlohmann::json& object);
+std::string UidOf(const nlohmann::json& object);  // "" when it has none
 
 // Sorts objects by namespace, then name (the order the Kubernetes API lists them in).
 void SortByNamespaceAndName(std::vector<nlohmann::json>* objects);

@@ -1,5 +1,6 @@
 // claimctl apply: create what is missing, three-way merge what exists (kubectl's client-side
-// apply), in file order, reporting each object's failure and carrying on.
+// apply), in file order, reporting each object's failure (an invalid document's too) and
+// carrying on.
 #include "claimctl/apply.h"
 
 #include <iostream>
@@ -72,7 +73,9 @@ void PrintObject(const json& object, const std::string& output, std::ostream& ou
 // The original client-only dry run: parse, default, validate and print, no daemon needed.
 int RunClientDryRun(const ApplyOptions& options, Io& io) {
   std::vector<Source> sources;
-  bool ok = CollectSources(options.files, io.in, io.err, &sources);
+  // A path that cannot be read stops everything before anything is applied, as in kubectl.
+  if (!CollectSources(options.files, io.in, io.err, &sources)) return kExitError;
+  bool ok = true;
   size_t objects = 0;
   for (const Source& source : sources) {
     yaml::ManifestSet set = yaml::ParseManifests(source.text, source.name);
@@ -158,16 +161,17 @@ int RunApply(const GlobalOptions& global, const ApplyOptions& options, Io& io) {
   if (options.dry_run == "client") return RunClientDryRun(options, io);
 
   std::vector<Source> sources;
-  bool ok = CollectSources(options.files, io.in, io.err, &sources);
+  // A path that cannot be read stops everything before anything is applied, as in kubectl.
+  if (!CollectSources(options.files, io.in, io.err, &sources)) return kExitError;
+  bool ok = true;
   std::vector<Pending> pending;
   for (const Source& source : sources) {
     // Validated and defaulted as the server will; what is sent is the manifest as written.
     yaml::ManifestSet checked = yaml::ParseManifests(source.text, source.name);
     PrintDiagnostics(checked, io.err);
-    if (!checked.ok()) {
-      ok = false;
-      continue;
-    }
+    // A document with errors is reported and skipped; the others are applied (kubectl applies
+    // every object it could read and exits 1 for the rest, and so does --dry-run=client here).
+    if (!checked.ok()) ok = false;
     yaml::ManifestSet raw = yaml::ParseManifests(source.text, source.name,
                                                  {/*set_defaults=*/false,
                                                   /*validate=*/false});
@@ -196,9 +200,8 @@ int RunApply(const GlobalOptions& global, const ApplyOptions& options, Io& io) {
       pending.push_back(std::move(p));
     }
   }
-  if (!ok) return kExitError;  // nothing is applied from a set with errors, as kubectl
   if (pending.empty()) {
-    io.err << "error: no objects passed to apply\n";
+    if (ok) io.err << "error: no objects passed to apply\n";
     return kExitError;
   }
 

@@ -289,7 +289,8 @@ int RunDescribe(const GlobalOptions& global, const DescribeOptions& options, Io&
       ++found;
       std::string name = NameOf(item);
       std::string item_ns = NamespaceOf(item);
-      Result<std::vector<model::Event>> events_result = api.Events(kind, item_ns, name);
+      Result<std::vector<model::Event>> events_result =
+          api.Events(kind, item_ns, name, UidOf(item));
       const std::vector<model::Event>* events = events_result.ok() ? &*events_result : nullptr;
       if (!stats && kind != Kind::kStorageClass) {
         Result<std::vector<VolumeStats>> s = api.Stats();

@@ -13,14 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string UidOf(const json& object) {
-  if (object.is_object() && object.contains("metadata") && object["metadata"].is_object() &&
-      object["metadata"].contains("uid") && object["metadata"]["uid"].is_string()) {
-    return object["metadata"]["uid"].get<std::string>();
-  }
-  return "";
-}
-
 bool IsConnectFailure(const Status& s) {
   return s.code() == StatusCode::kUnavailable && s.message().rfind("cannot connect", 0) == 0;
 }

@@ -106,6 +106,14 @@ class Reconciler {
   }
 
   template <typename Object>
+  void Resynced(const Object& object, const char* type, const std::string& reason,
+                const std::string& message) {
+    if (auto e = recorder_.Resynced(Ref(object), type, reason, message)) {
+      writes_.push_back({Write::Op::kPut, std::move(*e), std::nullopt});
+    }
+  }
+
+  template <typename Object>
   void Occurrence(const Object& object, const char* type, const std::string& reason,
                   const std::string& message, const char* component, std::optional<size_t> guard) {
     writes_.push_back({Write::Op::kPut,
@@ -445,6 +453,7 @@ class Reconciler {
     }
     Bind(pv, claim);
     MaybeExpand(volumes_.at(pv.metadata.name), claims_.at(ClaimKey(claim)));
+    MaybeFollowVolume(volumes_.at(pv.metadata.name), claims_.at(ClaimKey(claim)));
   }
 
   void EnsurePending(PersistentVolumeClaim claim) {
@@ -477,7 +486,7 @@ class Reconciler {
     }
     if (const PersistentVolume* pv = FindBestMatch(candidates, claim, delay)) {
       if (!RoomForAnotherVolume()) {
-        Notice(claim, kWarning, "FailedBinding", MaxVolumesMessage());
+        Resynced(claim, kWarning, "FailedBinding", MaxVolumesMessage());
         EnsurePending(claim);
         return;
       }
@@ -485,13 +494,13 @@ class Reconciler {
       return;
     }
     if (delay) {
-      Notice(claim, kNormal, "WaitForFirstConsumer",
-             "waiting for first consumer to be created before binding");
+      Resynced(claim, kNormal, "WaitForFirstConsumer",
+               "waiting for first consumer to be created before binding");
     } else if (!ClaimClass(claim).empty()) {
       if (Provision(claim)) return;
     } else {
-      Notice(claim, kNormal, "FailedBinding",
-             "no persistent volumes available for this claim and no storage class is set");
+      Resynced(claim, kNormal, "FailedBinding",
+               "no persistent volumes available for this claim and no storage class is set");
     }
     EnsurePending(claims_.at(ClaimKey(claim)));
   }
@@ -505,19 +514,19 @@ class Reconciler {
     const PersistentVolume& pv = it->second;
     if (!pv.spec.claim_ref) {
       if (auto why = CheckVolumeSatisfiesClaim(pv, claim)) {
-        Notice(claim, kWarning, "VolumeMismatch",
-               "Cannot bind to requested volume " + Quoted(pv.metadata.name) + ": " + *why);
+        Resynced(claim, kWarning, "VolumeMismatch",
+                 "Cannot bind to requested volume " + Quoted(pv.metadata.name) + ": " + *why);
         EnsurePending(claim);
         return;
       }
     } else if (!IsVolumeBoundToClaim(pv, claim)) {
-      Notice(claim, kWarning, "FailedBinding",
-             "volume " + Quoted(pv.metadata.name) + " already bound to a different claim.");
+      Resynced(claim, kWarning, "FailedBinding",
+               "volume " + Quoted(pv.metadata.name) + " already bound to a different claim.");
       EnsurePending(claim);
       return;
     }
     if (pv.status.phase != VolumePhase::kBound && !RoomForAnotherVolume()) {
-      Notice(claim, kWarning, "FailedBinding", MaxVolumesMessage());
+      Resynced(claim, kWarning, "FailedBinding", MaxVolumesMessage());
       EnsurePending(claim);
       return;
     }
@@ -581,11 +590,11 @@ class Reconciler {
     SetClaimProvisioner(unprovisioned, cls->provisioner);
     const PersistentVolumeClaim& claim = claims_.at(ClaimKey(unprovisioned));
     if (cls->provisioner != model::kProvisionerName) {
-      Notice(claim, kNormal, "ExternalProvisioning",
-             "Waiting for a volume to be created either by the external provisioner '" +
-                 cls->provisioner +
-                 "' or manually by the system administrator. If volume creation is delayed, "
-                 "please verify that the provisioner is running and correctly registered.");
+      Resynced(claim, kNormal, "ExternalProvisioning",
+               "Waiting for a volume to be created either by the external provisioner '" +
+                   cls->provisioner +
+                   "' or manually by the system administrator. If volume creation is delayed, "
+                   "please verify that the provisioner is running and correctly registered.");
       return false;
     }
     auto fail = [&](const std::string& why) {
@@ -700,6 +709,28 @@ class Reconciler {
     PutClaim(resized, id);
     Occurrence(claim, kNormal, "VolumeResizeSuccessful", "Resize volume succeeded",
                kResizerComponent, id);
+  }
+
+  // A bound PV's capacity raised by hand (Kubernetes allows it, as the resizer does it): the
+  // mount's quota follows live and the claim's status.capacity reports it, as kubelet's
+  // NodeExpandVolume and the resizer's status update do. Lowering it is refused at admission.
+  void MaybeFollowVolume(const PersistentVolume& pv, PersistentVolumeClaim claim) {
+    if (!claim.status.capacity || Capacity(pv) <= claim.status.capacity->value()) return;
+    Action a;
+    a.type = ActionType::kExpand;
+    a.volume = pv.metadata.name;
+    a.claim = ClaimKey(claim);
+    a.storage_class = ClaimClass(claim);
+    a.pool = Annotation(pv.metadata, kPoolAnnotation);
+    a.path = VolumePath(pv);
+    a.size_bytes = Capacity(pv);
+    a.old_size_bytes = claim.status.capacity->value();
+    size_t id = AddAction(std::move(a), kOperationStage);
+    claim.status.capacity = pv.spec.capacity;
+    PutClaim(claim, id);
+    Occurrence(claim, kNormal, "FileSystemResizeSuccessful",
+               "MountVolume.NodeExpandVolume succeeded for volume " + Quoted(pv.metadata.name),
+               kKubeletComponent, id);
   }
 
   // ---- mounts ----

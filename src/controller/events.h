@@ -19,7 +19,12 @@ inline constexpr char kWarning[] = "Warning";
 //    is on record;
 //  - an occurrence reports something done now (Provisioning, Resizing, a failed delete): an
 //    identical event on record gets count + 1 and lastTimestamp = now, as the API server's
-//    event aggregation shows "(x5 over 2m)".
+//    event aggregation shows "(x5 over 2m)";
+//  - a resynced notice is what the PV controller re-emits at every periodic sync of an object
+//    it cannot settle (FailedBinding of a Pending claim): recorded once, then counted again each
+//    time kResyncPeriod has passed since its lastTimestamp, as Kubernetes' 15 s resync shows.
+inline constexpr int kResyncPeriodSeconds = 15;
+
 class EventRecorder {
  public:
   EventRecorder(std::vector<model::Event> existing, const Inputs& inputs);
@@ -28,6 +33,10 @@ class EventRecorder {
   std::optional<model::Event> Notice(const model::ObjectReference& object, const char* type,
                                      const std::string& reason, const std::string& message,
                                      const char* component = kControllerComponent);
+  // The event to write, or nullopt when an identical one was recorded within the resync period.
+  std::optional<model::Event> Resynced(const model::ObjectReference& object, const char* type,
+                                       const std::string& reason, const std::string& message,
+                                       const char* component = kControllerComponent);
   model::Event Occurrence(const model::ObjectReference& object, const char* type,
                           const std::string& reason, const std::string& message,
                           const char* component = kControllerComponent);

@@ -495,6 +495,15 @@ ErrorList ValidatePersistentVolumeUpdate(const model::PersistentVolume& old_pv,
                         "field is immutable"),
            FieldPath().Child("spec").Child("volumeMode")));
   }
+  // A bound volume's quota is live and holds its claim's data: it grows (the controller raises
+  // the mount and the claim's status with it), never shrinks, as claims do not.
+  int64_t old_size = old_pv.spec.capacity ? old_pv.spec.capacity->value() : 0;
+  int64_t new_size = new_pv.spec.capacity ? new_pv.spec.capacity->value() : 0;
+  if (old_pv.status.phase == model::VolumePhase::kBound && new_size < old_size) {
+    errs.push_back(
+        ForbiddenError(FieldPath().Child("spec").Child("capacity").Child("storage"),
+                       "field can not be less than previous value while the volume is bound"));
+  }
   return errs;
 }
 

@@ -5,6 +5,7 @@
 #include <sys/statvfs.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,184 @@ TEST_F(ClaimctlE2eTest, GetYamlQuotesCreationTimestamp) {
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   EXPECT_NE(r.out.find("  creationTimestamp: \"20"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("  creationTimestamp: 20"), std::string::npos) << r.out;
+}
+
+constexpr char kGoodAndBadClaims[] =
+    "apiVersion: v1\n"
+    "kind: PersistentVolumeClaim\n"
+    "metadata:\n"
+    "  name: good\n"
+    "spec:\n"
+    "  accessModes: [ReadWriteOnce]\n"
+    "  resources:\n"
+    "    requests:\n"
+    "      storage: 16Mi\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: PersistentVolumeClaim\n"
+    "metadata:\n"
+    "  name: bad\n"
+    "spec:\n"
+    "  accessModes: [ReadWriteOnce]\n"
+    "  resources:\n"
+    "    requests:\n"
+    "      storage: 1GB\n";
+
+// The client dry run said the good claim was created, the real apply created nothing. Both now
+// do what kubectl does: apply every valid document, report the invalid one, exit 1.
+TEST_F(ClaimctlE2eTest, MultiDocumentFileWithOneBadDocumentAppliedNothing) {
+  ASSERT_TRUE(StartDaemon());
+  const std::string path = WriteManifest("two.yaml", kGoodAndBadClaims);
+  const std::string bad_line =
+      "error: " + path + ":19:16: spec.resources.requests.storage: Invalid value: \"1GB\"";
+
+  CommandResult dry = Claimctl({"apply", "--dry-run=client", "-f", path});
+  EXPECT_EQ(dry.exit_code, 1) << dry.Describe();
+  EXPECT_EQ(dry.out, "persistentvolumeclaim/good created (dry run)\n");
+  EXPECT_NE(dry.err.find(bad_line), std::string::npos) << dry.err;
+  EXPECT_FALSE(GetClaim("good"));
+
+  CommandResult real = Claimctl({"apply", "-f", path});
+  EXPECT_EQ(real.exit_code, 1) << real.Describe();
+  EXPECT_EQ(real.out, "persistentvolumeclaim/good created\n");
+  EXPECT_NE(real.err.find(bad_line), std::string::npos) << real.err;
+  EXPECT_TRUE(GetClaim("good"));
+  EXPECT_FALSE(GetClaim("bad"));
+}
+
+// A relative hostPath passed the client dry run and only the daemon refused it, with no file:line.
+// Both modes of apply now refuse it before the daemon sees it, at the field's place in the file.
+TEST_F(ClaimctlE2eTest, RelativeHostPathReachedTheDaemonWithoutFileLine) {
+  ASSERT_TRUE(StartDaemon());
+  const std::string path = WriteManifest("relative.yaml",
+                                         "apiVersion: v1\n"
+                                         "kind: PersistentVolume\n"
+                                         "metadata:\n"
+                                         "  name: pv-relative\n"
+                                         "spec:\n"
+                                         "  capacity:\n"
+                                         "    storage: 1Gi\n"
+                                         "  accessModes: [ReadWriteOnce]\n"
+                                         "  hostPath:\n"
+                                         "    path: data/pv\n");
+  const std::string expected = "error: " + path +
+                               ":10:11: spec.hostPath.path: Invalid value: \"data/pv\": must be "
+                               "an absolute path\n";
+  for (const char* mode : {"--dry-run=client", "--dry-run=none"}) {
+    CommandResult r = Claimctl({"apply", mode, "-f", path});
+    EXPECT_EQ(r.exit_code, 1) << mode << ": " << r.Describe();
+    EXPECT_EQ(r.out, "") << mode;
+    EXPECT_EQ(r.err, expected) << mode;
+  }
+  EXPECT_FALSE(GetVolume("pv-relative"));
+}
+
+// `apply` of a bound PV at a larger capacity printed `configured` while df kept the old size, and
+// a restart later raised the quota behind the claim's back. The mount and the claim now follow at
+// once; lowering a bound PV is refused.
+TEST_F(ClaimctlE2eTest, BoundVolumeCapacityEditedLeftMountAndClaimBehind) {
+  ASSERT_TRUE(StartDaemon());
+  ASSERT_TRUE(CreateDynamicClaim("data", "64Mi"));
+  const std::string volume = VolumeOf("data");
+  ASSERT_FALSE(volume.empty());
+  const std::string mount = MountPath("data");
+  auto total = [&] {
+    struct statvfs st {};
+    if (statvfs(mount.c_str(), &st) != 0) return uint64_t{0};
+    return uint64_t{st.f_blocks} * st.f_frsize;
+  };
+  auto claim_capacity = [&] {
+    std::optional<nlohmann::json> claim = GetClaim("data");
+    if (!claim) return std::string();
+    return claim->value("/status/capacity/storage"_json_pointer, std::string());
+  };
+
+  CommandResult r =
+      Claimctl({"patch", "pv", volume, "-p", "{\"spec\":{\"capacity\":{\"storage\":\"96Mi\"}}}"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(WaitFor([&] { return total() == 96ull << 20 && claim_capacity() == "96Mi"; }, 5s))
+      << "statvfs total " << total() << ", claim capacity " << claim_capacity();
+  CommandResult get = Claimctl({"get", "pvc", "data", "-o", "jsonpath={.status.capacity.storage}"});
+  EXPECT_EQ(get.out, "96Mi") << get.Describe();
+  CommandResult described = Claimctl({"describe", "pvc", "data"});
+  EXPECT_NE(described.out.find("FileSystemResizeSuccessful"), std::string::npos) << described.out;
+
+  r = Claimctl({"patch", "pv", volume, "-p", "{\"spec\":{\"capacity\":{\"storage\":\"32Mi\"}}}"});
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_NE(r.err.find("spec.capacity.storage: Forbidden: field can not be less than previous "
+                       "value while the volume is bound"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(total(), 96ull << 20);
+}
+
+// describe of a claim created again under a deleted claim's name showed the old claim's events.
+TEST_F(ClaimctlE2eTest, DescribeOfARecreatedClaimShowedTheDeletedClaimsEvents) {
+  ASSERT_TRUE(StartDaemon());
+  auto claim = [](const char* storage_class) {
+    return std::string(
+               "apiVersion: v1\n"
+               "kind: PersistentVolumeClaim\n"
+               "metadata:\n"
+               "  name: again\n"
+               "spec:\n"
+               "  storageClassName: ") +
+           storage_class +
+           "\n"
+           "  accessModes: [ReadWriteOnce]\n"
+           "  resources:\n"
+           "    requests:\n"
+           "      storage: 16Mi\n";
+  };
+  ASSERT_EQ(Apply(claim("missing")).exit_code, 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return DescribeEvents("PersistentVolumeClaim", "again").find("ProvisioningFailed") !=
+               std::string::npos;
+      },
+      5s));
+  CommandResult r = Claimctl({"delete", "pvc", "again"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  ASSERT_TRUE(WaitFor([&] { return !GetClaim("again"); }, 5s));
+  ASSERT_EQ(Apply(claim("\"\"")).exit_code, 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return DescribeEvents("PersistentVolumeClaim", "again").find("FailedBinding") !=
+               std::string::npos;
+      },
+      5s));
+  CommandResult described = Claimctl({"describe", "pvc", "again"});
+  ASSERT_EQ(described.exit_code, 0) << described.Describe();
+  EXPECT_NE(described.out.find("FailedBinding"), std::string::npos) << described.out;
+  EXPECT_EQ(described.out.find("ProvisioningFailed"), std::string::npos) << described.out;
+}
+
+// kubectl describe shows "(x2 over 16s)" for a claim left Pending: the PV controller's resync
+// repeats FailedBinding every 15 s. claimfsd recorded it once.
+TEST_F(ClaimctlE2eTest, FailedBindingWasNotRepeatedAtEachResync) {
+  ASSERT_TRUE(StartDaemon());
+  ASSERT_EQ(Apply("apiVersion: v1\n"
+                  "kind: PersistentVolumeClaim\n"
+                  "metadata:\n"
+                  "  name: waiting\n"
+                  "spec:\n"
+                  "  storageClassName: \"\"\n"
+                  "  accessModes: [ReadWriteOnce]\n"
+                  "  resources:\n"
+                  "    requests:\n"
+                  "      storage: 16Mi\n")
+                .exit_code,
+            0);
+  CommandResult described;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        described = Claimctl({"describe", "pvc", "waiting"});
+        return described.out.find("(x2 over ") != std::string::npos;
+      },
+      25s, 1s))
+      << described.out;
+  EXPECT_NE(described.out.find("FailedBinding"), std::string::npos) << described.out;
+  EXPECT_EQ(ClaimPhase("waiting"), "Pending");
 }
 
 }  // namespace

@@ -672,6 +672,8 @@ TEST_F(CommandsTest, DfFiltersByNamespace) {
       << all.out;
 }
 
+// The selector names the claim's uid, as kubectl describe's does: events of a deleted claim of the
+// same name are not this claim's.
 TEST_F(CommandsTest, DescribeFetchesEvents) {
   Serve([](const FakeRequest& req) {
     if (req.target.rfind("/api/v1/events?", 0) == 0) {
@@ -703,7 +705,8 @@ TEST_F(CommandsTest, DescribeFetchesEvents) {
   for (const FakeRequest& req : server_->requests()) {
     if (req.target ==
         "/api/v1/events?fieldSelector=involvedObject.kind%3DPersistentVolumeClaim%2C"
-        "involvedObject.name%3Ddata%2CinvolvedObject.namespace%3Ddefault") {
+        "involvedObject.name%3Ddata%2CinvolvedObject.namespace%3Ddefault%2C"
+        "involvedObject.uid%3Duid-data") {
       asked = true;
     }
   }

@@ -71,6 +71,49 @@ TEST(ArticleTest, ThreeGiClaimWithoutClassStaysPendingWithFailedBinding) {
   EXPECT_EQ(w.Volume("pv-hostpath")->status.phase, VolumePhase::kAvailable);
 }
 
+// kubectl describe shows "(x3 over 30s)": the PV controller's 15 s resync re-emits FailedBinding
+// for a claim that stays Pending, and the API server folds the repeats into one counted event.
+TEST(ArticleTest, FailedBindingWasNotRepeatedAtEachResync) {
+  World w;
+  w.snap.claims.push_back(Claim("big", "3Gi", {kRWO}, ""));
+  w.Settle();
+  const model::Event* e = w.Event("big", "FailedBinding");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->count, 1);
+  const std::string first = e->first_timestamp;
+  w.Wait(5);  // within the resync period: nothing new
+  EXPECT_TRUE(w.Step().empty());
+  w.Wait(15);
+  w.Step();
+  e = w.Event("big", "FailedBinding");
+  EXPECT_EQ(e->count, 2);
+  EXPECT_EQ(e->first_timestamp, first);
+  EXPECT_NE(e->last_timestamp, first);
+  w.Wait(15);
+  w.Step();
+  EXPECT_EQ(w.Event("big", "FailedBinding")->count, 3);
+  EXPECT_EQ(w.EventsFor("big").size(), 1u);
+  EXPECT_EQ(w.ClaimNamed("big")->status.phase, ClaimPhase::kPending);
+}
+
+// A claim deleted and created again under the same name is a new object: the old claim's events
+// are not counted on it.
+TEST(ArticleTest, EventsOfADeletedClaimWereCountedOnItsNamesake) {
+  World w;
+  w.snap.claims.push_back(Claim("big", "3Gi", {kRWO}, ""));
+  w.Settle();
+  PersistentVolumeClaim again = *w.ClaimNamed("big");
+  again.metadata.uid = "uid-claim-big-2";
+  again.status = {};
+  w.snap.claims = {again};
+  w.Wait(20);
+  w.Step();
+  std::vector<const model::Event*> events = w.EventsFor("big");
+  ASSERT_EQ(events.size(), 2u);
+  for (const model::Event* e : events) EXPECT_EQ(e->count, 1);
+  EXPECT_NE(events[0]->involved_object.uid, events[1]->involved_object.uid);
+}
+
 // The article's class "manual" names no StorageClass object; Kubernetes then reports the missing
 // class (ProvisioningFailed) rather than FailedBinding, and so does claimfs.
 TEST(ArticleTest, ThreeGiClaimOfClassManualStaysPendingAndNamesTheMissingClass) {

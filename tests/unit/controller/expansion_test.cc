@@ -50,6 +50,46 @@ TEST(ExpansionTest, GrowsTheVolumeLiveAndReportsAsTheResizer) {
   EXPECT_EQ(w.Event("data", "VolumeResizeSuccessful")->count, 2);
 }
 
+// `apply` of pv-hostpath at 3Gi while bound printed `configured`, the mount kept 2Gi and the claim
+// said 2Gi until a restart remounted at 3Gi: the quota now follows at once, and the claim says so.
+TEST(ExpansionTest, BoundVolumeCapacityEditedLeftMountAndClaimBehind) {
+  World w;
+  w.snap.volumes = {Pv("pv-hostpath", "2Gi", {kRWO}, "manual")};
+  w.snap.claims = {Claim("pvc-hostpath", "1Gi", {kRWO}, "manual")};
+  w.Settle();
+  ASSERT_EQ(w.ClaimNamed("pvc-hostpath")->status.phase, ClaimPhase::kBound);
+  ASSERT_EQ(w.ClaimNamed("pvc-hostpath")->status.capacity->ToString(), "2Gi");
+
+  w.Volume("pv-hostpath")->spec.capacity = Q("3Gi");
+  Plan plan = w.Step();
+  ASSERT_EQ(plan.actions.size(), 1u);
+  const Action& expand = plan.actions[0];
+  EXPECT_EQ(expand.type, ActionType::kExpand);
+  EXPECT_EQ(expand.volume, "pv-hostpath");
+  EXPECT_EQ(expand.claim, "default/pvc-hostpath");
+  EXPECT_EQ(expand.old_size_bytes, Bytes("2Gi"));
+  EXPECT_EQ(expand.size_bytes, Bytes("3Gi"));
+  EXPECT_EQ(w.ClaimNamed("pvc-hostpath")->status.capacity->ToString(), "3Gi");
+  EXPECT_EQ(w.ClaimNamed("pvc-hostpath")->spec.request->ToString(), "1Gi");
+  const model::Event* done = w.Event("pvc-hostpath", "FileSystemResizeSuccessful");
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->message, "MountVolume.NodeExpandVolume succeeded for volume \"pv-hostpath\"");
+  EXPECT_EQ(done->source_component, "kubelet");
+  EXPECT_TRUE(w.Peek().empty());
+}
+
+TEST(ExpansionTest, FailedLiveResizeOfAnEditedVolumeLeavesTheClaimAsMounted) {
+  World w;
+  w.snap.volumes = {Pv("pv-hostpath", "2Gi", {kRWO}, "manual")};
+  w.snap.claims = {Claim("pvc-hostpath", "1Gi", {kRWO}, "manual")};
+  w.Settle();
+  w.Volume("pv-hostpath")->spec.capacity = Q("3Gi");
+  w.failures[{ActionType::kExpand, "pv-hostpath"}] = "quota refused";
+  w.Step();
+  EXPECT_EQ(w.ClaimNamed("pvc-hostpath")->status.capacity->ToString(), "2Gi");
+  EXPECT_NE(w.Event("pvc-hostpath", "VolumeResizeFailed"), nullptr);
+}
+
 TEST(ExpansionTest, ClassThatForbidsExpansionIsIgnored) {
   World w = Provisioned(/*allow_expansion=*/false);
   w.ClaimNamed("data")->spec.request = Q("3Gi");

@@ -202,6 +202,9 @@ class World {
     return nullptr;
   }
 
+  // Lets `seconds` pass before the next Step().
+  void Wait(int seconds) { tick_ += seconds; }
+
   void DeleteClaim(const std::string& name) {
     ClaimNamed(name)->metadata.deletion_timestamp = "2026-01-03T00:00:00Z";
   }

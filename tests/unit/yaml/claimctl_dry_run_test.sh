@@ -53,6 +53,28 @@ grep -qF 'Warning: unknown field "spec.foo"' "$tmp/err" || fail "warning: $(cat 
 grep -qF 'Unsupported value: "Keep": supported values: "Delete", "Recycle", "Retain"' "$tmp/err" ||
   fail "reclaim: $(cat "$tmp/err")"
 
+# A relative hostPath: refused at its place in the file, before any daemon is asked (the
+# daemon's refusal had no file:line), by the dry run and the real apply alike.
+cat >"$tmp/relative.yaml" <<'YAML'
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: pv-relative
+spec:
+  capacity:
+    storage: 1Gi
+  accessModes: [ReadWriteOnce]
+  hostPath:
+    path: data/pv
+YAML
+for mode in client none; do
+  CLAIMFS_SOCKET=$tmp/none.sock "$claimctl" apply --dry-run=$mode -f "$tmp/relative.yaml" \
+    >"$tmp/out" 2>"$tmp/err" && fail "relative hostPath ($mode) accepted"
+  [ "$(cat "$tmp/err")" = "error: $tmp/relative.yaml:10:11: spec.hostPath.path: Invalid value: \"data/pv\": must be an absolute path" ] ||
+    fail "relative hostPath ($mode): $(cat "$tmp/err")"
+  [ -s "$tmp/out" ] && fail "relative hostPath ($mode): $(cat "$tmp/out")"
+done
+
 # Missing path, and commands that need the daemon when none is there.
 "$claimctl" apply --dry-run=client -f "$tmp/nope.yaml" 2>"$tmp/err" && fail "missing file accepted"
 grep -qF 'the path' "$tmp/err" || fail "missing: $(cat "$tmp/err")"

@@ -458,6 +458,22 @@ TEST(VolumeUpdateTest, SourceAndModeAreImmutableTheRestMayChange) {
                 "volumeMode: Invalid value: \"Block\": field is immutable"}));
 }
 
+// A bound PV shrunk by `apply` would take the quota under its claim's data: refused, while a
+// raise is accepted (the controller applies it to the mount and the claim).
+TEST(VolumeUpdateTest, BoundVolumeCapacityLoweredWasAccepted) {
+  auto old_pv = Volume();
+  old_pv.status.phase = model::VolumePhase::kBound;
+  auto new_pv = old_pv;
+  new_pv.spec.capacity = Q("3Gi");
+  EXPECT_TRUE(ValidatePersistentVolumeUpdate(old_pv, new_pv).empty());
+  new_pv.spec.capacity = Q("1Gi");
+  EXPECT_EQ(Strings(ValidatePersistentVolumeUpdate(old_pv, new_pv)),
+            (std::vector<std::string>{"spec.capacity.storage: Forbidden: field can not be less "
+                                      "than previous value while the volume is bound"}));
+  old_pv.status.phase = model::VolumePhase::kAvailable;
+  EXPECT_TRUE(ValidatePersistentVolumeUpdate(old_pv, new_pv).empty());
+}
+
 TEST(ClassUpdateTest, OnlyExpansionAndMountOptionsMayChange) {
   auto old_sc = Class(false);
   auto new_sc = old_sc;
