@@ -58,17 +58,7 @@ std::set<std::string> List(const std::string& dir) {
 }
 
 std::string PvJson(const std::string& name, const std::string& path) {
-  nlohmann::json pv = {
-      {"apiVersion", "v1"},
-      {"kind", "PersistentVolume"},
-      {"metadata", {{"name", name}}},
-      {"spec",
-       {{"capacity", {{"storage", "16Mi"}}},
-        {"accessModes", {"ReadWriteOnce"}},
-        {"persistentVolumeReclaimPolicy", "Delete"},
-        {"storageClassName", ""},
-        {"hostPath", {{"path", path}}}}}};
-  return pv.dump();
+  return StaticVolumeJson(name, path).dump();
 }
 
 std::string ClaimJson(const std::string& name, const std::string& volume) {
@@ -166,6 +156,8 @@ class PathTricksTest : public DaemonTest {
               10s);
       row->after_delete = GetVolume(volume) ? "PV " + VolumePhase(volume) : "PV deleted";
       Http("DELETE", "/api/v1/persistentvolumes/" + volume);
+      // A Failed PV keeps its path until it is gone; the next trick may name the same directory.
+      WaitFor([&] { return !GetVolume(volume).has_value(); }, 10s);
     }
     WaitFor([&] { return ClaimPhase(claim).empty(); }, 10s);
     std::string damage = Damage();
