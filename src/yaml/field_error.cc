@@ -51,17 +51,21 @@ std::string FieldPath::Pointer() const {
       out += std::to_string(s.index);
       continue;
     }
-    for (char c : s.name) {
-      if (c == '~') {
-        out += "~0";
-      } else if (c == '/') {
-        out += "~1";
-      } else {
-        out += c;
-      }
-    }
+    AppendPointerToken(s.name, &out);
   }
   return out;
+}
+
+void AppendPointerToken(std::string_view token, std::string* pointer) {
+  for (char c : token) {
+    if (c == '~') {
+      *pointer += "~0";
+    } else if (c == '/') {
+      *pointer += "~1";
+    } else {
+      *pointer += c;
+    }
+  }
 }
 
 bool operator==(const FieldPath& a, const FieldPath& b) { return a.Pointer() == b.Pointer(); }

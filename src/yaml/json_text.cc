@@ -3,6 +3,8 @@
 #include <set>
 #include <vector>
 
+#include "claimfs/yaml/field_error.h"
+
 namespace claimfs::yaml {
 namespace {
 
@@ -73,15 +75,7 @@ class KeepingSax {
         out += std::to_string(f.container->size() - (innermost ? 0 : 1));
         continue;
       }
-      for (char c : f.key) {
-        if (c == '~') {
-          out += "~0";
-        } else if (c == '/') {
-          out += "~1";
-        } else {
-          out += c;
-        }
-      }
+      AppendPointerToken(f.key, &out);
     }
     return out;
   }

@@ -69,6 +69,9 @@ using ErrorList = std::vector<FieldError>;
 // Go's %q for a string: the value in double quotes with \" \\ and control characters escaped.
 std::string Quote(std::string_view text);
 
+// Appends `token` to a JSON pointer as RFC 6901 escapes it ("~" as "~0", "/" as "~1").
+void AppendPointerToken(std::string_view token, std::string* pointer);
+
 FieldError RequiredError(FieldPath field, std::string detail = "");
 FieldError InvalidError(FieldPath field, std::string_view value, std::string detail);
 FieldError InvalidRawError(FieldPath field, std::string rendered_value, std::string detail);

@@ -42,13 +42,7 @@ std::string Claim(const std::string& name, const std::string& volume = "") {
 
 std::string Volume(const std::string& name, const std::string& path,
                    const std::vector<std::string>& mount_options = {}, const json& claim_ref = {}) {
-  json pv = {{"metadata", {{"name", name}}},
-             {"spec",
-              {{"capacity", {{"storage", "16Mi"}}},
-               {"accessModes", {"ReadWriteOnce"}},
-               {"persistentVolumeReclaimPolicy", "Retain"},
-               {"storageClassName", ""},
-               {"hostPath", {{"path", path}}}}}};
+  json pv = StaticVolumeJson(name, path, "Retain");
   if (!mount_options.empty()) pv["spec"]["mountOptions"] = mount_options;
   if (!claim_ref.is_null()) pv["spec"]["claimRef"] = claim_ref;
   return pv.dump();

@@ -149,6 +149,19 @@ std::string JsonString(const nlohmann::json& j, const std::string& pointer,
   }
 }
 
+nlohmann::json StaticVolumeJson(const std::string& name, const std::string& path,
+                                const std::string& reclaim_policy, const std::string& source) {
+  return {{"apiVersion", "v1"},
+          {"kind", "PersistentVolume"},
+          {"metadata", {{"name", name}}},
+          {"spec",
+           {{"capacity", {{"storage", "16Mi"}}},
+            {"accessModes", {"ReadWriteOnce"}},
+            {"persistentVolumeReclaimPolicy", reclaim_policy},
+            {"storageClassName", ""},
+            {source, {{"path", path}}}}}};
+}
+
 std::string StaticPairYaml(const std::string& name, const std::string& path,
                            const std::string& access_mode, const std::string& reclaim_policy,
                            const std::string& mount_options) {

@@ -230,6 +230,12 @@ std::string StaticPairYaml(const std::string& name, const std::string& path,
                            const std::string& reclaim_policy = "Retain",
                            const std::string& mount_options = "");
 
+// A static 16Mi ReadWriteOnce PersistentVolume `name` of no class over `path`, as the JSON body
+// the tests POST; `source` is "hostPath" or "local".
+nlohmann::json StaticVolumeJson(const std::string& name, const std::string& path,
+                                const std::string& reclaim_policy = "Delete",
+                                const std::string& source = "hostPath");
+
 // The directory of the example manifests (config/examples).
 std::string ExamplesDir();
 

@@ -221,15 +221,7 @@ TEST_F(IsolationTest, HostPathDirectoryClaimfsdCreatesBelongsToTheClaimsOwner) {
   OpenSocketToEveryone();
   const std::string parent = base() + "/made-by-claimfsd";
   const std::string leaf = parent + "/for-alice";
-  json pv = {{"apiVersion", "v1"},
-             {"kind", "PersistentVolume"},
-             {"metadata", {{"name", "made"}}},
-             {"spec",
-              {{"capacity", {{"storage", "16Mi"}}},
-               {"accessModes", {"ReadWriteOnce"}},
-               {"persistentVolumeReclaimPolicy", "Retain"},
-               {"storageClassName", ""},
-               {"hostPath", {{"path", leaf}}}}}};
+  json pv = StaticVolumeJson("made", leaf, "Retain");
   std::string created = RawHttp(socket_path(), "POST", "/api/v1/persistentvolumes", pv.dump());
   ASSERT_EQ(StatusOf(created), 201) << created;
   json claim = json::parse(ClaimBody("made"));

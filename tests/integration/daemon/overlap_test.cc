@@ -18,17 +18,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-nlohmann::json PvJson(const std::string& name, const std::string& source, const std::string& path) {
-  return {{"apiVersion", "v1"},
-          {"kind", "PersistentVolume"},
-          {"metadata", {{"name", name}}},
-          {"spec",
-           {{"capacity", {{"storage", "16Mi"}}},
-            {"accessModes", {"ReadWriteOnce"}},
-            {"persistentVolumeReclaimPolicy", "Delete"},
-            {source, {{"path", path}}}}}};
-}
-
 class OverlapTest : public DaemonTest {
  protected:
   // Starts claimfsd with its pool configured as base()/link/p, base()/link -> base()/real.
@@ -52,7 +41,7 @@ class OverlapTest : public DaemonTest {
 TEST_F(OverlapTest, PathEqualToInsideOrAroundAnotherVolumesIsRefused) {
   ASSERT_TRUE(StartDaemon());
   std::string dir = base() + "/vols/a";
-  HttpResult h = Http("POST", "/api/v1/persistentvolumes", PvJson("a", "hostPath", dir).dump());
+  HttpResult h = Http("POST", "/api/v1/persistentvolumes", StaticVolumeJson("a", dir).dump());
   ASSERT_EQ(h.status, 201) << h.Describe();
 
   struct Case {
@@ -72,7 +61,7 @@ TEST_F(OverlapTest, PathEqualToInsideOrAroundAnotherVolumesIsRefused) {
     SCOPED_TRACE(c.name + " " + c.path);
     for (const char* query : {"", "?dryRun=All"}) {
       h = Http("POST", std::string("/api/v1/persistentvolumes") + query,
-               PvJson(c.name, c.source, c.path).dump());
+               StaticVolumeJson(c.name, c.path, "Delete", c.source).dump());
       EXPECT_EQ(h.status, 422) << h.Describe();
       EXPECT_NE(JsonString(h.Json(), "/message")
                     .find("spec." + c.source +
@@ -83,10 +72,10 @@ TEST_F(OverlapTest, PathEqualToInsideOrAroundAnotherVolumesIsRefused) {
     EXPECT_FALSE(GetVolume(c.name).has_value());
   }
   // A sibling whose name merely starts with the same bytes does not overlap.
-  h = Http("POST", "/api/v1/persistentvolumes", PvJson("ab", "hostPath", dir + "b").dump());
+  h = Http("POST", "/api/v1/persistentvolumes", StaticVolumeJson("ab", dir + "b").dump());
   EXPECT_EQ(h.status, 201) << h.Describe();
   // The volume itself again: already exists, not an overlap with itself.
-  h = Http("POST", "/api/v1/persistentvolumes", PvJson("a", "hostPath", dir).dump());
+  h = Http("POST", "/api/v1/persistentvolumes", StaticVolumeJson("a", dir).dump());
   EXPECT_EQ(h.status, 409) << h.Describe();
 }
 
@@ -99,8 +88,7 @@ TEST_F(OverlapTest, ConcurrentCreatesOfOverlappingVolumesAdmitOnlyOne) {
     std::string other = round % 2 == 0 ? dir : dir + "/inner";
     std::atomic<int> created{0}, refused{0};
     auto post = [&](const std::string& name, const std::string& path) {
-      HttpResult h =
-          Http("POST", "/api/v1/persistentvolumes", PvJson(name, "hostPath", path).dump());
+      HttpResult h = Http("POST", "/api/v1/persistentvolumes", StaticVolumeJson(name, path).dump());
       if (h.status == 201) created++;
       if (h.status == 422) refused++;
     };
@@ -238,8 +226,8 @@ TEST_F(OverlapTest, PoolConfiguredThroughASymlinkIsRefusedByItsRealPath) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name + " " + c.path);
-    HttpResult h =
-        Http("POST", "/api/v1/persistentvolumes", PvJson(c.name, c.source, c.path).dump());
+    HttpResult h = Http("POST", "/api/v1/persistentvolumes",
+                        StaticVolumeJson(c.name, c.path, "Delete", c.source).dump());
     EXPECT_EQ(h.status, 422) << h.Describe();
     EXPECT_NE(JsonString(h.Json(), "/message").find("pool default"), std::string::npos) << h.body;
     EXPECT_FALSE(GetVolume(c.name).has_value());
