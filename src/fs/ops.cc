@@ -352,6 +352,20 @@ void PinIfOpen(Impl* v, Inode* victim, const struct stat& st) {
   if (open) v->table->Pin(victim);
 }
 
+void TrackFile(Impl* v, int fd) {
+  std::lock_guard lock(v->handles_mu);
+  v->open_files.insert(fd);
+}
+
+// Forgets the fd before closing it: once closed, its number may be reused by another open.
+void CloseFile(Impl* v, int fd) {
+  {
+    std::lock_guard lock(v->handles_mu);
+    v->open_files.erase(fd);
+  }
+  close(fd);
+}
+
 void CloseAccounting(Impl* v, Inode* inode) {
   bool release = false;
   uint64_t freed = 0;
@@ -901,9 +915,10 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
   }
   fi->fh = static_cast<uint64_t>(fd);
   SetCaching(fi, fd);
+  TrackFile(v, fd);
   if (fuse_reply_create(req, &e, fi) != 0) {
     // The kernel is gone (interrupted); it will not send release.
-    close(fd);
+    CloseFile(v, fd);
     CloseAccounting(v, inode);
   }
 }
@@ -944,15 +959,16 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   fi->fh = static_cast<uint64_t>(fd);
   SetCaching(fi, fd);
+  TrackFile(v, fd);
   if (fuse_reply_open(req, fi) != 0) {
-    close(fd);
+    CloseFile(v, fd);
     CloseAccounting(v, inode);
   }
 }
 
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Impl* v = V(req);
-  close(static_cast<int>(fi->fh));
+  CloseFile(v, static_cast<int>(fi->fh));
   CloseAccounting(v, v->ToInode(ino));
   fuse_reply_err(req, 0);
 }
@@ -1072,11 +1088,24 @@ void Lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi
 
 // ---- directories ----
 
+}  // namespace
+
 struct DirHandle {
   DIR* dir = nullptr;
   off_t offset = 0;
   struct dirent* entry = nullptr;  // read but not yet returned to the kernel
 };
+
+namespace {
+
+void CloseDir(Impl* v, DirHandle* handle) {
+  {
+    std::lock_guard lock(v->handles_mu);
+    v->open_dirs.erase(handle);
+  }
+  closedir(handle->dir);
+  delete handle;
+}
 
 void Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Impl* v = V(req);
@@ -1111,9 +1140,12 @@ void Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->fh = reinterpret_cast<uint64_t>(handle);
   fi->keep_cache = 1;
   fi->cache_readdir = 1;
+  {
+    std::lock_guard lock(v->handles_mu);
+    v->open_dirs.insert(handle);
+  }
   if (fuse_reply_open(req, fi) != 0) {
-    closedir(handle->dir);
-    delete handle;
+    CloseDir(v, handle);
     CloseAccounting(v, inode);
   }
 }
@@ -1200,9 +1232,7 @@ void Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fi
 
 void Releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Impl* v = V(req);
-  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
-  closedir(d->dir);
-  delete d;
+  CloseDir(v, reinterpret_cast<DirHandle*>(fi->fh));
   CloseAccounting(v, v->ToInode(ino));
   fuse_reply_err(req, 0);
 }
@@ -1372,6 +1402,17 @@ fuse_lowlevel_ops MakeOperations() {
 }
 
 }  // namespace
+
+void CloseHandlesLeftOpen(Volume::Impl* v) {
+  std::lock_guard lock(v->handles_mu);
+  for (int fd : v->open_files) close(fd);
+  v->open_files.clear();
+  for (DirHandle* handle : v->open_dirs) {
+    closedir(handle->dir);
+    delete handle;
+  }
+  v->open_dirs.clear();
+}
 
 const fuse_lowlevel_ops& VolumeOperations() {
   static const fuse_lowlevel_ops ops = MakeOperations();

@@ -256,6 +256,7 @@ void Volume::Stop() {
   if (impl_->server.joinable()) impl_->server.join();
   fuse_session_destroy(impl_->session);
   impl_->session = nullptr;
+  CloseHandlesLeftOpen(impl_.get());
 }
 
 Status Volume::SetCapacity(uint64_t bytes) {

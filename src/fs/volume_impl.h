@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "claimfs/fs/volume.h"
@@ -17,6 +18,8 @@
 #include "server_pool_impl.h"
 
 namespace claimfs::fs {
+
+struct DirHandle;
 
 class Volume::Impl {
  public:
@@ -46,6 +49,13 @@ class Volume::Impl {
   // write with room to spare (see kNearFullBlocks in ops.cc).
   std::atomic<bool> recent_settled{false};
 
+  // Handles the kernel holds: a file's fd, a directory stream. The kernel sends no RELEASE for
+  // a handle still open when its connection ends (a release queued behind the unmount, an
+  // abort), so Stop() closes what is left once no request can arrive.
+  std::mutex handles_mu;                   // a leaf lock
+  std::unordered_set<int> open_files;      // guarded by handles_mu
+  std::unordered_set<DirHandle*> open_dirs;  // guarded by handles_mu
+
   dev_t backing_device = 0;
   std::atomic<bool> readahead_pending{true};  // see MatchBackingReadahead
 
@@ -69,6 +79,9 @@ class Volume::Impl {
 // Gives the FUSE mount at `mountpoint` the readahead of the backing device `backing`. Must run
 // after FUSE INIT, which resets it.
 void MatchBackingReadahead(dev_t backing, const std::string& mountpoint);
+
+// Closes the handles the kernel never released; only once no request can arrive any more.
+void CloseHandlesLeftOpen(Volume::Impl* v);
 
 // The low-level operations table for a volume.
 const fuse_lowlevel_ops& VolumeOperations();

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -299,13 +301,16 @@ TEST_F(VolumeLibraryTest, PoolServesManyVolumesWithItsOwnThreads) {
   EXPECT_EQ(ReadFile(vols[1]->options().source + "/after"), "still here");
 }
 
-size_t OpenFdCount() {
-  size_t n = 0;
+// What each open fd of this process refers to, sorted; the failure message shows a leak's target.
+std::vector<std::string> OpenFds() {
+  std::vector<std::string> fds;
   for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
-    (void)entry;
-    ++n;
+    std::error_code ec;
+    std::filesystem::path target = std::filesystem::read_symlink(entry.path(), ec);
+    fds.push_back(entry.path().filename().string() + " -> " + (ec ? "?" : target.string()));
   }
-  return n;
+  std::sort(fds.begin(), fds.end());
+  return fds;
 }
 
 // Regression: with splice replies, libfuse kept a pipe per pool thread and session that only
@@ -314,7 +319,7 @@ TEST_F(VolumeLibraryTest, PooledVolumesLeaveNoFdsBehindWhenStopped) {
   auto pool = fs::ServerPool::Create(4);
   ASSERT_TRUE(pool.ok()) << pool.status().ToString();
   pool_ = std::move(*pool);
-  size_t fds_before = OpenFdCount();
+  std::vector<std::string> fds_before = OpenFds();
   for (int round = 0; round < 3; ++round) {
     std::vector<Volume*> vols;
     for (int i = 0; i < 4; ++i) {
@@ -336,7 +341,7 @@ TEST_F(VolumeLibraryTest, PooledVolumesLeaveNoFdsBehindWhenStopped) {
     for (Volume* v : vols) v->Stop();
     volumes_.clear();  // a stopped volume still holds its inode table's fds until destroyed
   }
-  EXPECT_EQ(OpenFdCount(), fds_before);
+  EXPECT_THAT(OpenFds(), ::testing::ElementsAreArray(fds_before));
 }
 
 TEST_F(VolumeLibraryTest, PooledVolumeUnmountedFromOutsideStopsServing) {
