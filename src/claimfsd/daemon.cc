@@ -578,15 +578,28 @@ void Daemon::WarnAboutUnnamedVolumeDirectories() {
   }
 }
 
+// A pool promises no more than it can hold: what its mounted volumes already use plus what its
+// filesystem has free, or its configured capacity if smaller. Data of volumes not mounted is
+// not counted, which errs towards promising less.
 std::vector<controller::Pool> Daemon::Pools() const {
-  std::lock_guard lock(config_mu_);
+  std::vector<yaml::PoolConfig> configured;
+  {
+    std::lock_guard lock(config_mu_);
+    configured = config_.pools;
+  }
+  std::map<std::filesystem::path, int64_t> used_in;
+  for (const mount::MountedVolume& m : volumes_->List()) {
+    used_in[std::filesystem::path(m.source).lexically_normal().parent_path()] +=
+        static_cast<int64_t>(m.usage.used_bytes);
+  }
   std::vector<controller::Pool> pools;
-  for (const yaml::PoolConfig& p : config_.pools) {
-    controller::Pool pool{p.name, p.path, 0};
-    if (p.capacity_bytes) {
-      pool.capacity_bytes = *p.capacity_bytes;
-    } else if (auto size = provisioner::FilesystemCapacity(p.path); size.ok()) {
-      pool.capacity_bytes = *size;
+  for (const yaml::PoolConfig& p : configured) {
+    controller::Pool pool{p.name, p.path, p.capacity_bytes.value_or(0)};
+    if (auto available = provisioner::FilesystemAvailable(p.path); available.ok()) {
+      std::filesystem::path dir = std::filesystem::path(p.path).lexically_normal();
+      if (!dir.has_filename()) dir = dir.parent_path();
+      int64_t room = *available + used_in[dir];
+      pool.capacity_bytes = p.capacity_bytes ? std::min(*p.capacity_bytes, room) : room;
     }
     pools.push_back(std::move(pool));
   }

@@ -1,6 +1,8 @@
 #include "controller/matching.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <iterator>
 #include <tuple>
 
 #include "claimfs/model/host_path.h"
@@ -188,7 +190,21 @@ std::string HumanBytes(int64_t bytes) {
       model::Quantity::FromBytes(bytes, model::QuantityFormat::kBinarySI).ToString();
   std::string decimal =
       model::Quantity::FromBytes(bytes, model::QuantityFormat::kDecimalSI).ToString();
-  return decimal.size() < binary.size() ? decimal : binary;
+  std::string exact = decimal.size() < binary.size() ? decimal : binary;
+  constexpr size_t kMostDigitsPeopleWrite = 4;
+  size_t digits = std::min(exact.find_first_not_of("0123456789"), exact.size());
+  if (digits <= kMostDigitsPeopleWrite) return exact;
+  // A measured size such as a disk's free space: 264212084Ki reads as 252.0Gi.
+  static const char* const kUnits[] = {"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
+  double value = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (unit + 1 < std::size(kUnits) && value >= 1024) {
+    value /= 1024;
+    ++unit;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%s", value, kUnits[unit]);
+  return buf;
 }
 
 }  // namespace claimfs::controller::internal

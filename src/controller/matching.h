@@ -74,7 +74,8 @@ std::optional<std::string> ReclaimOwnershipRefusal(
     const model::PersistentVolume& pv, const char* what,
     const std::map<std::string, std::string>& overlaps, bool created);
 
-// A byte count as the shorter of its binary and decimal quantity spellings ("2Gi", "100G").
+// A byte count as the shorter of its binary and decimal quantity spellings ("2Gi", "100G"), or,
+// when that would take more than four digits, rounded to a tenth of a binary unit ("252.0Gi").
 std::string HumanBytes(int64_t bytes);
 
 }  // namespace claimfs::controller::internal

@@ -819,12 +819,12 @@ bool PathsOverlap(const std::string& a, const std::string& b) {
   return pa.ok() && pb.ok() && pa->Overlaps(*pb);
 }
 
-Result<int64_t> FilesystemCapacity(const std::string& path) {
+Result<int64_t> FilesystemAvailable(const std::string& path) {
   struct statvfs st;
   if (::statvfs(path.c_str(), &st) != 0) {
     return IOError("cannot measure the filesystem of " + path, errno);
   }
-  unsigned __int128 bytes = static_cast<unsigned __int128>(st.f_blocks) * st.f_frsize;
+  unsigned __int128 bytes = static_cast<unsigned __int128>(st.f_bavail) * st.f_frsize;
   constexpr auto kMax = static_cast<unsigned __int128>(std::numeric_limits<int64_t>::max());
   return static_cast<int64_t>(bytes > kMax ? kMax : bytes);
 }

@@ -108,8 +108,8 @@ Result<std::optional<DirectoryIdentity>> OpenVolumeSource(
 // non-UTF-8 bytes): callers refuse such paths by a check of their own.
 bool PathsOverlap(const std::string& a, const std::string& b);
 
-// Size in bytes of the filesystem that holds `path` (statvfs f_blocks × f_frsize). kIOError
-// naming the path when statvfs fails. Thread-safe.
-Result<int64_t> FilesystemCapacity(const std::string& path);
+// Bytes an unprivileged writer may still allocate on the filesystem that holds `path` (statvfs
+// f_bavail × f_frsize). kIOError naming the path when statvfs fails. Thread-safe.
+Result<int64_t> FilesystemAvailable(const std::string& path);
 
 }  // namespace claimfs::provisioner

@@ -20,7 +20,7 @@ namespace claimfs::yaml {
 struct PoolConfig {
   std::string name;                       // a DNS-1123 label; StorageClass parameters.pool
   std::string path;                       // absolute, lexically normalized
-  std::optional<int64_t> capacity_bytes;  // what the pool may hand out; absent = the disk's size
+  std::optional<int64_t> capacity_bytes;  // at most what the pool hands out; the disk's room caps it
 
   friend bool operator==(const PoolConfig&, const PoolConfig&) = default;
 };

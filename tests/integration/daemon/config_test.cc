@@ -1,6 +1,7 @@
 // claimfsd's configuration file with the real daemon: every error reported at file:line before
 // starting, SIGHUP reloads (a broken file keeps the running config), and maxVolumes.
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -223,6 +224,48 @@ TEST_F(ConfigTest, DataDirOwnedByAnotherUserWithPlantedSymlinksIsRefused) {
   EXPECT_NE(r.exit_code, 0) << r.Describe();
   EXPECT_NE(r.err.find("writable by its group"), std::string::npos) << r.Describe();
   EXPECT_TRUE(MountsUnder(dir).empty());
+}
+
+// Issue 12: a 150Gi claim bound on a disk with 78G free, and df in the volume promised 150G. A
+// pool promises at most what its volumes already use plus what its filesystem has free.
+TEST_F(ConfigTest, PoolPromisesNoMoreThanItsDiskCanHold) {
+  std::string disk = base() + "/disk";
+  ASSERT_EQ(::mkdir(disk.c_str(), 0755), 0);
+  ASSERT_EQ(::mount("tmpfs", disk.c_str(), "tmpfs", 0, "size=64m"), 0) << strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{disk};
+  // 40 MiB of the disk hold other data: 24 MiB are left for the pool.
+  ASSERT_TRUE(WriteFile(disk + "/host-data", std::string(40 << 20, 'h')));
+  std::string path = base() + "/small.yaml";
+  {
+    std::ofstream out(path);
+    out << "pools:\n  - name: default\n    path: " << disk << "/pool\n"
+        << "stateDir: " << data_dir() << "/state\n"
+        << "mountRoot: " << data_dir() << "/claims\n"
+        << "socket:\n  path: " << socket_path() << "\n";
+  }
+  ASSERT_TRUE(StartDaemon({"--config", path}));
+
+  ASSERT_EQ(Apply(ClaimYaml("too-big", "32Mi")).exit_code, 0);
+  auto refused = [&] {
+    for (const nlohmann::json& e : EventsFor("PersistentVolumeClaim", "too-big")) {
+      if (JsonString(e, "/reason") == "ProvisioningFailed") return JsonString(e, "/message");
+    }
+    return std::string();
+  };
+  EXPECT_TRUE(WaitFor([&] { return !refused().empty(); }, 5s))
+      << DescribeEvents("PersistentVolumeClaim", "too-big");
+  EXPECT_EQ(refused(),
+            "failed to provision volume with StorageClass \"local\": insufficient capacity in "
+            "pool \"default\": requested 32Mi, pool capacity 24Mi, already provisioned 0");
+  EXPECT_EQ(ClaimPhase("too-big"), "Pending");
+
+  // Data written into a volume counts as the pool's: it stays within the room, not outside it.
+  ASSERT_TRUE(CreateDynamicClaim("first", "16Mi"));
+  ASSERT_TRUE(WriteFile(MountPath("first") + "/data", std::string(8 << 20, 'd')));
+  EXPECT_TRUE(CreateDynamicClaim("second", "7Mi"));
 }
 
 }  // namespace

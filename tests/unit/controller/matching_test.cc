@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <ostream>
 
 namespace claimfs::controller::internal {
@@ -56,6 +57,17 @@ TEST(HumanBytesTest, PicksTheShorterSpelling) {
   EXPECT_EQ(HumanBytes(100000000000LL), "100G");
   EXPECT_EQ(HumanBytes(1536LL << 20), "1536Mi");
   EXPECT_EQ(HumanBytes(1001), "1001");
+}
+
+// Issue 12: a disk's free space read "264212084Ki" in ProvisioningFailed.
+TEST(HumanBytesTest, MeasuredSizesAreRoundedToATenthOfTheirUnit) {
+  EXPECT_EQ(HumanBytes(264212084LL * 1024), "252.0Gi");
+  EXPECT_EQ(HumanBytes(12345LL << 20), "12.1Gi");
+  EXPECT_EQ(HumanBytes(12345), "12.1Ki");
+  EXPECT_EQ(HumanBytes(9999), "9999");
+  EXPECT_EQ(HumanBytes(9999LL << 20), "9999Mi");
+  EXPECT_EQ(HumanBytes(3LL << 60), "3Ei");
+  EXPECT_EQ(HumanBytes(std::numeric_limits<int64_t>::max()), "8.0Ei");
 }
 
 }  // namespace

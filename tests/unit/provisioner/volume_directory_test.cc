@@ -510,17 +510,21 @@ TEST_F(VolumeDirectoryTest, ScrubEmptiesButKeepsTheDirectoryOwnerAndMode) {
   EXPECT_EQ(ReadFile(outside_ + "/keep.txt"), "precious");
 }
 
-TEST_F(VolumeDirectoryTest, FilesystemCapacityIsTheSizeOfTheFilesystem) {
+TEST_F(VolumeDirectoryTest, FilesystemAvailableIsWhatTheFilesystemHasFree) {
   EnterPrivateMountNamespace();
   std::string mnt = base_ + "/disk";
   ASSERT_EQ(::mkdir(mnt.c_str(), 0755), 0);
   Mount("tmpfs", mnt, "tmpfs", 0, "size=64m");
   ASSERT_EQ(::mkdir((mnt + "/pool").c_str(), 0755), 0);
-  auto capacity = FilesystemCapacity(mnt + "/pool");
-  ASSERT_TRUE(capacity.ok()) << capacity.status().ToString();
-  EXPECT_EQ(*capacity, 64 << 20);
+  auto available = FilesystemAvailable(mnt + "/pool");
+  ASSERT_TRUE(available.ok()) << available.status().ToString();
+  EXPECT_EQ(*available, 64 << 20);
+  WriteFile(mnt + "/other-data", std::string(10 << 20, 'x'));
+  available = FilesystemAvailable(mnt + "/pool");
+  ASSERT_TRUE(available.ok()) << available.status().ToString();
+  EXPECT_EQ(*available, 54 << 20);
 
-  auto missing = FilesystemCapacity(base_ + "/nope");
+  auto missing = FilesystemAvailable(base_ + "/nope");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kIOError);
   EXPECT_NE(missing.status().message().find(base_ + "/nope"), std::string::npos);
