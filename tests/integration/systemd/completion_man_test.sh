@@ -16,11 +16,14 @@ prefix=$tmp/prefix
 "$cmake" --install "$build" --prefix "$prefix" >"$tmp/log" 2>&1 || { cat "$tmp/log"; fail "cmake --install failed"; }
 
 # Manual pages: installed, rendered by man -l with no groff warning, named and versioned.
-for page in man1/claimctl.1 man8/claimfsd.8 man8/claimfs.8; do
+for page in man1/claimctl.1.gz man8/claimfsd.8.gz man8/claimfs.8.gz; do
   file=$prefix/share/man/$page
   [[ -f "$file" ]] || fail "missing man page $file"
   grep -q "^$file\$" "$build/install_manifest.txt" || fail "$file missing from install_manifest.txt"
-  name=$(basename "$page"); name=${name%.*}
+  name=$(basename "$page" .gz); name=${name%.*}
+  # Debian policy: gzip -9n, so no file name or time stamp inside (byte 3 flags, bytes 4-7 mtime).
+  [[ "$(head -c 8 "$file" | od -An -tx1 | tr -d ' \n')" == 1f8b080000000000 ]] ||
+    fail "$file is not gzip -n (flags or time stamp set)"
   LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$file" >"$tmp/page" 2>"$tmp/warnings" ||
     { cat "$tmp/warnings"; fail "man -l $file failed"; }
   [[ ! -s "$tmp/warnings" ]] || { cat "$tmp/warnings"; fail "man -l $file warns"; }
@@ -104,5 +107,5 @@ fi
 root=$tmp/root
 DESTDIR=$root "$cmake" --install "$build" --prefix /usr >"$tmp/log" 2>&1 || { cat "$tmp/log"; fail "DESTDIR install to /usr failed"; }
 [[ -f "$root/usr/share/zsh/vendor-completions/_claimctl" ]] || fail "zsh completion not in /usr/share/zsh/vendor-completions"
-[[ -f "$root/usr/share/man/man1/claimctl.1" ]] || fail "man page not in /usr/share/man/man1"
+[[ -f "$root/usr/share/man/man1/claimctl.1.gz" ]] || fail "man page not in /usr/share/man/man1"
 echo "PASS"

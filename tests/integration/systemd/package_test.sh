@@ -23,8 +23,8 @@ deb=$tmp/claimfs_${version}_${arch}.deb
 
 dpkg-deb -c "$deb" | awk '{print $6}' >"$tmp/files"
 for f in ./etc/claimfs/claimfsd.yaml ./usr/lib/systemd/system/claimfsd.service \
-         ./usr/share/doc/claimfs/README.md ./usr/share/man/man1/claimctl.1 \
-         ./usr/share/man/man8/claimfsd.8 ./usr/share/man/man8/claimfs.8 \
+         ./usr/share/doc/claimfs/README.md ./usr/share/man/man1/claimctl.1.gz \
+         ./usr/share/man/man8/claimfsd.8.gz ./usr/share/man/man8/claimfs.8.gz \
          ./usr/share/bash-completion/completions/claimctl \
          ./usr/share/bash-completion/completions/claimfsd \
          ./usr/share/bash-completion/completions/claimfs \
