@@ -243,7 +243,7 @@ class Server::Impl {
       return Status::Internal("cannot start the HTTP server on " + options_.socket_path +
                               " (libmicrohttpd refused its options)");
     }
-    log::Info("{}: serving on {}", options_.name, options_.socket_path);
+    log::Debug("{}: serving on {}", options_.name, options_.socket_path);  // the owner says more
     return Status::Ok();
   }
 

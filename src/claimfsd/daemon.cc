@@ -667,9 +667,18 @@ Status Daemon::Perform(const Action& a, const std::vector<model::PersistentVolum
       }
       return Status::Ok();
     }
-    case ActionType::kExpand:
+    case ActionType::kExpand: {
       if (!volumes_->MountedVolumes().count(a.volume)) return Status::Ok();  // at the next mount
-      return volumes_->SetCapacity(a.volume, static_cast<uint64_t>(a.size_bytes));
+      Status s = volumes_->SetCapacity(a.volume, static_cast<uint64_t>(a.size_bytes));
+      if (s.ok()) {
+        auto size = [](int64_t bytes) {
+          return model::Quantity::FromBytes(bytes, model::QuantityFormat::kBinarySI).ToString();
+        };
+        log::Info("claim {}: volume {} expanded from {} to {}", a.claim, a.volume,
+                  size(a.old_size_bytes), size(a.size_bytes));
+      }
+      return s;
+    }
     case ActionType::kMount: {
       auto owner = RequestedOwner(a.claim, claims);
       if (!owner.ok()) return owner.status();

@@ -120,6 +120,14 @@ TEST_F(LifecycleTest, DynamicClaimIsMountedWithItsSizeEnforcedGrowsLiveAndIsDele
   EXPECT_EQ(r.out, "persistentvolumeclaim/data patched\n");
   EXPECT_TRUE(WaitFor([&] { return StatFs(mount).total == 128 * kMiB; }, 3s))
       << "statvfs total " << StatFs(mount).total;
+  // Issue 12: the daemon logged nothing of an expansion.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return DaemonLog().find("claim default/data: volume " + VolumeOf("data") +
+                                " expanded from 64Mi to 128Mi") != std::string::npos;
+      },
+      3s))
+      << DaemonLog();
   struct stat after;
   ASSERT_EQ(stat(mount.c_str(), &after), 0);
   EXPECT_EQ(after.st_dev, before.st_dev) << "the volume was remounted";
@@ -206,6 +214,19 @@ std::vector<std::string> DirectoryEntries(const std::string& dir) {
 // delete landed between the provisioning of the volume and the commit that records it (the
 // commit failed on the changed claim and took the new PV with it). Delete policy: every round's
 // data must go, whatever the timing.
+// Issue 12: the start-up log named the volume plugin's socket twice, and the API's twice.
+TEST_F(LifecycleTest, StartUpLogNamesEachSocketOnce) {
+  ASSERT_TRUE(StartDaemon());
+  std::string log = DaemonLog();
+  for (const std::string& socket : {socket_path(), data_dir() + "/docker-plugin.sock"}) {
+    size_t lines = 0;
+    for (size_t at = log.find(socket); at != std::string::npos; at = log.find(socket, at + 1)) {
+      ++lines;
+    }
+    EXPECT_EQ(lines, 1u) << socket << " in:\n" << log;
+  }
+}
+
 TEST_F(LifecycleTest, ClaimDeletedRightAfterCreationLeavesNoVolumeDirectory) {
   ASSERT_TRUE(StartDaemon());
   const std::string claims = "/api/v1/namespaces/default/persistentvolumeclaims";
