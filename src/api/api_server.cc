@@ -252,6 +252,23 @@ class ApiServer::Impl {
     return http::Response::Json(200, LeaseList(context_.hooks->ListLeases(ClaimKey(params))));
   }
 
+  http::Response ListUsers(const http::PathParams& params) {
+    Result<model::PersistentVolumeClaim> claim =
+        context_.store->GetPersistentVolumeClaim(params.at("namespace"), params.at("name"));
+    if (!claim.ok()) return internal::Failure(claim.status(), ClaimDetails(params));
+    json items = json::array();
+    for (const VolumeUser& user : context_.hooks->Users(ClaimKey(params))) {
+      json item{{"kind", user.kind}};
+      if (user.pid > 0) item["pid"] = user.pid;
+      if (!user.command.empty()) item["command"] = user.command;
+      if (!user.container.empty()) item["container"] = user.container;
+      if (!user.path.empty()) item["path"] = user.path;
+      items.push_back(std::move(item));
+    }
+    return http::Response::Json(
+        200, json{{"kind", "VolumeUserList"}, {"apiVersion", kClaimfsApiVersion}, {"items", items}});
+  }
+
   http::Response ReleaseLease(const http::Request& request, const http::PathParams& params) {
     if (auto refused = LeaseRefused(request, params, "delete")) return std::move(*refused);
     const std::string& id = params.at("id");
@@ -302,6 +319,9 @@ class ApiServer::Impl {
                 [this](const http::Request& request, const http::PathParams& p) {
                   return ReleaseLease(request, p);
                 });
+    router_.Add("GET",
+                "/apis/claimfs.io/v1/namespaces/{namespace}/persistentvolumeclaims/{name}/users",
+                [this](const http::Request&, const http::PathParams& p) { return ListUsers(p); });
     router_.Add("GET", "/apis/claimfs.io/v1/leases",
                 [this](const http::Request&, const http::PathParams&) {
                   return http::Response::Json(200, LeaseList(context_.hooks->ListLeases("")));

@@ -1,6 +1,7 @@
 #include "claimctl/api_access.h"
 
 #include <algorithm>
+#include <set>
 
 #include "claimfs/yaml/codec.h"
 
@@ -74,17 +75,49 @@ Result<std::vector<VolumeStats>> Api::Stats() {
   return VolumeStatsFromJson(*json);
 }
 
-Result<std::vector<std::string>> Api::LeaseHolders(std::string_view ns, std::string_view claim) {
+namespace {
+
+std::string DescribeUser(const nlohmann::json& user) {
+  constexpr size_t kShortId = 12;  // as `docker ps` shows it
+  std::string kind = user.value("kind", std::string());
+  if (kind == "BindMount") return "bind mount at " + user.value("path", std::string());
+  std::string pid = "pid " + std::to_string(user.value("pid", 0));
+  std::string command = user.value("command", std::string());
+  std::string container = user.value("container", std::string()).substr(0, kShortId);
+  if (!container.empty()) {
+    return "container " + container + " (" + pid + (command.empty() ? "" : ", " + command) + ")";
+  }
+  std::string who = command.empty() ? pid : pid + " (" + command + ")";
+  return kind == "MountNamespace" ? "mount namespace of " + who : who;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> Api::UsedBy(std::string_view ns, std::string_view claim) {
   Result<std::vector<nlohmann::json>> leases = List(LeasesPath(ns, claim));
   if (!leases.ok()) return leases.status();
-  std::vector<std::string> holders;
+  std::vector<std::string> used_by;
   for (const nlohmann::json& lease : *leases) {
     std::string holder = lease.value("holder", std::string());
     int pid = lease.value("pid", 0);
     if (pid > 0) holder += " (pid " + std::to_string(pid) + ")";
-    holders.push_back(std::move(holder));
+    used_by.push_back(std::move(holder));
   }
-  return holders;
+  Result<std::vector<nlohmann::json>> users =
+      List("/apis/claimfs.io/v1/namespaces/" + UrlEncode(ns) + "/persistentvolumeclaims/" +
+           UrlEncode(claim) + "/users");
+  if (!users.ok()) return used_by;
+  std::set<std::string> seen;
+  for (const nlohmann::json& user : *users) {
+    std::string line;
+    try {
+      line = DescribeUser(user);
+    } catch (const nlohmann::json::exception&) {
+      continue;  // not an object, or a field of the wrong type: nothing to print
+    }
+    if (seen.insert(line).second) used_by.push_back(std::move(line));
+  }
+  return used_by;
 }
 
 std::string LeasesPath(std::string_view ns, std::string_view claim) {

@@ -52,9 +52,11 @@ class Api {
                                            std::string_view uid = "");
   // Mounted volumes' usage.
   Result<std::vector<VolumeStats>> Stats();
-  // Who holds leases on a claim, as describe's "Used By" prints them: the holder, and its pid
-  // when the lease ends with a process ("claimctl use (pid 4242)").
-  Result<std::vector<std::string>> LeaseHolders(std::string_view ns, std::string_view claim);
+  // Who uses a claim, as describe's "Used By" prints them: lease holders with their pid when
+  // the lease ends with a process ("claimctl use (pid 4242)"), then what the daemon finds using
+  // the mounted volume ("pid 7541 (sleep)", "container 1a2b3c4d5e6f (pid 88, sh)",
+  // "bind mount at /mnt/x"). A daemon without the users list gives the holders alone.
+  Result<std::vector<std::string>> UsedBy(std::string_view ns, std::string_view claim);
 
  private:
   api::Client client_;

@@ -314,10 +314,10 @@ int RunDescribe(const GlobalOptions& global, const DescribeOptions& options, Io&
             decode_error = pvc.status();
             break;
           }
-          Result<std::vector<std::string>> holders = api.LeaseHolders(item_ns, name);
+          Result<std::vector<std::string>> used_by = api.UsedBy(item_ns, name);
           text = DescribePersistentVolumeClaim(
               *pvc, events, now, FindStatsByClaim(*stats, item_ns, name),
-              holders.ok() ? *holders : std::vector<std::string>());
+              used_by.ok() ? *used_by : std::vector<std::string>());
           break;
         }
         case Kind::kStorageClass: {

@@ -984,6 +984,27 @@ std::vector<api::VolumeStats> Daemon::Stats() {
   return out;
 }
 
+std::vector<api::VolumeUser> Daemon::Users(const std::string& claim_key) {
+  std::vector<api::VolumeUser> users;
+  for (const mount::MountedVolume& m : volumes_->List()) {
+    if (m.claim != claim_key || m.device == 0) continue;
+    mount::VolumeUsers found = scanner_.Scan({{m.device, m.mount_path}})[m.device];
+    auto add = [&](const char* kind, pid_t pid) {
+      api::VolumeUser user{kind, static_cast<int>(pid), found.commands[pid], "", ""};
+      if (auto c = found.containers.find(pid); c != found.containers.end()) {
+        user.container = c->second;
+      }
+      users.push_back(std::move(user));
+    };
+    for (pid_t pid : found.open_files) add("Process", pid);
+    for (pid_t pid : found.other_namespaces) add("MountNamespace", pid);
+    for (const std::string& path : found.bind_mounts) {
+      users.push_back(api::VolumeUser{"BindMount", 0, "", "", path});
+    }
+  }
+  return users;
+}
+
 std::string Daemon::DaemonMetrics() {
   std::ostringstream out;
   std::vector<fs::OperationStats> ops = volumes_->OperationStats();

@@ -52,6 +52,7 @@ class Daemon : public api::DaemonHooks {
   Status ReleaseLease(const std::string& claim_key, const std::string& lease_id) override;
   std::vector<api::Lease> ListLeases(const std::string& claim_key) override;
   std::vector<api::VolumeStats> Stats() override;
+  std::vector<api::VolumeUser> Users(const std::string& claim_key) override;
   std::string DaemonMetrics() override;
   Status Health() override;
   Status CheckVolumeSource(const std::string& path) override;

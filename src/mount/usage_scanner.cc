@@ -145,14 +145,23 @@ std::string StripDeleted(std::string path) {
   return path;
 }
 
-std::string PidList(const std::vector<pid_t>& pids, const std::map<pid_t, std::string>& names) {
+std::string PidList(const std::vector<pid_t>& pids, const std::map<pid_t, std::string>& names,
+                    const std::map<pid_t, std::string>& containers) {
   constexpr size_t kShown = 10;
+  constexpr size_t kShortId = 12;  // as `docker ps` shows it
   std::string out;
   for (size_t i = 0; i < pids.size() && i < kShown; ++i) {
     if (i > 0) out += ", ";
     out += "pid " + std::to_string(pids[i]);
-    auto it = names.find(pids[i]);
-    if (it != names.end() && !it->second.empty()) out += " (" + it->second + ")";
+    std::vector<std::string> about;
+    auto name = names.find(pids[i]);
+    if (name != names.end() && !name->second.empty()) about.push_back(name->second);
+    auto container = containers.find(pids[i]);
+    if (container != containers.end()) {
+      about.push_back("container " + container->second.substr(0, kShortId));
+    }
+    for (size_t a = 0; a < about.size(); ++a) out += (a == 0 ? " (" : ", ") + about[a];
+    if (!about.empty()) out += ")";
   }
   if (pids.size() > kShown) out += " and " + std::to_string(pids.size() - kShown) + " more";
   return out;
@@ -166,9 +175,10 @@ bool VolumeUsers::any() const {
 
 std::string VolumeUsers::Describe() const {
   std::vector<std::string> parts;
-  if (!open_files.empty()) parts.push_back("open by " + PidList(open_files, commands));
+  if (!open_files.empty()) parts.push_back("open by " + PidList(open_files, commands, containers));
   if (!other_namespaces.empty()) {
-    parts.push_back("mounted in the mount namespace of " + PidList(other_namespaces, commands));
+    parts.push_back("mounted in the mount namespace of " +
+                    PidList(other_namespaces, commands, containers));
   }
   if (!bind_mounts.empty()) {
     std::string list;
@@ -340,12 +350,41 @@ std::map<dev_t, VolumeUsers> UsageScanner::Scan(
   for (const auto& [pid, devices] : users) {
     for (dev_t device : devices) result[device].open_files.push_back(pid);
   }
+  std::map<pid_t, std::string> containers;
+  auto container_of = [&](pid_t pid) -> const std::string& {
+    auto it = containers.find(pid);
+    if (it != containers.end()) return it->second;
+    std::string cgroup;
+    ReadFile(proc_root_ + "/" + std::to_string(pid) + "/cgroup", &cgroup);
+    return containers[pid] = ContainerIdFromCgroup(cgroup);
+  };
   for (auto& [device, volume] : result) {
     std::sort(volume.other_namespaces.begin(), volume.other_namespaces.end());
-    for (pid_t pid : volume.open_files) volume.commands[pid] = commands[pid];
-    for (pid_t pid : volume.other_namespaces) volume.commands[pid] = commands[pid];
+    for (const std::vector<pid_t>* pids : {&volume.open_files, &volume.other_namespaces}) {
+      for (pid_t pid : *pids) {
+        volume.commands[pid] = commands[pid];
+        if (const std::string& id = container_of(pid); !id.empty()) volume.containers[pid] = id;
+      }
+    }
   }
   return result;
+}
+
+std::string ContainerIdFromCgroup(std::string_view cgroup) {
+  constexpr size_t kIdLength = 64;
+  for (std::string_view prefix : {"docker-", "docker/", "libpod-"}) {
+    for (size_t at = cgroup.find(prefix); at != std::string_view::npos;
+         at = cgroup.find(prefix, at + 1)) {
+      std::string_view id = cgroup.substr(at + prefix.size(), kIdLength);
+      bool hex = id.size() == kIdLength &&
+                 id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+      size_t end = at + prefix.size() + kIdLength;
+      bool whole = end == cgroup.size() || cgroup[end] == '.' || cgroup[end] == '/' ||
+                   cgroup[end] == '\n';
+      if (hex && whole) return std::string(id);
+    }
+  }
+  return "";
 }
 
 }  // namespace claimfs::mount

@@ -29,6 +29,19 @@ struct Lease {           // JSON: {"id","claim","holder","pid","acquired"}
   bool operator==(const Lease&) const = default;
 };
 
+// Something that keeps a mounted volume busy, as the daemon finds it in /proc. JSON camelCase:
+// kind ("Process": a file, directory or mapping open; "MountNamespace": a mount of the volume
+// in another namespace, a container's bind; "BindMount"), pid, command, container, path.
+struct VolumeUser {
+  std::string kind;
+  int pid = 0;
+  std::string command;
+  std::string container;  // the Docker or Podman container id; "" when none
+  std::string path;       // BindMount: where
+
+  bool operator==(const VolumeUser&) const = default;
+};
+
 // One mounted volume's usage. JSON camelCase: volume, claim, mountPath, capacityBytes, usedBytes,
 // availableBytes, usedInodes, inodeLimit (omitted when none), quotaRejections, readOnly.
 struct VolumeStats {
@@ -62,6 +75,11 @@ class DaemonHooks {
   virtual Status ReleaseLease(const std::string& claim_key, const std::string& lease_id) = 0;
   virtual std::vector<Lease> ListLeases(const std::string& claim_key) = 0;  // "" = all
   virtual std::vector<VolumeStats> Stats() = 0;
+  // Who keeps the claim's mounted volume busy; empty when it is not mounted or nobody does.
+  virtual std::vector<VolumeUser> Users(const std::string& claim_key) {
+    (void)claim_key;
+    return {};
+  }
   // Extra Prometheus text (FUSE op counters), appended verbatim to /metrics.
   virtual std::string DaemonMetrics() = 0;
   virtual Status Health() = 0;

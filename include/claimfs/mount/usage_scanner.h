@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace claimfs::mount {
@@ -26,12 +27,18 @@ struct VolumeUsers {
   std::vector<std::string> bind_mounts;
   // The command name (/proc/<pid>/comm) of every pid above, as read during the scan.
   std::map<pid_t, std::string> commands;
+  // The Docker or Podman container (its 64-hex id) of those pids that run in one.
+  std::map<pid_t, std::string> containers;
 
   bool any() const;
   // "open by pid 123 (cat); mounted in the mount namespace of pid 456 (sleep); bind-mounted at
   // /mnt/x", or "not in use".
   std::string Describe() const;
 };
+
+// The id of the Docker or Podman container whose cgroup a /proc/<pid>/cgroup text names
+// (".../docker-<id>.scope", ".../docker/<id>", ".../libpod-<id>.scope"); "" when none.
+std::string ContainerIdFromCgroup(std::string_view cgroup);
 
 // Scans /proc. Needs to read other processes' /proc entries (root, or CAP_SYS_PTRACE and
 // CAP_DAC_READ_SEARCH); what it cannot read is skipped with a debug log, as are processes that

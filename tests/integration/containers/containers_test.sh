@@ -257,6 +257,13 @@ run -d --name binder -v "$MOUNT_ROOT/default/data:/data" "$IMAGE" sleep 60 >/dev
 out=$(eng exec binder df -P /data 2>&1) || fail "exec df: $out"
 [[ $(df_blocks <<<"$out") == 65536 ]] || fail "df /data in binder does not show 65536: $out"
 
+step "the claim's users name the container that bind-mounts it (describe's Used By)"
+id=$(eng inspect -f '{{.Id}}' binder 2>&1) || fail "inspect binder: $id"
+api GET /apis/claimfs.io/v1/namespaces/default/persistentvolumeclaims/data/users
+[[ $API_CODE == 200 ]] || fail "GET users of default/data: $API_CODE $(cat "$TMP/api.out")"
+jq -e --arg id "$id" '[.items[] | select(.container == $id)] | length > 0' "$TMP/api.out" >/dev/null ||
+  fail "container $id is not among the users of default/data: $(cat "$TMP/api.out")"
+
 step "expanding the claim to 128Mi shows in the running container"
 api PATCH "$(claim_url default data)" '{"spec":{"resources":{"requests":{"storage":"128Mi"}}}}' \
   application/merge-patch+json

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <regex>
 
 #include "daemon/daemon_fixture.h"
 #include "fs/mount_fixture.h"
@@ -123,6 +124,15 @@ class ProtectionTest : public DaemonTest {
     EXPECT_LT(Clock::now() - start, 10s);
   }
 
+  // `claimctl describe pvc data` lists `who` first under "Used By".
+  void ExpectUsedBy(const std::string& who) {
+    CommandResult r = Claimctl({"describe", "pvc", "data"});
+    ASSERT_EQ(r.exit_code, 0) << r.Describe();
+    std::smatch used_by;
+    ASSERT_TRUE(std::regex_search(r.out, used_by, std::regex("\nUsed By: +([^\n]*)\n"))) << r.out;
+    EXPECT_EQ(used_by[1].str().rfind(who, 0), 0u) << r.out;
+  }
+
   std::string volume_;
   int uses_ = 0;
 };
@@ -141,6 +151,8 @@ TEST_F(ProtectionTest, OpenFileKeepsDeletedClaimTerminatingUntilTheHolderExits) 
   });
   close(p[1]);
   ASSERT_TRUE(WaitByte(p[0], 'R', 10s)) << "holder did not open " << file;
+  // Issue 12: describe said "Used By: <none>" while the daemon's log knew the holder.
+  ExpectUsedBy("pid " + std::to_string(holder) + " (");
 
   ASSERT_NO_FATAL_FAILURE(DeleteAndExpectHeld());
   // The holder kept reading its file the whole time.
@@ -195,6 +207,7 @@ TEST_F(ProtectionTest, BindMountInAnotherMountNamespaceKeepsDeletedClaimUntilThe
     FAIL() << "the namespace holder did not set up its bind mount (wait status "
            << (status ? std::to_string(*status) : "running") << ")";
   }
+  ExpectUsedBy("mount namespace of pid " + std::to_string(holder) + " (");
 
   ASSERT_NO_FATAL_FAILURE(DeleteAndExpectHeld());
   KillSpawned(holder);  // the namespace, and the bind with it, ends with its last process

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -392,6 +393,43 @@ TEST_F(UsageScannerTest, AStoppedFuseServerDoesNotHangTheScan) {
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(result[device].open_files, expected);
 }
+
+struct CgroupCase {
+  const char* what;
+  std::string cgroup;
+  std::string container;
+};
+
+class ContainerIdTest : public ::testing::TestWithParam<CgroupCase> {};
+
+const std::string kId(64, 'a');
+const std::string kOtherId = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+TEST_P(ContainerIdTest, FromCgroup) {
+  EXPECT_EQ(ContainerIdFromCgroup(GetParam().cgroup), GetParam().container) << GetParam().cgroup;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, ContainerIdTest,
+    ::testing::Values(
+        CgroupCase{"docker, systemd driver", "0::/system.slice/docker-" + kId + ".scope\n", kId},
+        CgroupCase{"docker, cgroupfs driver", "0::/docker/" + kOtherId + "\n", kOtherId},
+        CgroupCase{"podman", "0::/machine.slice/libpod-" + kId + ".scope/container\n", kId},
+        CgroupCase{"cgroup v1 lines", "12:pids:/docker/" + kId + "\n11:cpu:/docker/" + kId + "\n",
+                   kId},
+        CgroupCase{"a host process", "0::/user.slice/user-0.slice/session-1.scope\n", ""},
+        CgroupCase{"the docker daemon itself", "0::/system.slice/docker.service\n", ""},
+        CgroupCase{"an id too short", "0::/docker/" + kId.substr(1) + "\n", ""},
+        CgroupCase{"an id too long", "0::/docker/" + kId + "a\n", ""},
+        CgroupCase{"upper-case hex", "0::/docker/" + std::string(64, 'A') + "\n", ""},
+        CgroupCase{"empty", "", ""}),
+    [](const auto& info) {
+      std::string name = info.param.what;
+      for (char& c : name) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return name;
+    });
 
 }  // namespace
 }  // namespace claimfs::mount
