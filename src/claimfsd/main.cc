@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "claimfs/common/log.h"
+#include "claimfs/model/host_path.h"
 #include "claimfs/yaml/daemon_config.h"
 #include "daemon.h"
 #include "trusted_path.h"
@@ -38,11 +39,14 @@ struct Flags {
 std::optional<yaml::DaemonConfig> LoadConfig(const Flags& flags,
                                              const char* consequence = "not starting") {
   yaml::DaemonConfig config;
-  if (!flags.data_dir.empty()) {
+  if (!flags.data_dir.empty() && flags.config_path.empty()) {
     config = yaml::QuickStartConfig(flags.data_dir);
   } else {
+    // With --data-dir too, the file's keys override the quick start's values.
     std::string path = flags.config_path.empty() ? kDefaultConfigPath : flags.config_path;
-    auto loaded = yaml::LoadDaemonConfig(path);
+    auto loaded = yaml::LoadDaemonConfig(path, flags.data_dir.empty()
+                                                   ? yaml::DefaultDaemonConfig()
+                                                   : yaml::QuickStartConfig(flags.data_dir));
     if (!loaded.ok()) {
       if (loaded.status().code() == StatusCode::kNotFound && flags.config_path.empty()) {
         log::Info("no {}: using the built-in defaults", path);
@@ -82,9 +86,11 @@ std::optional<yaml::DaemonConfig> LoadConfig(const Flags& flags,
 // mounts in DIR/claims and the socket by path while nobody lists what is there. DIR often sits
 // in a world-writable place (/var/tmp/claimfs): whoever made it first, or planted a symlink in
 // it, would own what claimfsd keeps there, so neither is accepted.
-Status PrepareDataDirectory(const yaml::DaemonConfig& config) {
+// Paths that --config moved out of DIR are not DIR's to prepare.
+Status PrepareDataDirectory(const std::string& data_dir, const yaml::DaemonConfig& config) {
   constexpr mode_t kDataDirectoryMode = 0711;
-  std::string dir = std::filesystem::path(config.state_dir).parent_path().string();
+  std::string dir =
+      std::filesystem::path(yaml::QuickStartConfig(data_dir).state_dir).parent_path().string();
   if (dir.empty()) return Status::Ok();
   Status s = CheckTrustedDirectory("data directory", dir, Symlinks::kRefuse);
   if (!s.ok()) return s;
@@ -115,7 +121,10 @@ Status PrepareDataDirectory(const yaml::DaemonConfig& config) {
     derived.emplace_back("pools directory", path.parent_path().string());
     derived.emplace_back("pool directory", pool.path);
   }
+  auto data_dir_path = model::HostPath::Parse(dir);
   for (const auto& [what, path] : derived) {
+    auto parsed = model::HostPath::Parse(path);
+    if (!data_dir_path.ok() || !parsed.ok() || !parsed->IsAtOrBelow(*data_dir_path)) continue;
     s = CheckTrustedDirectory(what, path, Symlinks::kRefuse);
     if (!s.ok()) return s;
   }
@@ -138,7 +147,7 @@ int Run(const Flags& flags) {
     return kExitError;
   }
   if (!flags.data_dir.empty()) {
-    Status made = PrepareDataDirectory(*config);
+    Status made = PrepareDataDirectory(flags.data_dir, *config);
     if (!made.ok()) {
       std::cerr << "claimfsd: " << made.message() << "\n";
       return kExitError;
@@ -201,11 +210,11 @@ int main(int argc, char** argv) {
       "the API claimctl talks to.",
       "claimfsd"};
   Flags flags;
-  auto* config = app.add_option("-c,--config", flags.config_path,
-                                "Configuration file (default /etc/claimfs/claimfsd.yaml)");
+  app.add_option("-c,--config", flags.config_path,
+                 "Configuration file (default /etc/claimfs/claimfsd.yaml); with --data-dir, its "
+                 "keys override the quick start's");
   app.add_option("--data-dir", flags.data_dir,
-                 "Quick start: keep pool, state, mounts and socket under this one directory")
-      ->excludes(config);
+                 "Quick start: keep pool, state, mounts and socket under this one directory");
   app.add_option("--log-level", flags.log_level,
                  "trace, debug, info, warn, error or off (overrides the config)");
   app.set_version_flag("--version", "claimfsd version " CLAIMFS_VERSION);

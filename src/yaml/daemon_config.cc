@@ -399,10 +399,11 @@ std::optional<int64_t> IntValue(const std::string& s) {
 
 class Parser {
  public:
-  explicit Parser(std::string_view file) : file_(file) {}
+  Parser(std::string_view file, DaemonConfig defaults)
+      : file_(file), defaults_(std::move(defaults)) {}
 
   ConfigResult Parse(std::string_view text) {
-    result_.config = DefaultDaemonConfig();
+    result_.config = defaults_;
     try {
       std::string input(text);
       std::vector<YAML::Node> docs = LoadDocuments(input);
@@ -419,7 +420,7 @@ class Parser {
     } catch (const YAML::Exception& e) {
       result_.errors.clear();
       result_.warnings.clear();
-      result_.config = DefaultDaemonConfig();
+      result_.config = defaults_;
       AddError(FromYaml(e.mark), "invalid YAML: " + e.msg);
       return std::move(result_);
     }
@@ -874,6 +875,7 @@ class Parser {
   }
 
   std::string file_;
+  DaemonConfig defaults_;  // what an absent key keeps
   ConfigResult result_;
   std::unordered_map<std::string, Mark> marks_;  // where each field's value is, by JSON pointer
   std::set<std::string> bad_;                    // fields already reported, by JSON pointer
@@ -919,11 +921,12 @@ Status ConfigResult::status() const {
   return Status::Invalid(JoinLines(lines));
 }
 
-ConfigResult ParseDaemonConfig(std::string_view text, std::string_view file) {
-  return Parser(file).Parse(text);
+ConfigResult ParseDaemonConfig(std::string_view text, std::string_view file,
+                               const DaemonConfig& defaults) {
+  return Parser(file, defaults).Parse(text);
 }
 
-Result<ConfigResult> LoadDaemonConfig(const std::string& path) {
+Result<ConfigResult> LoadDaemonConfig(const std::string& path, const DaemonConfig& defaults) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::FromErrno("cannot read config file " + path, errno);
   std::string text;
@@ -936,7 +939,7 @@ Result<ConfigResult> LoadDaemonConfig(const std::string& path) {
     }
   }
   if (in.bad()) return Status::FromErrno("cannot read config file " + path, errno);
-  return ParseDaemonConfig(text, path);
+  return ParseDaemonConfig(text, path, defaults);
 }
 
 Status ValidateDaemonConfig(const DaemonConfig& config) {

@@ -83,15 +83,18 @@ struct ConfigResult {
 //   pools: [{name, path, capacity}], stateDir, mountRoot, socket: {path, mode, group},
 //   maxVolumes, allowedHostPathPrefixes, quotaErrno, logLevel, workerThreads,
 //   api: {requestTimeoutSeconds, maxRequestBytes}, volumePlugin: {enabled, socket, namespace}
-// Absent or null keys keep their defaults; an empty file is DefaultDaemonConfig(). Every error is
+// Absent or null keys keep their value in `defaults` (the quick start's, for --data-dir with
+// --config); an empty file is `defaults`. Every error is
 // collected, in file order: wrong types, unknown keys (errors, with the closest known key
 // suggested), relative or overlapping paths, bad pool names and capacities, out-of-range numbers,
 // unsupported enum values, a socket path longer than sun_path. Never throws.
-ConfigResult ParseDaemonConfig(std::string_view text, std::string_view file);
+ConfigResult ParseDaemonConfig(std::string_view text, std::string_view file,
+                               const DaemonConfig& defaults = DefaultDaemonConfig());
 
 // Reads `path` and parses it. Fails with kNotFound when the file does not exist and kIOError when
 // it cannot be read, naming the file; parse errors are in the ConfigResult, not the Status.
-Result<ConfigResult> LoadDaemonConfig(const std::string& path);
+Result<ConfigResult> LoadDaemonConfig(const std::string& path,
+                                      const DaemonConfig& defaults = DefaultDaemonConfig());
 
 // The checks ParseDaemonConfig makes on values (paths, ranges, names, overlaps), for a config
 // built in code (QuickStartConfig, flags, ApplyEnvironment). kInvalid listing every problem as

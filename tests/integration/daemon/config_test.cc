@@ -268,5 +268,35 @@ TEST_F(ConfigTest, PoolPromisesNoMoreThanItsDiskCanHold) {
   EXPECT_TRUE(CreateDynamicClaim("second", "7Mi"));
 }
 
+// Issue 12: --data-dir could not be combined with --config, so a quick-start user could not
+// allow one more hostPath prefix. The file's keys now override the quick start's values; what
+// the file moves out of the data directory is not the data directory's to chmod.
+TEST_F(ConfigTest, DataDirWithAConfigFileTakesTheFilesKeysOverTheQuickStart) {
+  std::string tmpl = "/var/tmp/claimfs-e2e-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl.data()), nullptr) << strerror(errno);
+  const std::string outside = tmpl;
+  RemoveAtTearDown(outside);
+  std::string path = base() + "/extra.yaml";
+  std::ofstream(path) << "allowedHostPathPrefixes: [/tmp, " << outside << "]\n";
+  ASSERT_TRUE(StartDaemon({"--data-dir", data_dir(), "--config", path}));
+
+  // The quick start's socket, pool and mounts, with the file's prefixes.
+  ASSERT_TRUE(CreateDynamicClaim("dynamic", "16Mi"));
+  EXPECT_EQ(VolumeOf("dynamic").rfind("pvc-", 0), 0u);
+  CommandResult r = Apply(StaticPairYaml("outside", outside + "/volume", "ReadWriteOnce", "Retain"));
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(WaitBoundAndMounted("outside"));
+  EXPECT_EQ(ModeOf(data_dir()), 0711u);
+
+  // A file that moves the state directory out of the data directory: its parent keeps its mode.
+  ASSERT_TRUE(StopDaemon());
+  std::string elsewhere = base() + "/elsewhere";
+  ASSERT_EQ(::mkdir(elsewhere.c_str(), 0755), 0);
+  std::ofstream(path, std::ios::trunc) << "stateDir: " << elsewhere << "/state\n";
+  ASSERT_TRUE(StartDaemon({"--data-dir", data_dir(), "--config", path}));
+  EXPECT_EQ(ModeOf(elsewhere), 0755u);
+  EXPECT_EQ(ModeOf(elsewhere + "/state"), 0700u);
+}
+
 }  // namespace
 }  // namespace claimfs::it
