@@ -391,6 +391,7 @@ Status Daemon::Open() {
     if (!s.ok()) return s;
     if (!worked || failed) break;
   }
+  volumes_->RemoveStrayDirectories();
   WarnAboutUnnamedVolumeDirectories();
 
   api::ApiServerOptions ao;
@@ -553,15 +554,18 @@ void Daemon::Loop() {
       wake_ = false;
     }
     DropLeasesOfExitedHolders();
+    bool any_work = false;
     for (int round = 0; round < kMaxRoundsPerWake; ++round) {
       bool worked = false, failed = false;
       Status s = ReconcileOnce(&worked, &failed);
+      any_work = any_work || worked;
       if (!s.ok()) {
         log::Error("reconcile: {}", s.message());
         break;
       }
       if (!worked || failed) break;
     }
+    if (any_work) volumes_->RemoveStrayDirectories();
     passes_++;
     last_pass_ns_ = Clock::now().time_since_epoch().count();
   }

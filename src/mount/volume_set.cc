@@ -131,6 +131,31 @@ void VolumeSet::RemoveMountpoint(const std::string& claim) {
   (void)root_->RemoveDirectory(ns);  // only when empty: another claim of the namespace keeps it
 }
 
+void VolumeSet::RemoveStrayDirectories() {
+  std::lock_guard lock(mu_);
+  auto dirs = root_->Directories();
+  if (!dirs.ok()) {
+    log::Warn("{}", dirs.status().message());
+    return;
+  }
+  std::set<std::string> used;  // "ns/name" and "ns" of every volume mounted
+  for (const auto& [name, entry] : volumes_) {
+    auto [ns, claim] = SplitClaim(entry.request.claim);
+    used.insert(ns + "/" + claim);
+    used.insert(ns);
+  }
+  // Deepest first: a namespace directory is empty once its strays are gone.
+  for (auto it = dirs->rbegin(); it != dirs->rend(); ++it) {
+    if (used.count(*it)) continue;
+    Status s = root_->RemoveDirectory(*it);
+    if (!s.ok()) {
+      log::Warn("{}", s.message());
+    } else if (it->find('/') != std::string::npos) {
+      log::Info("removed stray mountpoint directory {}/{}", root_->path(), *it);
+    }
+  }
+}
+
 Status VolumeSet::Unmount(const std::string& volume) {
   std::lock_guard lock(mu_);
   UnmountLocked(volume);

@@ -73,6 +73,9 @@ class VolumeSet {
   // directory. Unknown volumes are fine.
   Status Unmount(const std::string& volume);
   void UnmountAll();
+  // Removes every directory below the mount root that no mounted volume uses (a crash between
+  // an unmount and its rmdir, a deleted claim that was never mounted again after a restart).
+  void RemoveStrayDirectories();
   // Raises (or lowers, when usage allows) the live quota.
   Status SetCapacity(const std::string& volume, uint64_t bytes);
 
