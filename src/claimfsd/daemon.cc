@@ -474,6 +474,7 @@ void Daemon::Stop() {
   plugin_.reset();
   api_.reset();
   if (volumes_) volumes_->UnmountAll();
+  volumes_.reset();  // it makes its directories through mount_root_
   if (mount_root_) {
     Status s = mount_root_->Release();
     if (!s.ok()) log::Warn("{}", s.message());

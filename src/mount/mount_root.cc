@@ -81,11 +81,11 @@ std::optional<std::vector<std::string>> Components(const std::string& relative) 
   return parts;
 }
 
-// Takes the lock file `name` in `dir_fd` for this process and writes the pid into it; returns
-// the descriptor that holds the lock (read-only: a mount cannot be made read-only while a file
-// on it is open for writing), -1 when the file is missing and `create` is false, kUnavailable
-// naming the holder when another process has it.
-Result<int> LockFile(int dir_fd, const char* name, bool create, const std::string& root) {
+// Takes the lock file `name` in `dir_fd` for this process; returns the descriptor that holds
+// the lock (read-only: a mount cannot be made read-only while a file on it is open for writing),
+// -1 when the file is missing and `create` is false, kUnavailable naming the holder's pid when
+// another process has it.
+Result<int> TakeLock(int dir_fd, const char* name, bool create, const std::string& root) {
   std::string path = root + "/" + name;
   int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0);
   Fd fd(::openat(dir_fd, name, flags, 0600));
@@ -103,12 +103,16 @@ Result<int> LockFile(int dir_fd, const char* name, bool create, const std::strin
     return Status::Unavailable("mount root " + root + " is in use by another claimfsd (pid " +
                                holder + "); give each claimfsd its own mountRoot");
   }
+  return fd.release();
+}
+
+// Writes this process's pid into the lock file `name` in `dir_fd` (a writable view of it).
+void WritePid(int dir_fd, const char* name, const std::string& root) {
   Fd out(::openat(dir_fd, name, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC));
   std::string pid = std::to_string(::getpid()) + "\n";
   if (out.get() < 0 || ::write(out.get(), pid.data(), pid.size()) < 0) {
-    log::Warn("cannot write the pid into {}: {}", path, std::strerror(errno));
+    log::Warn("cannot write the pid into {}/{}: {}", root, name, std::strerror(errno));
   }
-  return fd.release();
 }
 
 // Sets or clears mount attributes and propagation of the mount `fd` refers to (AT_EMPTY_PATH),
@@ -181,20 +185,35 @@ Result<std::unique_ptr<MountRoot>> MountRoot::Open(const std::string& path,
   std::error_code ec;
   std::filesystem::create_directories(root->path_, ec);
   if (ec) return Status::IOError("cannot create mount root " + path + ": " + ec.message());
+  // The mount table names the directory by its real path (a configured path may go through a
+  // symlink, which CheckTrustedDirectory allows for root-owned links).
+  std::filesystem::path real = std::filesystem::canonical(root->path_, ec);
+  if (ec) return Status::IOError("cannot resolve mount root " + path + ": " + ec.message());
+  root->real_path_ = real.string();
+  const std::string& where = root->real_path_;
   auto table = ReadMountInfo();
   if (!table.ok()) return table.status();
-  std::optional<MountInfo> top = TopMountAt(*table, root->path_);
+  std::optional<MountInfo> top = TopMountAt(*table, where);
 
   if (top && IsOurTmpfs(*top)) {
-    // A restart: the tmpfs outlived the claimfsd that mounted it.
+    // A restart: the tmpfs outlived the claimfsd that mounted it. The lock first, so that a
+    // second claimfsd changes nothing here.
     root->mount_id_ = top->mount_id;
-    Status s = root->OpenView(fallback_dir);
-    if (!s.ok()) return s;
-    auto lock = LockFile(root->view_fd_, kMountRootLockName, /*create=*/true, root->path_);
+    Fd tmpfs_root(::open(where.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (tmpfs_root.get() < 0) return Status::FromErrno("cannot open mount root " + path, errno);
+    auto lock = TakeLock(tmpfs_root.get(), kMountRootLockName, /*create=*/false, root->path_);
     if (!lock.ok()) return lock.status();
     root->lock_fd_ = *lock;
+    Status s = root->OpenView(fallback_dir);
+    if (!s.ok()) return s;
+    if (root->lock_fd_ < 0) {
+      lock = TakeLock(root->view_fd_, kMountRootLockName, /*create=*/true, root->path_);
+      if (!lock.ok()) return lock.status();
+      root->lock_fd_ = *lock;
+    }
+    WritePid(root->view_fd_, kMountRootLockName, root->path_);
     // Read-only and shared again, should anything have changed that.
-    if (SetAttributes(-1, root->path_.c_str(), MOUNT_ATTR_RDONLY, 0, MS_SHARED) != 0) {
+    if (SetAttributes(-1, where.c_str(), MOUNT_ATTR_RDONLY, 0, MS_SHARED) != 0) {
       return Status::FromErrno("cannot make mount root " + path + " read-only and shared", errno);
     }
     return root;
@@ -202,37 +221,38 @@ Result<std::unique_ptr<MountRoot>> MountRoot::Open(const std::string& path,
 
   // A plain directory. Two claimfsd starting at once both see it: the directory's own lock
   // decides; an older claimfsd still running holds the lock file in it.
-  Fd dir(::open(root->path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  Fd dir(::open(where.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir.get() < 0) return Status::FromErrno("cannot open mount root " + path, errno);
   if (::flock(dir.get(), LOCK_EX | LOCK_NB) != 0) {
     return Status::Unavailable("mount root " + path +
                                " is in use by another claimfsd (pid unknown: it is starting); "
                                "give each claimfsd its own mountRoot");
   }
-  auto legacy_lock = LockFile(dir.get(), kMountRootLockName, /*create=*/false, root->path_);
+  auto legacy_lock = TakeLock(dir.get(), kMountRootLockName, /*create=*/false, root->path_);
   if (!legacy_lock.ok()) return legacy_lock.status();
   Fd legacy(*legacy_lock);
 
   auto tmpfs = NewTmpfs();
   if (!tmpfs.ok()) return tmpfs.status();
   Fd mnt(*tmpfs);
-  auto lock = LockFile(mnt.get(), kMountRootLockName, /*create=*/true, root->path_);
+  auto lock = TakeLock(mnt.get(), kMountRootLockName, /*create=*/true, root->path_);
   if (!lock.ok()) return lock.status();
   root->lock_fd_ = *lock;
+  WritePid(mnt.get(), kMountRootLockName, root->path_);
   if (SetAttributes(mnt.get(), "", MOUNT_ATTR_RDONLY, 0, 0) != 0) {
     return Status::FromErrno("cannot make the mount root's tmpfs read-only", errno);
   }
-  if (::move_mount(mnt.get(), "", AT_FDCWD, root->path_.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+  if (::move_mount(mnt.get(), "", AT_FDCWD, where.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
     return Status::FromErrno("cannot mount a tmpfs on mount root " + path, errno);
   }
   // Container engines' bind mounts of the root see volumes mounted later.
-  if (::mount(nullptr, root->path_.c_str(), nullptr, MS_SHARED, nullptr) != 0) {
+  if (::mount(nullptr, where.c_str(), nullptr, MS_SHARED, nullptr) != 0) {
     log::Warn("cannot make mount root {} shared: {}", path, std::strerror(errno));
   }
   log::Info("mounted a read-only tmpfs on mount root {}", path);
   table = ReadMountInfo();
   if (!table.ok()) return table.status();
-  top = TopMountAt(*table, root->path_);
+  top = TopMountAt(*table, where);
   if (!top || !IsOurTmpfs(*top)) {
     return Status::Internal("the tmpfs just mounted on " + path + " is not in the mount table");
   }
@@ -246,7 +266,7 @@ Result<std::unique_ptr<MountRoot>> MountRoot::Open(const std::string& path,
   DetachOptions old;
   old.not_below_mount_id = root->mount_id_;
   old.via = "/proc/self/fd/" + std::to_string(dir.get());
-  auto detached = DetachStaleMounts(root->path_, old);
+  auto detached = DetachStaleMounts(where, old);
   if (!detached.ok()) {
     log::Warn("mount root {}: {}", path, detached.status().message());
   } else if (!detached->empty()) {
@@ -259,7 +279,7 @@ Result<std::unique_ptr<MountRoot>> MountRoot::Open(const std::string& path,
 }
 
 Status MountRoot::OpenView(const std::string& fallback_dir) {
-  Fd clone(::open_tree(AT_FDCWD, path_.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+  Fd clone(::open_tree(AT_FDCWD, real_path_.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
   if (clone.get() >= 0 && SetAttributes(clone.get(), "", 0, MOUNT_ATTR_RDONLY, MS_PRIVATE) == 0) {
     view_fd_ = clone.release();
     return Status::Ok();
@@ -274,7 +294,7 @@ Status MountRoot::OpenView(const std::string& fallback_dir) {
     return Status::FromErrno("cannot set the mode of " + fallback_dir, errno);
   }
   ::umount2(fallback_dir.c_str(), MNT_DETACH);  // an earlier start's
-  if (::mount(path_.c_str(), fallback_dir.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+  if (::mount(real_path_.c_str(), fallback_dir.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
       ::mount(nullptr, fallback_dir.c_str(), nullptr, MS_PRIVATE, nullptr) != 0 ||
       ::mount(nullptr, fallback_dir.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV |
                                                           MS_NOEXEC,
@@ -384,7 +404,7 @@ Status MountRoot::Release() {
                                         m.mount_point + " is still mounted");
     }
   }
-  if (::umount2(path_.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
+  if (::umount2(real_path_.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0) {
     return Status::FromErrno("cannot unmount the tmpfs of mount root " + path_, errno);
   }
   log::Info("unmounted the tmpfs of mount root {}", path_);
@@ -395,7 +415,7 @@ Result<std::vector<std::string>> ReconcileMounts(MountRoot& root,
                                                  const std::set<std::string>& keep) {
   DetachOptions dead;
   dead.below_mount_id = root.mount_id();
-  auto detached = DetachStaleMounts(root.path(), dead);
+  auto detached = DetachStaleMounts(root.real_path(), dead);
   if (!detached.ok()) return detached.status();
   auto dirs = root.Directories();
   if (!dirs.ok()) return dirs.status();

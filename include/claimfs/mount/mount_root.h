@@ -19,6 +19,7 @@ inline constexpr char kMountRootSource[] = "claimfs-root";
 // The lock file inside the tmpfs that names the claimfsd using it.
 inline constexpr char kMountRootLockName[] = ".claimfsd.lock";
 
+// Thread-safe: after Open, every call is a few system calls on descriptors that do not change.
 class MountRoot {
  public:
   // Takes the mount root at `path` for this process. When the top mount at `path` is already
@@ -36,7 +37,10 @@ class MountRoot {
   MountRoot(const MountRoot&) = delete;
   MountRoot& operator=(const MountRoot&) = delete;
 
+  // The configured path (lexically normal), and the same directory as the kernel names it in
+  // the mount table (symlinks resolved at Open).
   const std::string& path() const { return path_; }
+  const std::string& real_path() const { return real_path_; }
   // The tmpfs's mount id in this process's mount table (for DetachOptions).
   int mount_id() const { return mount_id_; }
 
@@ -63,6 +67,7 @@ class MountRoot {
   int OpenParent(const std::vector<std::string>& parts) const;
 
   std::string path_;
+  std::string real_path_;
   int mount_id_ = 0;
   int view_fd_ = -1;  // the writable view's root
   std::string fallback_mount_;  // set when the view is the fallback bind
