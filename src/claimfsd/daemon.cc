@@ -22,7 +22,7 @@
 #include "claimfs/common/log.h"
 #include "claimfs/model/host_path.h"
 #include "claimfs/model/objects.h"
-#include "claimfs/mount/mount_table.h"
+#include "claimfs/mount/mount_root.h"
 #include "claimfs/provisioner/volume_directory.h"
 #include "claimfs/store/write_batch.h"
 #include "lease_file.h"
@@ -324,10 +324,7 @@ Result<provisioner::DirectoryOwner> RequestedOwner(
 
 Daemon::Daemon(yaml::DaemonConfig config) : config_(std::move(config)) {}
 
-Daemon::~Daemon() {
-  Stop();
-  if (mount_root_lock_fd_ >= 0) ::close(mount_root_lock_fd_);
-}
+Daemon::~Daemon() { Stop(); }
 
 Result<std::unique_ptr<Daemon>> Daemon::Start(const yaml::DaemonConfig& config) {
   std::unique_ptr<Daemon> d(new Daemon(config));
@@ -364,13 +361,14 @@ Status Daemon::Open() {
   lease_path_ = config.state_dir + "/leases.json";
   RestoreLeases();
 
-  Status locked = LockMountRoot(config.mount_root);
-  if (!locked.ok()) return locked;
-  auto stale = mount::DetachStaleMounts(config.mount_root);
-  if (!stale.ok()) return stale.status();
+  // The mount root first: from here on a path below it is a volume or refuses writes.
+  auto root = mount::MountRoot::Open(config.mount_root, config.state_dir + "/rw-root");
+  if (!root.ok()) return root.status();
+  mount_root_ = std::move(*root);
+  Status s = ReconcileMountRoot();
+  if (!s.ok()) return s;
 
   mount::VolumeSetOptions vo;
-  vo.mount_root = config.mount_root;
   vo.quota_errno = config.quota_errno;
   vo.threads = config.worker_threads;
   vo.fd_cache_budget = FdCacheBudget(config.max_volumes);
@@ -378,11 +376,11 @@ Status Daemon::Open() {
   if (config.volume_plugin.enabled.value_or(geteuid() == 0)) {
     vo.private_namespaces.insert(config.volume_plugin.namespace_);
   }
-  auto volumes = mount::VolumeSet::Create(vo);
+  auto volumes = mount::VolumeSet::Create(vo, mount_root_.get());
   if (!volumes.ok()) return volumes.status();
   volumes_ = std::move(*volumes);
 
-  Status s = CreateDefaultClassOnFirstStart();
+  s = CreateDefaultClassOnFirstStart();
   if (!s.ok()) return s;
 
   // Recovery: every Bound claim is mounted again (usage rescanned), half-done reclaims finish,
@@ -393,6 +391,7 @@ Status Daemon::Open() {
     if (!s.ok()) return s;
     if (!worked || failed) break;
   }
+  volumes_->RemoveStrayDirectories();
   WarnAboutUnnamedVolumeDirectories();
 
   api::ApiServerOptions ao;
@@ -475,6 +474,26 @@ void Daemon::Stop() {
   plugin_.reset();
   api_.reset();
   if (volumes_) volumes_->UnmountAll();
+  volumes_.reset();  // it makes its directories through mount_root_
+  if (mount_root_) {
+    Status s = mount_root_->Release();
+    if (!s.ok()) log::Warn("{}", s.message());
+    mount_root_.reset();
+  }
+}
+
+Status Daemon::ReconcileMountRoot() {
+  // Mount paths of the claims that stay: the first pass mounts them again on their directories.
+  auto claims = store_->ListPersistentVolumeClaims("");
+  if (!claims.ok()) return claims.status();
+  std::set<std::string> keep;
+  for (const model::PersistentVolumeClaim& claim : *claims) {
+    if (claim.status.phase != model::ClaimPhase::kBound) continue;
+    keep.insert(controller::ClaimKey(claim));
+  }
+  auto detached = mount::ReconcileMounts(*mount_root_, keep);
+  if (!detached.ok()) return detached.status();
+  return Status::Ok();
 }
 
 void Daemon::Reload(const yaml::DaemonConfig& config) {
@@ -536,15 +555,18 @@ void Daemon::Loop() {
       wake_ = false;
     }
     DropLeasesOfExitedHolders();
+    bool any_work = false;
     for (int round = 0; round < kMaxRoundsPerWake; ++round) {
       bool worked = false, failed = false;
       Status s = ReconcileOnce(&worked, &failed);
+      any_work = any_work || worked;
       if (!s.ok()) {
         log::Error("reconcile: {}", s.message());
         break;
       }
       if (!worked || failed) break;
     }
+    if (any_work) volumes_->RemoveStrayDirectories();
     passes_++;
     last_pass_ns_ = Clock::now().time_since_epoch().count();
   }
@@ -841,33 +863,6 @@ void Daemon::DropLeasesOfExitedHolders() {
     ++it;
   }
   if (dropped) SaveLeasesLocked();
-}
-
-Status Daemon::LockMountRoot(const std::string& mount_root) {
-  std::error_code ec;
-  std::filesystem::create_directories(mount_root, ec);
-  if (ec) return Status::IOError("cannot create mount root " + mount_root + ": " + ec.message());
-  std::string path = mount_root + "/.claimfsd.lock";
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) return Status::FromErrno("cannot open " + path, errno);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int err = errno;
-    char pid[32] = {};
-    ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
-    ::close(fd);
-    if (err != EWOULDBLOCK) return Status::FromErrno("cannot lock " + path, err);
-    std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "unknown";
-    while (!holder.empty() && holder.back() == '\n') holder.pop_back();
-    return Status::Unavailable("mount root " + mount_root +
-                               " is in use by another claimfsd (pid " + holder +
-                               "); give each claimfsd its own mountRoot");
-  }
-  std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
-    log::Warn("cannot write the pid into {}: {}", path, std::strerror(errno));
-  }
-  mount_root_lock_fd_ = fd;  // held, and so the lock, until the process exits
-  return Status::Ok();
 }
 
 void Daemon::RestoreLeases() {

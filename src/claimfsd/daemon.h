@@ -19,6 +19,7 @@
 #include "claimfs/api/volume_plugin.h"
 #include "claimfs/common/status.h"
 #include "claimfs/controller/controller.h"
+#include "claimfs/mount/mount_root.h"
 #include "claimfs/mount/usage_scanner.h"
 #include "claimfs/mount/volume_set.h"
 #include "claimfs/store/state_store.h"
@@ -105,15 +106,18 @@ class Daemon : public api::DaemonHooks {
   // Leases outlive the process in lease_path_: loaded at start (those of exited holders
   // dropped), saved after every change. SaveLeasesLocked needs leases_mu_ held.
   void RestoreLeases();
-  // Takes {mountRoot}/.claimfsd.lock, so that a second daemon configured with the same mount
-  // root refuses to start instead of detaching this one's live mounts as stale.
-  Status LockMountRoot(const std::string& mount_root);
+  // At start, before any mount: detaches the claimfs mounts an earlier claimfsd left under the
+  // mount root and removes the directories of claims that are no longer Bound.
+  Status ReconcileMountRoot();
   void SaveLeasesLocked();
 
   mutable std::mutex config_mu_;
   yaml::DaemonConfig config_;  // guarded by config_mu_
 
   std::unique_ptr<store::StateStore> store_;
+  // The read-only tmpfs, its view and its lock (a second claimfsd on the same root refuses to
+  // start); outlives volumes_, which makes its directories through it.
+  std::unique_ptr<mount::MountRoot> mount_root_;
   std::unique_ptr<mount::VolumeSet> volumes_;
   std::unique_ptr<api::ApiServer> api_;
   std::unique_ptr<api::VolumePluginServer> plugin_;  // Docker/Podman volume plugin
@@ -128,7 +132,6 @@ class Daemon : public api::DaemonHooks {
 
   std::mutex leases_mu_;  // before nothing else
   std::map<std::string, HeldLease> leases_;  // by lease id; guarded by leases_mu_
-  int mount_root_lock_fd_ = -1;               // kept open for the process's life
   std::string lease_path_;                   // {stateDir}/leases.json; set before any lease
   std::set<std::string> consumers_;          // claims a client waits to use; guarded by leases_mu_
 

@@ -767,7 +767,9 @@ class Reconciler {
                     std::vector<model::AccessMode>{model::AccessMode::kReadOnlyMany};
       auto provision = provisioned_by_.find(name);
       if (provision != provisioned_by_.end()) a.guard = provision->second;
-      AddAction(std::move(a), kMountStage);
+      std::string key = a.claim;
+      size_t mount = AddAction(std::move(a), kMountStage);
+      GuardBindingOnMount(key, mount);
     }
     for (const std::string& name : snapshot_.mounted) {
       if (wanted.count(name)) continue;
@@ -776,6 +778,22 @@ class Reconciler {
       a.volume = name;
       size_t id = AddAction(std::move(a), kUnmountStage);
       unmounted_by_[name] = id;
+    }
+  }
+
+  // A claim that becomes Bound in this plan is shown Bound only with its volume mounted: the
+  // writes that make it Bound wait for the Mount (which itself waits for any Provision). When the
+  // mount fails, the claim stays as it was (FailedMount says why) and the next pass binds again.
+  void GuardBindingOnMount(const std::string& claim_key, size_t mount) {
+    for (const PersistentVolumeClaim& c : snapshot_.claims) {
+      if (ClaimKey(c) == claim_key && c.status.phase == ClaimPhase::kBound) return;
+    }
+    for (Write& w : writes_) {
+      const auto* claim = std::get_if<PersistentVolumeClaim>(&w.object);
+      if (claim && w.op == Write::Op::kPut && ClaimKey(*claim) == claim_key &&
+          claim->status.phase == ClaimPhase::kBound) {
+        w.guard = mount;
+      }
     }
   }
 

@@ -181,15 +181,46 @@ bool IsClaimfsMount(const MountInfo& mount) {
   return mount.fs_type == "fuse.claimfs" || (mount.fs_type == "fuse" && mount.source == "claimfs");
 }
 
+namespace {
+
+// Whether `m` lies on top of the mount `ancestor` (a descendant in the mount tree).
+bool Below(const MountInfo& m, int ancestor, const std::vector<MountInfo>& table) {
+  int parent = m.parent_id;
+  for (size_t hops = 0; hops <= table.size(); ++hops) {
+    if (parent == ancestor) return true;
+    auto it = std::find_if(table.begin(), table.end(),
+                           [&](const MountInfo& p) { return p.mount_id == parent; });
+    if (it == table.end() || it->parent_id == it->mount_id) return false;
+    parent = it->parent_id;
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<std::vector<std::string>> DetachStaleMounts(const std::string& root) {
+  return DetachStaleMounts(root, DetachOptions{});
+}
+
+Result<std::vector<std::string>> DetachStaleMounts(const std::string& root,
+                                                   const DetachOptions& options) {
   std::optional<std::string> dir = NormalizePath(root);
   if (!dir) return Status::Invalid("mount root \"" + root + "\" is not an absolute path");
   auto table = ReadMountInfo();
   if (!table.ok()) return table.status();
+  // The path umount2 is given: through `via` when the root's own path leads elsewhere now.
+  auto reach = [&](const std::string& mount_point) {
+    if (options.via.empty()) return mount_point;
+    std::string rest = *dir == "/" ? mount_point : mount_point.substr(dir->size());
+    return options.via + rest;
+  };
 
   std::vector<const MountInfo*> candidates;
   for (const MountInfo& m : *table) {
-    if (IsClaimfsMount(m) && AtOrBelow(m.mount_point, *dir)) candidates.push_back(&m);
+    if (!IsClaimfsMount(m) || !AtOrBelow(m.mount_point, *dir)) continue;
+    if (options.below_mount_id != 0 && !Below(m, options.below_mount_id, *table)) continue;
+    if (options.not_below_mount_id != 0 && Below(m, options.not_below_mount_id, *table)) continue;
+    candidates.push_back(&m);
   }
   std::set<int> gone;  // mount ids detached (or found gone)
   std::set<int> failed;
@@ -213,7 +244,10 @@ Result<std::vector<std::string>> DetachStaleMounts(const std::string& root) {
     });
     for (const MountInfo* c : ready) {
       // No stat, no realpath: MNT_DETACH by path does not ask the (dead) FUSE server anything.
-      if (::umount2(c->mount_point.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0) {
+      std::string path = reach(c->mount_point);
+      // UMOUNT_NOFOLLOW would stop at the /proc/self/fd link itself when it is the whole path.
+      int flags = path == options.via ? MNT_DETACH : MNT_DETACH | UMOUNT_NOFOLLOW;
+      if (::umount2(path.c_str(), flags) == 0) {
         log::Info("detached stale claimfs mount {} ({})", c->mount_point, c->source);
         detached.push_back(c->mount_point);
         gone.insert(c->mount_id);

@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "claimfs/common/log.h"
+#include "claimfs/mount/crash_point.h"
 
 namespace claimfs::mount {
 namespace {
@@ -20,57 +21,32 @@ bool SetByDaemon(const std::string& option) {
          key == "allow_other" || key == "fsname";
 }
 
-// Creates `path` with exactly `mode` (the umask does not apply). With `existing_too`, an existing
-// directory gets that mode as well (an older claimfsd made them 0755); without, it is left alone
-// (a mountpoint may have something mounted on it).
-Status MakeDirectory(const std::string& path, mode_t mode, bool existing_too) {
-  if (mkdir(path.c_str(), mode) != 0) {
-    if (errno != EEXIST) {
-      return Status::FromErrno("cannot create mountpoint directory " + path, errno);
-    }
-    if (!existing_too) return Status::Ok();
-  }
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return Status::FromErrno("cannot stat " + path, errno);
-  if (!S_ISDIR(st.st_mode)) return Status::AlreadyExists(path + " exists and is not a directory");
-  if ((st.st_mode & 07777) != mode && chmod(path.c_str(), mode) != 0) {
-    return Status::FromErrno("cannot set the mode of " + path, errno);
-  }
-  return Status::Ok();
+// "ns/name" of a claim ("namespace/name", or a bare name in namespace default).
+std::pair<std::string, std::string> SplitClaim(const std::string& claim) {
+  size_t slash = claim.find('/');
+  if (slash == std::string::npos) return {"default", claim};
+  return {claim.substr(0, slash), claim.substr(slash + 1)};
 }
 
 }  // namespace
 
-VolumeSet::VolumeSet(VolumeSetOptions options, std::unique_ptr<fs::ServerPool> pool)
-    : options_(std::move(options)), pool_(std::move(pool)) {}
+VolumeSet::VolumeSet(VolumeSetOptions options, MountRoot* root,
+                     std::unique_ptr<fs::ServerPool> pool)
+    : options_(std::move(options)), root_(root), pool_(std::move(pool)) {}
 
 VolumeSet::~VolumeSet() { UnmountAll(); }
 
-Result<std::unique_ptr<VolumeSet>> VolumeSet::Create(const VolumeSetOptions& options) {
-  std::error_code ec;
-  std::filesystem::create_directories(options.mount_root, ec);
-  if (ec) {
-    return Status::IOError("cannot create mount root " + options.mount_root + ": " + ec.message());
-  }
-  // Owners reach their mounts by path; nobody lists whose claims there are.
-  struct stat st;
-  if (stat(options.mount_root.c_str(), &st) == 0 && (st.st_mode & 07777) != kMountRootMode) {
-    if (chmod(options.mount_root.c_str(), kMountRootMode) != 0) {
-      return Status::FromErrno("cannot set the mode of mount root " + options.mount_root, errno);
-    }
-    log::Info("mount root {}: mode {:04o} -> {:04o}", options.mount_root, st.st_mode & 07777,
-              kMountRootMode);
-  }
+Result<std::unique_ptr<VolumeSet>> VolumeSet::Create(const VolumeSetOptions& options,
+                                                     MountRoot* root) {
+  if (root == nullptr) return Status::Invalid("a volume set needs its mount root");
   auto pool = fs::ServerPool::Create(options.threads);
   if (!pool.ok()) return pool.status();
-  return std::unique_ptr<VolumeSet>(new VolumeSet(options, std::move(*pool)));
+  return std::unique_ptr<VolumeSet>(new VolumeSet(options, root, std::move(*pool)));
 }
 
 std::string VolumeSet::MountPath(const std::string& claim) const {
-  size_t slash = claim.find('/');
-  std::string ns = slash == std::string::npos ? "default" : claim.substr(0, slash);
-  std::string name = slash == std::string::npos ? claim : claim.substr(slash + 1);
-  return options_.mount_root + "/" + ns + "/" + name;
+  auto [ns, name] = SplitClaim(claim);
+  return root_->path() + "/" + ns + "/" + name;
 }
 
 Status VolumeSet::Mount(const MountRequest& request) {
@@ -101,18 +77,27 @@ Status VolumeSet::Mount(const MountRequest& request) {
   if (request.read_only) o.read_only = true;
   if (o.read_only) o.kernel_options.emplace_back("ro");
 
-  std::string ns_dir = o.mountpoint.substr(0, o.mountpoint.rfind('/'));
-  std::string ns = ns_dir.substr(ns_dir.rfind('/') + 1);
-  Status s = MakeDirectory(
-      ns_dir, options_.private_namespaces.count(ns) ? kPrivateNamespaceMode : kMountRootMode,
+  auto [ns, name] = SplitClaim(request.claim);
+  Status s = root_->MakeDirectory(
+      ns, options_.private_namespaces.count(ns) ? kPrivateNamespaceMode : kMountRootMode,
       /*existing_too=*/true);
-  // Until the volume is mounted on it, the mountpoint is an empty directory of root's.
-  if (s.ok()) s = MakeDirectory(o.mountpoint, 0700, /*existing_too=*/false);
+  // Until the volume is mounted on it, the mountpoint is an empty directory of the read-only
+  // mount root: every write there fails EROFS.
+  if (s.ok()) s = root_->MakeDirectory(ns + "/" + name, 0700, /*existing_too=*/false);
   if (!s.ok()) return s;
+  CrashPoint("mount.after_mkdir");
   auto volume = fs::Volume::Mount(o);
-  if (!volume.ok()) return volume.status();
+  if (!volume.ok()) {
+    RemoveMountpoint(request.claim);
+    return volume.status();
+  }
+  CrashPoint("mount.after_mount");
   s = (*volume)->Start(pool_.get());
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    (*volume)->Stop();
+    RemoveMountpoint(request.claim);
+    return s;
+  }
   Entry entry;
   entry.request = request;
   entry.mount_path = o.mountpoint;
@@ -131,14 +116,44 @@ void VolumeSet::UnmountLocked(const std::string& name) {
   auto it = volumes_.find(volume);
   if (it == volumes_.end()) return;
   std::string path = it->second.mount_path;
+  std::string claim = it->second.request.claim;
   it->second.volume->Stop();
   volumes_.erase(it);
-  if (rmdir(path.c_str()) != 0 && errno != ENOENT) {
-    log::Warn("cannot remove mountpoint directory {}: {}", path, std::strerror(errno));
-  }
-  std::string ns_dir = path.substr(0, path.rfind('/'));
-  rmdir(ns_dir.c_str());  // only when empty: another claim of the namespace keeps it
+  CrashPoint("unmount.after_unmount");
+  RemoveMountpoint(claim);
   log::Info("unmounted {} from {}", volume, path);
+}
+
+void VolumeSet::RemoveMountpoint(const std::string& claim) {
+  auto [ns, name] = SplitClaim(claim);
+  Status s = root_->RemoveDirectory(ns + "/" + name);
+  if (!s.ok()) log::Warn("{}", s.message());
+  (void)root_->RemoveDirectory(ns);  // only when empty: another claim of the namespace keeps it
+}
+
+void VolumeSet::RemoveStrayDirectories() {
+  std::lock_guard lock(mu_);
+  auto dirs = root_->Directories();
+  if (!dirs.ok()) {
+    log::Warn("{}", dirs.status().message());
+    return;
+  }
+  std::set<std::string> used;  // "ns/name" and "ns" of every volume mounted
+  for (const auto& [name, entry] : volumes_) {
+    auto [ns, claim] = SplitClaim(entry.request.claim);
+    used.insert(ns + "/" + claim);
+    used.insert(ns);
+  }
+  // Deepest first: a namespace directory is empty once its strays are gone.
+  for (auto it = dirs->rbegin(); it != dirs->rend(); ++it) {
+    if (used.count(*it)) continue;
+    Status s = root_->RemoveDirectory(*it);
+    if (!s.ok()) {
+      log::Warn("{}", s.message());
+    } else if (it->find('/') != std::string::npos) {
+      log::Info("removed stray mountpoint directory {}/{}", root_->path(), *it);
+    }
+  }
 }
 
 Status VolumeSet::Unmount(const std::string& volume) {

@@ -52,4 +52,16 @@ bool IsClaimfsMount(const MountInfo& mount);
 // what was detached. kInvalid for a relative `root`. Needs CAP_SYS_ADMIN. Thread-safe.
 Result<std::vector<std::string>> DetachStaleMounts(const std::string& root);
 
+// Which claimfs mounts DetachStaleMounts takes, and how it reaches them.
+struct DetachOptions {
+  int below_mount_id = 0;      // when set, only mounts stacked (at any depth) on this mount
+  int not_below_mount_id = 0;  // when set, no mount stacked on this one
+  // When set, umount2 reaches a mount point `root`/X as `via`/X: the root's path is covered by
+  // another mount now, and `via` ("/proc/self/fd/N", N opened on the root before) still leads
+  // to the directory below it.
+  std::string via;
+};
+Result<std::vector<std::string>> DetachStaleMounts(const std::string& root,
+                                                   const DetachOptions& options);
+
 }  // namespace claimfs::mount

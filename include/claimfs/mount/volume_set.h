@@ -16,6 +16,7 @@
 #include "claimfs/common/status.h"
 #include "claimfs/fs/server_pool.h"
 #include "claimfs/fs/volume.h"
+#include "claimfs/mount/mount_root.h"
 
 namespace claimfs::mount {
 
@@ -46,7 +47,6 @@ inline constexpr mode_t kMountRootMode = 0711;
 inline constexpr mode_t kPrivateNamespaceMode = 0700;
 
 struct VolumeSetOptions {
-  std::string mount_root;                    // mounts go to <mount_root>/<namespace>/<claim>
   std::set<std::string> private_namespaces;  // their directories are kPrivateNamespaceMode
   int quota_errno = ENOSPC;
   unsigned threads = 16;       // FUSE threads shared by every volume
@@ -56,7 +56,10 @@ struct VolumeSetOptions {
 // Thread-safe: every call holds mu_. Mount and Unmount block while the kernel mounts/unmounts.
 class VolumeSet {
  public:
-  static Result<std::unique_ptr<VolumeSet>> Create(const VolumeSetOptions& options);
+  // Mounts go to <root>/<namespace>/<claim>; `root` makes their directories and must outlive
+  // the set.
+  static Result<std::unique_ptr<VolumeSet>> Create(const VolumeSetOptions& options,
+                                                   MountRoot* root);
   ~VolumeSet();  // unmounts everything
 
   // Where a claim ("namespace/name") is mounted.
@@ -70,6 +73,9 @@ class VolumeSet {
   // directory. Unknown volumes are fine.
   Status Unmount(const std::string& volume);
   void UnmountAll();
+  // Removes every directory below the mount root that no mounted volume uses (a crash between
+  // an unmount and its rmdir, a deleted claim that was never mounted again after a restart).
+  void RemoveStrayDirectories();
   // Raises (or lowers, when usage allows) the live quota.
   Status SetCapacity(const std::string& volume, uint64_t bytes);
 
@@ -86,11 +92,14 @@ class VolumeSet {
     dev_t device = 0;
     std::unique_ptr<fs::Volume> volume;
   };
-  VolumeSet(VolumeSetOptions options, std::unique_ptr<fs::ServerPool> pool);
+  VolumeSet(VolumeSetOptions options, MountRoot* root, std::unique_ptr<fs::ServerPool> pool);
   MountedVolume Describe(const Entry& entry) const;
   void UnmountLocked(const std::string& name);
+  // Removes a claim's mountpoint directory, and its namespace directory when that is empty.
+  void RemoveMountpoint(const std::string& claim);
 
   const VolumeSetOptions options_;
+  MountRoot* const root_;
   std::unique_ptr<fs::ServerPool> pool_;  // outlives every volume
   mutable std::mutex mu_;
   std::map<std::string, Entry> volumes_;  // by PV name; guarded by mu_

@@ -239,7 +239,7 @@ TEST_F(BadInputTest, NamesWithSlashOrDotDotAreRefusedByTheApi) {
   HttpResult list = Http("GET", "/api/v1/namespaces/default/persistentvolumeclaims");
   ASSERT_EQ(list.status, 200) << list.Describe();
   EXPECT_EQ(list.Json()["items"].size(), 1u) << list.body;
-  EXPECT_EQ(MountsUnder(data_dir()).size(), 1u);
+  EXPECT_EQ(VolumeMountsUnder(data_dir()).size(), 1u);
   size_t entries = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(pool_dir())) ++entries;
   EXPECT_EQ(entries, 1u);
@@ -301,7 +301,7 @@ TEST_F(BadInputTest, HostPathOutsideAllowedPrefixesIsRefusedNamingTheField) {
   h = Http("POST", "/api/v1/persistentvolumes?dryRun=All", pv.dump());
   EXPECT_EQ(h.status, 422) << h.Describe();
 
-  EXPECT_EQ(MountsUnder(data_dir()).size(), 1u);  // only "keep"
+  EXPECT_EQ(VolumeMountsUnder(data_dir()).size(), 1u);  // only "keep"
   EXPECT_EQ(ReadFile(outside + "/precious"), "do not expose");
   ExpectStillServing("hostPaths outside the allowed prefixes");
 }

@@ -464,6 +464,14 @@ std::vector<std::string> MountsUnder(const std::string& dir) {
   return out;
 }
 
+std::vector<std::string> VolumeMountsUnder(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const MountInfo& e : ReadMounts()) {
+    if (IsUnder(e.mount_point, dir) && e.fs_type.rfind("fuse", 0) == 0) out.push_back(e.mount_point);
+  }
+  return out;
+}
+
 bool WaitFor(const std::function<bool()>& predicate, std::chrono::milliseconds timeout,
              std::chrono::milliseconds interval) {
   auto deadline = Clock::now() + timeout;

@@ -99,6 +99,8 @@ std::vector<MountInfo> ReadMounts();
 std::optional<MountInfo> MountAt(const std::string& path);
 // Mount points at `dir` or below it.
 std::vector<std::string> MountsUnder(const std::string& dir);
+// Mount points of volumes (FUSE mounts) at `dir` or below it: not the mount root's own tmpfs.
+std::vector<std::string> VolumeMountsUnder(const std::string& dir);
 
 // Polls `predicate` every `interval` until it holds or `timeout` passes; true if it held.
 bool WaitFor(const std::function<bool()>& predicate, std::chrono::milliseconds timeout,

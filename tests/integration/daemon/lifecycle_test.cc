@@ -261,7 +261,7 @@ TEST_F(LifecycleTest, ClaimDeletedRightAfterCreationLeavesNoVolumeDirectory) {
     }
   }
   EXPECT_TRUE(clean) << volumes() << " PVs left; pool directories left:\n" << leftovers.str();
-  EXPECT_TRUE(MountsUnder(data_dir() + "/claims").empty());
+  EXPECT_TRUE(VolumeMountsUnder(data_dir() + "/claims").empty());
   // Which rounds hit the race depends on timing; say how many did.
   size_t raced = 0;
   for (size_t at = log.find("recorded provisioned volume"); at != std::string::npos;

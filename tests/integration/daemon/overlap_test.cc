@@ -233,7 +233,7 @@ TEST_F(OverlapTest, PoolConfiguredThroughASymlinkIsRefusedByItsRealPath) {
     EXPECT_FALSE(GetVolume(c.name).has_value());
   }
   // Nothing but alicedata's volume is mounted, and its data is where it was.
-  EXPECT_EQ(MountsUnder(data_dir() + "/claims").size(), 1u);
+  EXPECT_EQ(VolumeMountsUnder(data_dir() + "/claims").size(), 1u);
   EXPECT_EQ(ReadFile(real + "/p/" + volume + "/s"), "alicesecret\n");
 }
 

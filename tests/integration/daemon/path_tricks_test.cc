@@ -102,9 +102,9 @@ class PathTricksTest : public DaemonTest {
     ASSERT_TRUE(StartDaemon());
     ASSERT_TRUE(CreateDynamicClaim("keep", "16Mi"));
     ASSERT_TRUE(WriteFile(MountPath("keep") + "/canary.txt", "canary"));
-    // Sentinels in every directory a trick might reach.
-    for (const std::string& dir : {pool_dir(), data_dir() + "/state", data_dir() + "/claims",
-                                   data_dir(), base()}) {
+    // Sentinels in every directory a trick might reach. Not in the mount root: it is a
+    // read-only tmpfs nobody can write to (BareMountpoint checks that).
+    for (const std::string& dir : {pool_dir(), data_dir() + "/state", data_dir(), base()}) {
       ASSERT_TRUE(WriteFile(dir + "/" + kSentinel, "sentinel")) << dir;
     }
     intended_ = base() + "/intended";
@@ -114,8 +114,8 @@ class PathTricksTest : public DaemonTest {
 
   std::vector<std::string> SentinelFiles() const {
     return {pool_dir() + "/" + kSentinel, data_dir() + "/state/" + kSentinel,
-            data_dir() + "/state/state.db", data_dir() + "/claims/" + kSentinel,
-            data_dir() + "/" + kSentinel, base() + "/" + kSentinel};
+            data_dir() + "/state/state.db", data_dir() + "/" + kSentinel,
+            base() + "/" + kSentinel};
   }
 
   // Nothing outside the intended directory was deleted, and the dynamic claim still serves.

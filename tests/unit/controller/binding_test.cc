@@ -412,7 +412,8 @@ TEST(BindingTest, FailedMountIsReportedAndRetried) {
   w.snap.claims = {Claim("c", "1Gi", {kRWO}, "")};
   w.failures[{ActionType::kMount, "pv"}] = "mount failed: invalid option \"bogus\"";
   w.Step();
-  EXPECT_EQ(w.ClaimNamed("c")->status.phase, ClaimPhase::kBound);  // the binding stands
+  // Never shown Bound without its mount: the claim waits, the volume stays reserved for it.
+  EXPECT_EQ(w.ClaimNamed("c")->status.phase, ClaimPhase::kPending);
   const model::Event* e = w.Event("c", "FailedMount");
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->message,
@@ -421,8 +422,10 @@ TEST(BindingTest, FailedMountIsReportedAndRetried) {
   w.Step();
   EXPECT_EQ(w.Event("c", "FailedMount")->count, 2);
   w.failures.clear();
+  EXPECT_EQ(w.ClaimNamed("c")->status.phase, ClaimPhase::kPending);
   w.Settle();
   EXPECT_TRUE(w.snap.mounted.count("pv"));
+  EXPECT_EQ(w.ClaimNamed("c")->status.phase, ClaimPhase::kBound);
 }
 
 }  // namespace
