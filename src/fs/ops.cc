@@ -867,6 +867,37 @@ int BackingOpenFlags(int open_flags) {
   return flags | O_CLOEXEC;
 }
 
+bool IsSetId(mode_t mode) {
+  return (mode & S_ISUID) || (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+}
+
+// Kernel mode: every regular-file open is a passthrough open of the node's backing file, so
+// reads, writes and mmap go from the kernel straight to it and the kernel refuses a write past
+// the limit itself (compat_passthrough.h). A set-id file also gets FOPEN_DIRECT_IO: a
+// passthrough write runs with the daemon's credentials (CAP_FSETID) and would leave the bits,
+// so its writes come to WriteBuf, which clears them. Returns the backing id (> 0), 0 for an
+// ordinary open (accounted mode, or passthrough off for the volume), or -errno.
+int AttachBacking(Impl* v, Inode* inode, int fd, bool* direct_io) {
+  if (!v->passthrough || inode->type != S_IFREG || !v->passthrough->enabled()) return 0;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -errno;
+  *direct_io = IsSetId(st.st_mode);
+  int id = v->passthrough->Attach(inode, fd);
+  if (id < 0 && !v->passthrough->enabled()) return 0;  // refused for good: ordinary opens now
+  return id;
+}
+
+// Kernel mode, a write that reached the daemon (a set-id file, see AttachBacking): clear the
+// bits as the kernel would for a writer without CAP_FSETID (taken to be any caller but root).
+void KillSetIdForWriter(fuse_req_t req, int fd) {
+  if (fuse_req_ctx(req)->uid == 0) return;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !IsSetId(st.st_mode)) return;
+  mode_t mode = st.st_mode & 07777 & ~S_ISUID;
+  if (mode & S_IXGRP) mode &= ~S_ISGID;
+  fchmod(fd, mode);
+}
+
 void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode,
             fuse_file_info* fi) {
   Impl* v = V(req);
@@ -909,6 +940,13 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
     fuse_reply_err(req, -rv);
     return;
   }
+  bool direct_io = false;
+  int backing = AttachBacking(v, inode, fd, &direct_io);
+  if (backing < 0) {
+    close(fd);
+    fuse_reply_err(req, -backing);
+    return;
+  }
   {
     std::lock_guard lock(inode->mu);
     ++inode->open_count;
@@ -916,8 +954,11 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
   fi->fh = static_cast<uint64_t>(fd);
   SetCaching(fi, fd);
   TrackFile(v, fd);
-  if (fuse_reply_create(req, &e, fi) != 0) {
+  int sent = backing > 0 ? Passthrough::ReplyCreate(req, e, fi->fh, backing, direct_io)
+                         : fuse_reply_create(req, &e, fi);
+  if (sent != 0) {
     // The kernel is gone (interrupted); it will not send release.
+    if (backing > 0) v->passthrough->Detach(fd);
     CloseFile(v, fd);
     CloseAccounting(v, inode);
   }
@@ -953,6 +994,13 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     int64_t delta = RemeasureFd(inode, fd);
     if (delta != 0) v->quota->Adjust(delta, 0);
   }
+  bool direct_io = false;
+  int backing = AttachBacking(v, inode, fd, &direct_io);
+  if (backing < 0) {
+    close(fd);
+    fuse_reply_err(req, -backing);
+    return;
+  }
   {
     std::lock_guard lock(inode->mu);
     ++inode->open_count;
@@ -960,7 +1008,10 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->fh = static_cast<uint64_t>(fd);
   SetCaching(fi, fd);
   TrackFile(v, fd);
-  if (fuse_reply_open(req, fi) != 0) {
+  int sent = backing > 0 ? Passthrough::ReplyOpen(req, fi->fh, backing, direct_io)
+                         : fuse_reply_open(req, fi);
+  if (sent != 0) {
+    if (backing > 0) v->passthrough->Detach(fd);
     CloseFile(v, fd);
     CloseAccounting(v, inode);
   }
@@ -968,6 +1019,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Impl* v = V(req);
+  if (v->passthrough) v->passthrough->Detach(static_cast<int>(fi->fh));
   CloseFile(v, static_cast<int>(fi->fh));
   CloseAccounting(v, v->ToInode(ino));
   fuse_reply_err(req, 0);
@@ -996,6 +1048,7 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
       return;
     }
   }
+  if (v->passthrough) KillSetIdForWriter(req, fd);
   fuse_bufvec out = FUSE_BUFVEC_INIT(allowed);
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   out.buf[0].fd = fd;
@@ -1257,6 +1310,24 @@ void Statfs(fuse_req_t req, fuse_ino_t) {
     fuse_reply_err(req, -rv);
     return;
   }
+  if (v->kernel_limit) {
+    // Kernel mode: the figures of the limit the kernel enforces.
+    limits::LimitUsage u;
+    rv = v->kernel_limit->ReadUsage(&u);
+    if (rv < 0) {
+      fuse_reply_err(req, -rv);
+      return;
+    }
+    uint64_t capacity = u.limit_bytes ? u.limit_bytes : v->options.capacity_bytes.value_or(0);
+    uint32_t fragment = FragmentSizeFor(capacity);
+    struct statvfs st = backing;
+    st.f_bsize = v->block_size;
+    st.f_frsize = fragment;
+    st.f_blocks = capacity / fragment;
+    st.f_bfree = st.f_bavail = u.used_bytes >= capacity ? 0 : (capacity - u.used_bytes) / fragment;
+    fuse_reply_statfs(req, &st);
+    return;
+  }
   if (!v->quota->enabled()) {
     fuse_reply_statfs(req, &backing);
     return;
@@ -1404,6 +1475,7 @@ fuse_lowlevel_ops MakeOperations() {
 }  // namespace
 
 void CloseHandlesLeftOpen(Volume::Impl* v) {
+  if (v->passthrough) v->passthrough->Forget();
   std::lock_guard lock(v->handles_mu);
   for (int fd : v->open_files) close(fd);
   v->open_files.clear();
