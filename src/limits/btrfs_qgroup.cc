@@ -91,6 +91,27 @@ class BtrfsQgroup final : public VolumeLimit {
   const uint64_t subvolume_id_;
 };
 
+// The first higher-level qgroup that qgroup 0/`subvolume_id` belongs to: 0 if none, -errno if
+// the quota tree cannot be searched. A parent's limit may stop writes before the subvolume's own,
+// and then df would promise room the kernel refuses.
+int64_t ParentQgroup(int dir_fd, uint64_t subvolume_id) {
+  btrfs_ioctl_search_args args{};
+  btrfs_ioctl_search_key& key = args.key;
+  key.tree_id = BTRFS_QUOTA_TREE_OBJECTID;
+  key.min_objectid = key.max_objectid = subvolume_id;  // (child, RELATION, parent) items
+  key.min_type = key.max_type = BTRFS_QGROUP_RELATION_KEY;
+  key.min_offset = 0;
+  key.max_offset = UINT64_MAX;
+  key.min_transid = 0;
+  key.max_transid = UINT64_MAX;
+  key.nr_items = 1;
+  if (ioctl(dir_fd, BTRFS_IOC_TREE_SEARCH, &args) != 0) return -errno;
+  if (key.nr_items == 0) return 0;
+  btrfs_ioctl_search_header header;
+  std::memcpy(&header, args.buf, sizeof header);
+  return static_cast<int64_t>(header.offset);
+}
+
 }  // namespace
 
 std::string FormatFsid(const uint8_t (&fsid)[16]) {
@@ -162,6 +183,20 @@ Result<std::unique_ptr<VolumeLimit>> OpenBtrfsQgroup(int dir_fd) {
     return fail(Status::FromErrno("no qgroup 0/" + std::to_string(id) + " (" + fs_path + "/" +
                                       qgroup + ")",
                                   errno));
+  }
+  int64_t parent = ParentQgroup(dir_fd, id);
+  if (parent < 0) {
+    return fail(Status::FromErrno("cannot read the qgroup relations of 0/" + std::to_string(id),
+                                  static_cast<int>(-parent)),
+                qgroup_dir);
+  }
+  if (parent > 0) {
+    uint64_t p = static_cast<uint64_t>(parent);
+    return fail(Status::Invalid("qgroup 0/" + std::to_string(id) + " is shared: it belongs to qgroup " +
+                                std::to_string(p >> 48) + "/" +
+                                std::to_string(p & ((1ULL << 48) - 1)) +
+                                ", whose limit the volume's size would not show"),
+                qgroup_dir);
   }
   int volume_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
   if (volume_fd < 0) return fail(Status::FromErrno("cannot keep the volume fd", errno), qgroup_dir);
