@@ -100,6 +100,17 @@ OpenOut740 MakeOpenOut(uint64_t fh, int backing_id, bool direct_io) {
   return out;
 }
 
+// Set by the read hook for the request the thread is about to handle (libfuse reads and
+// handles a request on the same thread).
+thread_local bool t_kill_suidgid = false;
+
+template <typename T>
+bool ArgOf(const void* buf, size_t len, T* out) {
+  if (len < sizeof(fuse_in_header) + sizeof(T)) return false;
+  std::memcpy(out, static_cast<const char*>(buf) + sizeof(fuse_in_header), sizeof(T));
+  return true;
+}
+
 Passthrough* Of(void* userdata) { return static_cast<Volume::Impl*>(userdata)->passthrough.get(); }
 
 }  // namespace
@@ -136,10 +147,38 @@ ssize_t Passthrough::ReadHook(int fd, void* buf, size_t len, void* userdata) {
   return n;
 }
 
+bool Passthrough::KillSuidgidAsked() { return t_kill_suidgid; }
+
 void Passthrough::SeeRequest(const void* buf, size_t len) {
   fuse_in_header in;
   std::memcpy(&in, buf, sizeof in);
-  if (in.opcode != FUSE_INIT) return;
+  t_kill_suidgid = false;
+  switch (in.opcode) {
+    case FUSE_WRITE: {
+      fuse_write_in w;
+      t_kill_suidgid = ArgOf(buf, len, &w) && (w.write_flags & FUSE_WRITE_KILL_SUIDGID);
+      return;
+    }
+    case FUSE_SETATTR: {
+      fuse_setattr_in a;
+      t_kill_suidgid = ArgOf(buf, len, &a) && (a.valid & FATTR_KILL_SUIDGID);
+      return;
+    }
+    case FUSE_OPEN: {
+      fuse_open_in o;
+      t_kill_suidgid = ArgOf(buf, len, &o) && (o.open_flags & FUSE_OPEN_KILL_SUIDGID);
+      return;
+    }
+    case FUSE_CREATE: {
+      fuse_create_in c;
+      t_kill_suidgid = ArgOf(buf, len, &c) && (c.open_flags & FUSE_OPEN_KILL_SUIDGID);
+      return;
+    }
+    case FUSE_INIT:
+      break;
+    default:
+      return;
+  }
   const char* arg = static_cast<const char*>(buf) + sizeof in;
   size_t arg_len = len - sizeof in;
   bool offered = false;
@@ -147,6 +186,7 @@ void Passthrough::SeeRequest(const void* buf, size_t len) {
     uint32_t flags = Load32(arg, kInitInFlagsOffset);
     uint64_t flags2 = Load32(arg, kInitInFlags2Offset);
     offered = (flags & kInitExt) && ((flags2 << 32) & kPassthroughInitFlag);
+    killpriv_offered_.store(flags & FUSE_HANDLE_KILLPRIV_V2, std::memory_order_relaxed);
   }
   offered_.store(offered, std::memory_order_relaxed);
   init_unique_.store(in.unique, std::memory_order_release);
@@ -182,6 +222,10 @@ void Passthrough::PatchReply(struct iovec* iov, int count) {
   if (flags & FUSE_WRITEBACK_CACHE) {
     TurnOff("write-back caching is on, which the kernel does not combine with passthrough");
     return;
+  }
+  if (killpriv_offered_.load(std::memory_order_relaxed)) {
+    flags |= FUSE_HANDLE_KILLPRIV_V2;
+    killpriv_v2_.store(true, std::memory_order_release);
   }
   Store32(arg, kInitFlagsOffset, flags | kInitExt);
   Store32(arg, kInitFlags2Offset,

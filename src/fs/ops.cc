@@ -478,6 +478,28 @@ void Getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 
 // ---- attributes ----
 
+bool IsSetId(mode_t mode) {
+  return (mode & S_ISUID) || (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+}
+
+// Kernel mode: a write that reached the daemon (a set-id file, see AttachBacking), a truncate
+// or an open(O_TRUNC) clears set-uid, and set-gid with group execute, when the caller lacks
+// CAP_FSETID. With FUSE_HANDLE_KILLPRIV_V2 the kernel says so in the request; without it a
+// passthrough-era kernel leaves it undone, and any caller but root is taken to lack it.
+void KillSetIdIfAsked(fuse_req_t req, Impl* v, int fd) {
+  bool asked = v->passthrough->killpriv_v2() ? Passthrough::KillSuidgidAsked()
+                                             : fuse_req_ctx(req)->uid != 0;
+  if (!asked) return;
+  struct stat st;
+  if (fstatat(fd, "", &st, AT_EMPTY_PATH) != 0 || !S_ISREG(st.st_mode) || !IsSetId(st.st_mode)) {
+    return;
+  }
+  mode_t mode = st.st_mode & 07777 & ~S_ISUID;
+  if (mode & S_IXGRP) mode &= ~S_ISGID;
+  if (fchmod(fd, mode) != 0 && errno == EBADF) chmod(ProcPath(fd).buf, mode);  // an O_PATH fd
+}
+
+
 int DoTruncate(Impl* v, Inode* inode, int path_fd, fuse_file_info* fi, off_t size) {
   int fd = fi ? static_cast<int>(fi->fh) : -1;
   int owned = -1;
@@ -562,7 +584,15 @@ void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid, fuse_
   Impl* v = V(req);
   if (RefusedAsReadOnly(req, v)) return;
   struct stat st;
-  int rv = DoSetattr(v, v->ToInode(ino), attr, valid, fi, &st);
+  Inode* inode = v->ToInode(ino);
+  int rv = DoSetattr(v, inode, attr, valid, fi, &st);
+  if (rv == 0 && (valid & FUSE_SET_ATTR_SIZE) && v->passthrough) {
+    FdRef ref;
+    if (v->table->Acquire(inode, &ref) == 0) {
+      KillSetIdIfAsked(req, v, ref.fd());
+      rv = StatFd(ref.fd(), &st);
+    }
+  }
   if (rv < 0) {
     fuse_reply_err(req, -rv);
     return;
@@ -867,10 +897,6 @@ int BackingOpenFlags(int open_flags) {
   return flags | O_CLOEXEC;
 }
 
-bool IsSetId(mode_t mode) {
-  return (mode & S_ISUID) || (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
-}
-
 // Kernel mode: every regular-file open is a passthrough open of the node's backing file, so
 // reads, writes and mmap go from the kernel straight to it and the kernel refuses a write past
 // the limit itself (compat_passthrough.h). A set-id file also gets FOPEN_DIRECT_IO: a
@@ -887,16 +913,6 @@ int AttachBacking(Impl* v, Inode* inode, int fd, bool* direct_io) {
   return id;
 }
 
-// Kernel mode, a write that reached the daemon (a set-id file, see AttachBacking): clear the
-// bits as the kernel would for a writer without CAP_FSETID (taken to be any caller but root).
-void KillSetIdForWriter(fuse_req_t req, int fd) {
-  if (fuse_req_ctx(req)->uid == 0) return;
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !IsSetId(st.st_mode)) return;
-  mode_t mode = st.st_mode & 07777 & ~S_ISUID;
-  if (mode & S_IXGRP) mode &= ~S_ISGID;
-  fchmod(fd, mode);
-}
 
 void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode,
             fuse_file_info* fi) {
@@ -994,6 +1010,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     int64_t delta = RemeasureFd(inode, fd);
     if (delta != 0) v->quota->Adjust(delta, 0);
   }
+  if ((flags & O_TRUNC) && v->passthrough) KillSetIdIfAsked(req, v, fd);
   bool direct_io = false;
   int backing = AttachBacking(v, inode, fd, &direct_io);
   if (backing < 0) {
@@ -1048,7 +1065,7 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
       return;
     }
   }
-  if (v->passthrough) KillSetIdForWriter(req, fd);
+  if (v->passthrough) KillSetIdIfAsked(req, v, fd);
   fuse_bufvec out = FUSE_BUFVEC_INIT(allowed);
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   out.buf[0].fd = fd;
