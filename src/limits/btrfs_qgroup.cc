@@ -206,4 +206,43 @@ Result<std::unique_ptr<VolumeLimit>> OpenBtrfsQgroup(int dir_fd) {
 
 Result<std::unique_ptr<VolumeLimit>> OpenVolumeLimit(int dir_fd) { return OpenBtrfsQgroup(dir_fd); }
 
+std::string PoolLimitProblem(int pool_fd) {
+  struct statfs fs;
+  if (fstatfs(pool_fd, &fs) != 0) return std::string("cannot statfs the pool: ") + std::strerror(errno);
+  if (static_cast<uint64_t>(fs.f_type) != BTRFS_SUPER_MAGIC) return "not on btrfs";
+  btrfs_ioctl_fs_info_args info{};
+  if (ioctl(pool_fd, BTRFS_IOC_FS_INFO, &info) != 0) {
+    return std::string("cannot read the btrfs file system id: ") + std::strerror(errno);
+  }
+  std::string fs_path = "/sys/fs/btrfs/" + FormatFsid(info.fsid);
+  int fs_dir = open(fs_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fs_dir < 0) return "cannot open " + fs_path + ": " + std::strerror(errno);
+  uint64_t enabled = 0, inconsistent = 0;
+  std::string problem;
+  if (ReadNumberAt(fs_dir, "qgroups/enabled", &enabled) < 0 || enabled != 1) {
+    problem = "btrfs quotas are off (btrfs quota enable)";
+  } else if (ReadNumberAt(fs_dir, "qgroups/inconsistent", &inconsistent) == 0 && inconsistent) {
+    problem = "btrfs qgroups are inconsistent (btrfs quota rescan)";
+  }
+  close(fs_dir);
+  return problem;
+}
+
+Status CreateSubvolume(int pool_fd, const std::string& name) {
+  btrfs_ioctl_vol_args args{};
+  if (name.empty() || name.size() > BTRFS_PATH_NAME_MAX || name.find('/') != std::string::npos) {
+    return Status::Invalid("invalid subvolume name \"" + name + "\"");
+  }
+  std::memcpy(args.name, name.data(), name.size());
+  if (ioctl(pool_fd, BTRFS_IOC_SUBVOL_CREATE, &args) != 0) {
+    return Status::FromErrno("cannot create btrfs subvolume " + name, errno);
+  }
+  if (fchmodat(pool_fd, name.c_str(), 0700, 0) != 0) {
+    int err = errno;
+    unlinkat(pool_fd, name.c_str(), AT_REMOVEDIR);
+    return Status::FromErrno("cannot set the mode of btrfs subvolume " + name, err);
+  }
+  return Status::Ok();
+}
+
 }  // namespace claimfs::limits

@@ -45,4 +45,14 @@ class VolumeLimit {
 // could but is not set up for it (quotas off or inconsistent).
 Result<std::unique_ptr<VolumeLimit>> OpenVolumeLimit(int dir_fd);
 
+// Why volumes made under the pool directory `pool_fd` could not get a kernel-enforced limit
+// ("not on btrfs", "btrfs quotas are off (...)"); empty when they can.
+std::string PoolLimitProblem(int pool_fd);
+
+// Makes the empty root `name` of a new volume in the pool directory `pool_fd` as a btrfs
+// subvolume, mode 0700, whose limit the volume's mount sets (see OpenVolumeLimit). For pools
+// where PoolLimitProblem() is empty. A subvolume is removed like a directory (rmdir of the empty
+// subvolume; its qgroup goes with it).
+Status CreateSubvolume(int pool_fd, const std::string& name);
+
 }  // namespace claimfs::limits
