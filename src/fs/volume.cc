@@ -343,6 +343,7 @@ VolumeUsage Volume::Usage() const {
   if (impl_->quota->enabled()) u.capacity_bytes = f.capacity;
   u.inode_limit = f.inode_limit;
   u.quota_rejections = f.rejections;
+  u.mode = mode();
   if (impl_->kernel_limit) {
     auto k = impl_->kernel_limit->Usage();
     if (k.ok()) {

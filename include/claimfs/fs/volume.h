@@ -51,6 +51,7 @@ struct VolumeUsage {
   std::optional<uint64_t> capacity_bytes;
   std::optional<uint64_t> inode_limit;
   uint64_t quota_rejections = 0;  // operations refused with the quota errno
+  std::string mode;               // Volume::mode()
 };
 
 class Volume {

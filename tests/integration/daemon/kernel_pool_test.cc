@@ -66,6 +66,21 @@ TEST_F(KernelPoolTest, ClaimIsASubvolumeLimitedByTheKernelGrowsLiveAndIsDeleted)
   EXPECT_EQ(StatFs(mount).total, 64 * kMiB);
   EXPECT_NE(DaemonLog().find("enforced by the kernel"), std::string::npos) << DaemonLog();
 
+  // The mode shows in get -o wide, describe and /metrics.
+  CommandResult wide = Claimctl({"get", "pv", "-o", "wide"});
+  ASSERT_EQ(wide.exit_code, 0) << wide.Describe();
+  EXPECT_NE(wide.out.find(" MODE\n"), std::string::npos) << wide.out;
+  EXPECT_NE(wide.out.find(" kernel\n"), std::string::npos) << wide.out;
+  CommandResult describe = Claimctl({"describe", "pv", volume});
+  ASSERT_EQ(describe.exit_code, 0) << describe.Describe();
+  EXPECT_NE(describe.out.find("kernel (btrfs qgroup 0/"), std::string::npos) << describe.out;
+  EXPECT_NE(describe.out.find(", passthrough)"), std::string::npos) << describe.out;
+  HttpResult metrics = Http("GET", "/metrics");
+  EXPECT_NE(metrics.body.find("claimfs_volume_mode{namespace=\"default\",persistentvolumeclaim="
+                              "\"data\",mode=\"kernel\",detail=\"btrfs qgroup 0/"),
+            std::string::npos)
+      << metrics.body;
+
   int fd = open((mount + "/big").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   ASSERT_GE(fd, 0) << strerror(errno);
   std::string chunk(kMiB, 'x');
