@@ -195,6 +195,9 @@ def section(outdir, name):
         f"- Machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, kernel {info['kernel']}, "
         f"{info['os']}, {info['fio']}",
         f"- Disk: {info['disk']}",
+        *([f"- Pool: btrfs on a loop image made by the script, quotas on; native = a plain directory on it, "
+           f"claimfs capacity = a subvolume served in kernel mode (qgroup limit, FUSE passthrough), "
+           f"claimfs unlimited = a plain directory"] if info.get("pool") == "btrfs" else []),
         f"- Load (/proc/loadavg) before: `{info['load_before']}`; after: `{info.get('load_after', '?')}`; "
         f"busiest processes at start: {info.get('busy_before', '?')}; duration {info.get('duration', '?')}",
         "- Ratio: claimfs/native for rates, native_time/claimfs_time for times, so higher is always "

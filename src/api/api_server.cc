@@ -94,6 +94,7 @@ json VolumeStatsToJson(const VolumeStats& stats) {
   if (stats.inode_limit) out["inodeLimit"] = *stats.inode_limit;
   out["quotaRejections"] = stats.quota_rejections;
   out["readOnly"] = stats.read_only;
+  if (!stats.mode.empty()) out["mode"] = stats.mode;
   return out;
 }
 
@@ -111,7 +112,8 @@ Result<VolumeStats> VolumeStatsFromJson(const json& j) {
         Field(j, what, "usedInodes", false, &stats.used_inodes),
         Field(j, what, "inodeLimit", false, &inode_limit),
         Field(j, what, "quotaRejections", false, &stats.quota_rejections),
-        Field(j, what, "readOnly", false, &stats.read_only)}) {
+        Field(j, what, "readOnly", false, &stats.read_only),
+        Field(j, what, "mode", false, &stats.mode)}) {
     if (!s.ok()) return s;
   }
   if (j.contains("inodeLimit") && !j["inodeLimit"].is_null()) stats.inode_limit = inode_limit;

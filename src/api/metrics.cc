@@ -140,6 +140,30 @@ std::string RenderMetrics(const std::vector<VolumeStats>& volumes, const store::
     }
   }
 
+  // One series per mounted claim: mode "kernel" (the file system enforces the capacity; I/O in
+  // FUSE passthrough), "accounted" (claimfs counts every allocation) or "unlimited"; `detail`
+  // says which limit, or why the kernel could not enforce it.
+  Header(&out, "claimfs_volume_mode",
+         "How the volume's capacity is enforced (kernel or accounted); quota rejections of a "
+         "kernel-mode volume count only the operations claimfs served, not passthrough writes "
+         "the kernel refused",
+         "gauge");
+  for (const auto& [labels, volume] : claimed) {
+    if (volume->mode.empty()) continue;
+    std::string_view mode = volume->mode;
+    std::string_view detail;
+    if (size_t paren = mode.find(" ("); paren != std::string_view::npos) {
+      detail = mode.substr(paren + 2);
+      if (!detail.empty() && detail.back() == ')') detail.remove_suffix(1);
+      mode = mode.substr(0, paren);
+    }
+    Sample(&out, "claimfs_volume_mode",
+           {{"namespace", labels.namespace_},
+            {"persistentvolumeclaim", labels.name},
+            {"mode", mode},
+            {"detail", detail}},
+           1);
+  }
   if (snapshot) {
     using model::ClaimPhase;
     using model::VolumePhase;

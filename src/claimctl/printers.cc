@@ -192,6 +192,7 @@ Result<std::vector<VolumeStats>> VolumeStatsFromJson(const nlohmann::json& json)
     if (!str("volume", &s.volume, true)) return field_error("volume");
     if (!str("claim", &s.claim, false)) return field_error("claim");
     if (!str("mountPath", &s.mount_path, false)) return field_error("mountPath");
+    if (!str("mode", &s.mode, false)) return field_error("mode");
     if (!num("capacityBytes", &s.capacity_bytes, false)) return field_error("capacityBytes");
     if (!num("usedBytes", &s.used_bytes, false)) return field_error("usedBytes");
     if (!num("availableBytes", &s.available_bytes, false)) return field_error("availableBytes");
@@ -251,7 +252,7 @@ std::vector<std::vector<std::string>> PersistentVolumeRows(
     rows.push_back({"NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM",
                     "STORAGECLASS", "REASON", "AGE"});
     if (options.wide) {
-      for (const char* h : {"VOLUMEMODE", "USED", "MOUNT"}) rows.back().push_back(h);
+      for (const char* h : {"VOLUMEMODE", "USED", "MOUNT", "MODE"}) rows.back().push_back(h);
     }
   }
   for (const model::PersistentVolume& pv : pvs) {
@@ -270,6 +271,8 @@ std::vector<std::vector<std::string>> PersistentVolumeRows(
       rows.back().push_back(VolumeModeText(pv.spec.volume_mode));
       rows.back().push_back(UsedCell(stats));
       rows.back().push_back(MountCell(stats));
+      std::string mode = stats != nullptr ? stats->mode : "";
+      rows.back().push_back(mode.substr(0, mode.find(' ')));
     }
   }
   return rows;
@@ -371,6 +374,7 @@ std::string DescribePersistentVolume(const model::PersistentVolume& pv,
   if (stats != nullptr) {
     w.Write("Used:\t" + HumanBytes(stats->used_bytes) + "\n");
     w.Write("Mount:\t" + stats->mount_path + "\n");
+    if (!stats->mode.empty()) w.Write("Mode:\t" + stats->mode + "\n");
   }
   w.Write("Node Affinity:\t<none>\n");
   w.Write("Message:\t" + pv.status.message + "\n");

@@ -26,6 +26,7 @@ struct VolumeStats {
   std::optional<int64_t> inode_limit;
   int64_t quota_rejections = 0;
   bool read_only = false;
+  std::string mode;  // "kernel (...)", "accounted (...)", "unlimited"; empty from older daemons
 };
 
 // Decodes the volumestats response ({"items":[...]}). Fails with kInvalid naming the item and
@@ -38,7 +39,7 @@ const VolumeStats* FindStatsByClaim(const std::vector<VolumeStats>& stats, const
 
 struct TableOptions {
   Clock::time_point now;
-  bool wide = false;            // -o wide: VOLUMEMODE, USED, MOUNT
+  bool wide = false;            // -o wide: VOLUMEMODE, USED, MOUNT (and MODE for PVs)
   bool with_namespace = false;  // -A: a leading NAMESPACE column (namespaced kinds only)
   bool with_kind = false;       // NAME as persistentvolume/NAME, as kubectl does for several kinds
   bool headers = true;
@@ -51,7 +52,7 @@ std::string AccessModesText(const std::vector<model::AccessMode>& modes);
 // The rows of kubectl get, header first (when options.headers): see the column lists in each
 // function. Cells kubectl leaves blank are empty strings.
 // NAME CAPACITY ACCESS MODES RECLAIM POLICY STATUS CLAIM STORAGECLASS REASON AGE
-//   [VOLUMEMODE USED MOUNT]
+//   [VOLUMEMODE USED MOUNT MODE]   MODE: kernel, accounted or unlimited (claimfs's)
 std::vector<std::vector<std::string>> PersistentVolumeRows(
     const std::vector<model::PersistentVolume>& pvs, const TableOptions& options);
 // [NAMESPACE] NAME STATUS VOLUME CAPACITY ACCESS MODES STORAGECLASS AGE [VOLUMEMODE USED MOUNT]

@@ -974,6 +974,7 @@ std::vector<api::VolumeStats> Daemon::Stats() {
     s.inode_limit = m.usage.inode_limit;
     s.quota_rejections = m.usage.quota_rejections;
     s.read_only = m.read_only;
+    s.mode = m.usage.mode;
     out.push_back(std::move(s));
   }
   return out;

@@ -478,6 +478,28 @@ void Getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 
 // ---- attributes ----
 
+bool IsSetId(mode_t mode) {
+  return (mode & S_ISUID) || (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+}
+
+// Kernel mode: a write that reached the daemon (a set-id file, see AttachBacking), a truncate
+// or an open(O_TRUNC) clears set-uid, and set-gid with group execute, when the caller lacks
+// CAP_FSETID. With FUSE_HANDLE_KILLPRIV_V2 the kernel says so in the request; without it a
+// passthrough-era kernel leaves it undone, and any caller but root is taken to lack it.
+void KillSetIdIfAsked(fuse_req_t req, Impl* v, int fd) {
+  bool asked = v->passthrough->killpriv_v2() ? Passthrough::KillSuidgidAsked()
+                                             : fuse_req_ctx(req)->uid != 0;
+  if (!asked) return;
+  struct stat st;
+  if (fstatat(fd, "", &st, AT_EMPTY_PATH) != 0 || !S_ISREG(st.st_mode) || !IsSetId(st.st_mode)) {
+    return;
+  }
+  mode_t mode = st.st_mode & 07777 & ~S_ISUID;
+  if (mode & S_IXGRP) mode &= ~S_ISGID;
+  if (fchmod(fd, mode) != 0 && errno == EBADF) chmod(ProcPath(fd).buf, mode);  // an O_PATH fd
+}
+
+
 int DoTruncate(Impl* v, Inode* inode, int path_fd, fuse_file_info* fi, off_t size) {
   int fd = fi ? static_cast<int>(fi->fh) : -1;
   int owned = -1;
@@ -562,7 +584,15 @@ void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid, fuse_
   Impl* v = V(req);
   if (RefusedAsReadOnly(req, v)) return;
   struct stat st;
-  int rv = DoSetattr(v, v->ToInode(ino), attr, valid, fi, &st);
+  Inode* inode = v->ToInode(ino);
+  int rv = DoSetattr(v, inode, attr, valid, fi, &st);
+  if (rv == 0 && (valid & FUSE_SET_ATTR_SIZE) && v->passthrough) {
+    FdRef ref;
+    if (v->table->Acquire(inode, &ref) == 0) {
+      KillSetIdIfAsked(req, v, ref.fd());
+      rv = StatFd(ref.fd(), &st);
+    }
+  }
   if (rv < 0) {
     fuse_reply_err(req, -rv);
     return;
@@ -867,6 +897,23 @@ int BackingOpenFlags(int open_flags) {
   return flags | O_CLOEXEC;
 }
 
+// Kernel mode: every regular-file open is a passthrough open of the node's backing file, so
+// reads, writes and mmap go from the kernel straight to it and the kernel refuses a write past
+// the limit itself (compat_passthrough.h). A set-id file also gets FOPEN_DIRECT_IO: a
+// passthrough write runs with the daemon's credentials (CAP_FSETID) and would leave the bits,
+// so its writes come to WriteBuf, which clears them. Returns the backing id (> 0), 0 for an
+// ordinary open (accounted mode, or passthrough off for the volume), or -errno.
+int AttachBacking(Impl* v, Inode* inode, int fd, bool* direct_io) {
+  if (!v->passthrough || inode->type != S_IFREG || !v->passthrough->enabled()) return 0;
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -errno;
+  *direct_io = IsSetId(st.st_mode);
+  int id = v->passthrough->Attach(inode, fd);
+  if (id < 0 && !v->passthrough->enabled()) return 0;  // refused for good: ordinary opens now
+  return id;
+}
+
+
 void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode,
             fuse_file_info* fi) {
   Impl* v = V(req);
@@ -909,6 +956,13 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
     fuse_reply_err(req, -rv);
     return;
   }
+  bool direct_io = false;
+  int backing = AttachBacking(v, inode, fd, &direct_io);
+  if (backing < 0) {
+    close(fd);
+    fuse_reply_err(req, -backing);
+    return;
+  }
   {
     std::lock_guard lock(inode->mu);
     ++inode->open_count;
@@ -916,8 +970,11 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
   fi->fh = static_cast<uint64_t>(fd);
   SetCaching(fi, fd);
   TrackFile(v, fd);
-  if (fuse_reply_create(req, &e, fi) != 0) {
+  int sent = backing > 0 ? Passthrough::ReplyCreate(req, e, fi->fh, backing, direct_io)
+                         : fuse_reply_create(req, &e, fi);
+  if (sent != 0) {
     // The kernel is gone (interrupted); it will not send release.
+    if (backing > 0) v->passthrough->Detach(fd);
     CloseFile(v, fd);
     CloseAccounting(v, inode);
   }
@@ -953,6 +1010,14 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     int64_t delta = RemeasureFd(inode, fd);
     if (delta != 0) v->quota->Adjust(delta, 0);
   }
+  if ((flags & O_TRUNC) && v->passthrough) KillSetIdIfAsked(req, v, fd);
+  bool direct_io = false;
+  int backing = AttachBacking(v, inode, fd, &direct_io);
+  if (backing < 0) {
+    close(fd);
+    fuse_reply_err(req, -backing);
+    return;
+  }
   {
     std::lock_guard lock(inode->mu);
     ++inode->open_count;
@@ -960,7 +1025,10 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->fh = static_cast<uint64_t>(fd);
   SetCaching(fi, fd);
   TrackFile(v, fd);
-  if (fuse_reply_open(req, fi) != 0) {
+  int sent = backing > 0 ? Passthrough::ReplyOpen(req, fi->fh, backing, direct_io)
+                         : fuse_reply_open(req, fi);
+  if (sent != 0) {
+    if (backing > 0) v->passthrough->Detach(fd);
     CloseFile(v, fd);
     CloseAccounting(v, inode);
   }
@@ -968,6 +1036,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Impl* v = V(req);
+  if (v->passthrough) v->passthrough->Detach(static_cast<int>(fi->fh));
   CloseFile(v, static_cast<int>(fi->fh));
   CloseAccounting(v, v->ToInode(ino));
   fuse_reply_err(req, 0);
@@ -996,6 +1065,7 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
       return;
     }
   }
+  if (v->passthrough) KillSetIdIfAsked(req, v, fd);
   fuse_bufvec out = FUSE_BUFVEC_INIT(allowed);
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   out.buf[0].fd = fd;
@@ -1257,6 +1327,24 @@ void Statfs(fuse_req_t req, fuse_ino_t) {
     fuse_reply_err(req, -rv);
     return;
   }
+  if (v->kernel_limit) {
+    // Kernel mode: the figures of the limit the kernel enforces.
+    limits::LimitUsage u;
+    rv = v->kernel_limit->ReadUsage(&u);
+    if (rv < 0) {
+      fuse_reply_err(req, -rv);
+      return;
+    }
+    uint64_t capacity = u.limit_bytes ? u.limit_bytes : v->options.capacity_bytes.value_or(0);
+    uint32_t fragment = FragmentSizeFor(capacity);
+    struct statvfs st = backing;
+    st.f_bsize = v->block_size;
+    st.f_frsize = fragment;
+    st.f_blocks = capacity / fragment;
+    st.f_bfree = st.f_bavail = u.used_bytes >= capacity ? 0 : (capacity - u.used_bytes) / fragment;
+    fuse_reply_statfs(req, &st);
+    return;
+  }
   if (!v->quota->enabled()) {
     fuse_reply_statfs(req, &backing);
     return;
@@ -1404,6 +1492,7 @@ fuse_lowlevel_ops MakeOperations() {
 }  // namespace
 
 void CloseHandlesLeftOpen(Volume::Impl* v) {
+  if (v->passthrough) v->passthrough->Forget();
   std::lock_guard lock(v->handles_mu);
   for (int fd : v->open_files) close(fd);
   v->open_files.clear();

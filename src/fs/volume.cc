@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,35 @@ std::optional<dev_t> MountDevice(const std::string& mountpoint) {
   }
   std::fclose(in);
   return found;
+}
+
+// The kernel-enforced limit for `options`' source (`root_fd`, O_PATH), with the capacity set on
+// it; null with *why when the daemon has to account the volume itself.
+std::unique_ptr<limits::VolumeLimit> KernelLimitFor(int root_fd, const VolumeOptions& options,
+                                                    std::string* why) {
+  if (options.inode_limit) {
+    *why = "an inode limit (inodes=) is counted by the daemon";
+    return nullptr;
+  }
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", root_fd);
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    *why = std::string("cannot open the source: ") + std::strerror(errno);
+    return nullptr;
+  }
+  auto limit = limits::OpenVolumeLimit(fd);
+  close(fd);
+  if (!limit.ok()) {
+    *why = limit.status().message();
+    return nullptr;
+  }
+  Status s = (*limit)->SetLimit(*options.capacity_bytes);
+  if (!s.ok()) {
+    *why = s.message();
+    return nullptr;
+  }
+  return std::move(*limit);
 }
 
 }  // namespace
@@ -121,8 +151,31 @@ Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
   impl->timeout = options.cache_timeout_seconds;
   impl->block_size = backing.f_bsize ? backing.f_bsize : 4096;
 
-  TreeUsage usage;
+  std::string accounted_why;
   if (options.capacity_bytes) {
+    impl->kernel_limit = KernelLimitFor(root_fd, options, &accounted_why);
+  }
+  if (impl->kernel_limit) {
+    impl->mode = "kernel (" + impl->kernel_limit->Describe() + ")";
+    auto used = impl->kernel_limit->Usage();
+    if (used.ok() && used->used_bytes > *options.capacity_bytes) {
+      log::Warn("{} already uses {} bytes, more than its capacity of {}: writes that allocate "
+                "will fail until space is freed",
+                options.source, used->used_bytes, *options.capacity_bytes);
+    }
+    log::Info("{}: capacity enforced by the kernel ({} limit {} bytes); regular files opened in "
+              "FUSE passthrough",
+              options.source, impl->kernel_limit->Describe(), *options.capacity_bytes);
+  } else if (options.capacity_bytes) {
+    impl->mode = "accounted (" + accounted_why + ")";
+    log::Info("{}: capacity accounted by claimfs, not the kernel: {}", options.source,
+              accounted_why);
+  } else {
+    impl->mode = "unlimited";
+  }
+
+  TreeUsage usage;
+  if (options.capacity_bytes && !impl->kernel_limit) {
     auto scanned = ScanTree(root_fd);
     if (!scanned.ok()) return fail(scanned.status());
     usage = *scanned;
@@ -132,7 +185,11 @@ Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
                 options.source, usage.bytes, *options.capacity_bytes);
     }
   }
-  impl->quota = std::make_unique<Quota>(options.capacity_bytes, options.inode_limit, usage.bytes,
+  // In kernel mode the daemon counts nothing: the kernel refuses at the limit, for writes that
+  // never reach the daemon too.
+  std::optional<uint64_t> accounted_capacity =
+      impl->kernel_limit ? std::nullopt : options.capacity_bytes;
+  impl->quota = std::make_unique<Quota>(accounted_capacity, options.inode_limit, usage.bytes,
                                         usage.inodes);
   size_t fd_budget = options.fd_cache_budget ? options.fd_cache_budget : DefaultFdBudget();
   impl->table = std::make_unique<InodeTable>(root_fd, root_stat, fd_budget);
@@ -178,6 +235,15 @@ Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
   }
   impl->mounted = true;
   impl->backing_device = root_stat.st_dev;
+  if (impl->kernel_limit) {
+    impl->passthrough = std::make_unique<Passthrough>(impl->quota_errno, impl->quota.get());
+    if (impl->passthrough->Install(impl->session) != 0) {
+      log::Warn("{}: cannot take over the FUSE session's I/O: no passthrough (the kernel still "
+                "enforces the capacity)",
+                o.source);
+      impl->passthrough.reset();
+    }
+  }
   return std::unique_ptr<Volume>(new Volume(std::move(impl)));
 }
 
@@ -261,6 +327,7 @@ void Volume::Stop() {
 
 Status Volume::SetCapacity(uint64_t bytes) {
   if (bytes == 0) return Status::Invalid("capacity must be greater than zero");
+  if (impl_->kernel_limit) return impl_->kernel_limit->Resize(bytes);
   return impl_->quota->SetCapacity(bytes);
 }
 
@@ -276,9 +343,28 @@ VolumeUsage Volume::Usage() const {
   if (impl_->quota->enabled()) u.capacity_bytes = f.capacity;
   u.inode_limit = f.inode_limit;
   u.quota_rejections = f.rejections;
+  u.mode = mode();
+  if (impl_->kernel_limit) {
+    auto k = impl_->kernel_limit->Usage();
+    if (k.ok()) {
+      u.used_bytes = k->used_bytes;
+      u.capacity_bytes = k->limit_bytes;
+    } else {
+      u.capacity_bytes = impl_->options.capacity_bytes;
+    }
+  }
   return u;
 }
 
 const VolumeOptions& Volume::options() const { return impl_->options; }
+
+std::string Volume::mode() const {
+  if (!impl_->kernel_limit) return impl_->mode;
+  std::string base = impl_->kernel_limit->Describe();
+  if (!impl_->passthrough) return "kernel (" + base + ", no passthrough)";
+  std::string off = impl_->passthrough->off_reason();
+  if (!off.empty()) return "kernel (" + base + ", no passthrough: " + off + ")";
+  return "kernel (" + base + ", passthrough)";
+}
 
 }  // namespace claimfs::fs

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "claimfs/fs/volume.h"
+#include "claimfs/limits/limit_backend.h"
+#include "compat_passthrough.h"
 #include "inode_table.h"
 #include "quota.h"
 #include "server_pool_impl.h"
@@ -28,6 +30,11 @@ class Volume::Impl {
   double timeout = 86400;
   uint64_t block_size = 4096;  // backing filesystem block: the unit of allocation
   std::unique_ptr<Quota> quota;
+  // Kernel mode: the limit the kernel enforces (quota then counts nothing) and the passthrough
+  // shim; both null in accounted mode. `mode` is what Volume::mode() reports.
+  std::unique_ptr<limits::VolumeLimit> kernel_limit;
+  std::unique_ptr<Passthrough> passthrough;
+  std::string mode;
   std::unique_ptr<InodeTable> table;
 
   // Serialises namespace changes (create, link, unlink, rename, ...) so the accounting of an

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "claimfs/common/log.h"
+#include "claimfs/limits/limit_backend.h"
 #include "claimfs/model/host_path.h"
 
 namespace claimfs::provisioner {
@@ -685,7 +686,13 @@ Status CreateVolumeDirectory(const std::string& pool_path, const std::string& na
       return IOError("cannot remove leftover " + temporary_path, errno);
     }
   }
-  if (::mkdirat(pool.get(), temporary.c_str(), 0700) != 0) {
+  // On btrfs with quotas on, a subvolume: its mount then gets a kernel-enforced limit.
+  if (limits::PoolLimitProblem(pool.get()).empty()) {
+    Status made = limits::CreateSubvolume(pool.get(), temporary);
+    if (!made.ok()) {
+      return Status(made.code(), "cannot create volume directory " + path + ": " + made.message());
+    }
+  } else if (::mkdirat(pool.get(), temporary.c_str(), 0700) != 0) {
     return IOError("cannot create volume directory " + path, errno);
   }
   auto discard = [&] { ::unlinkat(pool.get(), temporary.c_str(), AT_REMOVEDIR); };

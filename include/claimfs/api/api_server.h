@@ -50,6 +50,9 @@ struct VolumeStats {
   std::optional<uint64_t> inode_limit;
   uint64_t quota_rejections = 0;
   bool read_only = false;
+  // How the capacity is enforced: "kernel (btrfs qgroup 0/257, passthrough)",
+  // "accounted (<why not the kernel>)", "unlimited"; empty when unknown.
+  std::string mode;
 
   bool operator==(const VolumeStats&) const = default;
 };

@@ -19,7 +19,10 @@ struct VolumeOptions {
   std::string source;      // backing directory; must exist and be a directory
   std::string mountpoint;  // must exist
   // Hard limit on allocated bytes (st_blocks × 512 of every object). nullopt: no quota and no
-  // accounting at all; statfs then reports the backing filesystem.
+  // accounting at all; statfs then reports the backing filesystem. When the source is a btrfs
+  // subvolume with quotas on (and no inode limit is asked), the kernel enforces it instead:
+  // the subvolume's qgroup limit is set to it (and left in place), and regular files are
+  // opened in FUSE passthrough (see mode()).
   std::optional<uint64_t> capacity_bytes;
   std::optional<uint64_t> inode_limit;  // nullopt: no inode limit
   bool read_only = false;
@@ -48,6 +51,7 @@ struct VolumeUsage {
   std::optional<uint64_t> capacity_bytes;
   std::optional<uint64_t> inode_limit;
   uint64_t quota_rejections = 0;  // operations refused with the quota errno
+  std::string mode;               // Volume::mode()
 };
 
 class Volume {
@@ -85,6 +89,10 @@ class Volume {
   Status SetInodeLimit(std::optional<uint64_t> limit);
   VolumeUsage Usage() const;
   const VolumeOptions& options() const;
+  // How the capacity is enforced: "kernel (btrfs qgroup 0/257, passthrough)" when the backing
+  // file system enforces it and regular files are opened in FUSE passthrough, "kernel (...,
+  // no passthrough: <why>)", "accounted (<why the kernel cannot>)", or "unlimited".
+  std::string mode() const;
 
   class Impl;
 

@@ -61,6 +61,11 @@ bool NativeMode() {
   return v != nullptr && std::string(v) == "1";
 }
 
+bool KernelModeRun() {
+  const char* v = getenv("CLAIMFS_TEST_KERNEL_MODE");
+  return v != nullptr && std::string(v) == "1" && !NativeMode();
+}
+
 std::string ClaimfsBinary() {
   const char* v = getenv("CLAIMFS_BINARY");
   if (v != nullptr && *v != '\0') return v;
@@ -343,6 +348,23 @@ void VolumeTest::SetUp() {
     // at the mount point's depth so relative symlinks resolve as they would on a mount.
     source_ = mount_point_;
   }
+  if (KernelModeRun()) {
+    // SOURCE becomes the root of subvolume "src" of a fresh btrfs, mounted there (subvol=src)
+    // so that it keeps its depth, and the native twin subvolume "native" of the same btrfs, so
+    // parity compares with btrfs; the top-level mount is only needed to create them.
+    std::string top = base_ + "/btrfs-top";
+    MakeDir(top);
+    RunResult r = RunShell(
+        "set -e; truncate -s 2G " + base_ + "/btrfs.img; mkfs.btrfs -q " + base_ +
+            "/btrfs.img; mount -o loop " + base_ + "/btrfs.img " + top + "; btrfs quota enable " +
+            top + "; btrfs quota rescan -w " + top + " >/dev/null; btrfs -q subvolume create " +
+            top + "/src; btrfs -q subvolume create " + top + "/native; dev=$(findmnt -no SOURCE " + top +
+            "); mount -o subvol=src $dev " + source_ + "; mount -o subvol=native $dev " + native_ +
+            "; umount " + top,
+        RunOptions{std::chrono::seconds(60)});
+    ASSERT_TRUE(r.Succeeded()) << "kernel-mode source: " << r.Describe();
+    btrfs_source_ = true;
+  }
   root_ = source_;
 }
 
@@ -355,6 +377,12 @@ void VolumeTest::TearDown() {
   }
   std::string leftover = ForceUnmount(mount_point_);
   if (!leftover.empty()) ADD_FAILURE() << leftover;
+  for (const std::string& m : {native_, source_}) {
+    if (!btrfs_source_) break;
+    RunResult r = it::Run({"umount", m});
+    if (!r.Succeeded()) r = it::Run({"umount", "-l", m});
+    if (!r.Succeeded()) ADD_FAILURE() << "umount " << m << ": " << r.Describe();
+  }
   std::string problem = RemoveTree(base_);
   if (!problem.empty()) ADD_FAILURE() << problem;
 }
@@ -363,6 +391,10 @@ void VolumeTest::MountVolume(const std::string& options, ServerOptions extra) {
   if (NativeMode()) return;
   ASSERT_EQ(server_, nullptr) << "already mounted";
   extra.options = options;
+  if (btrfs_source_ && options.find("capacity=") == std::string::npos &&
+      options.find("size=") == std::string::npos) {
+    extra.options += std::string(options.empty() ? "" : ",") + "capacity=4Gi";
+  }
   ASSERT_TRUE(ClaimfsServer::Start(source_, mount_point_, extra, base_ + "/claimfs.log", &server_));
   root_ = mount_point_;
   ClaimfsServer* server = server_.get();

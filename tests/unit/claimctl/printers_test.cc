@@ -105,10 +105,11 @@ TEST(PrintersTest, PersistentVolumeTableShowsTerminatingReasonAndNoClass) {
   EXPECT_EQ(PersistentVolumeRows({pv}, Options())[1][4], "Terminating");
 }
 
-TEST(PrintersTest, PersistentVolumeWideAddsVolumeModeUsageAndMount) {
+TEST(PrintersTest, PersistentVolumeWideAddsVolumeModeUsageMountAndMode) {
   std::vector<VolumeStats> stats = {{"pv-hostpath", "default/pvc-hostpath",
                                      "/run/claimfs/claims/default/pvc-hostpath", 2147483648,
-                                     67108864, 2080374784, 3, std::nullopt, 0, false}};
+                                     67108864, 2080374784, 3, std::nullopt, 0, false,
+                                     "kernel (btrfs qgroup 0/257, passthrough)"}};
   TableOptions options = Options();
   options.wide = true;
   options.stats = &stats;
@@ -117,12 +118,12 @@ TEST(PrintersTest, PersistentVolumeWideAddsVolumeModeUsageAndMount) {
   unmounted.spec.volume_mode.reset();
   EXPECT_EQ(PrintPersistentVolumes({ArticlePv(), unmounted}, options),
             "NAME          CAPACITY   ACCESS MODES   RECLAIM POLICY   STATUS      CLAIM   "
-            "STORAGECLASS   REASON   AGE   VOLUMEMODE   USED   MOUNT\n"
+            "STORAGECLASS   REASON   AGE   VOLUMEMODE   USED   MOUNT                                      MODE\n"
             "pv-hostpath   2Gi        RWO            Delete           Available           "
             "manual                  7s    Filesystem   64M    "
-            "/run/claimfs/claims/default/pvc-hostpath\n"
+            "/run/claimfs/claims/default/pvc-hostpath   kernel\n"
             "other         2Gi        RWO            Delete           Available           "
-            "manual                  7s    <unset>             \n");
+            "manual                  7s    <unset>                                                        \n");
 }
 
 TEST(PrintersTest, PersistentVolumeClaimTableAsInTheArticle) {
