@@ -22,6 +22,7 @@
 #include <new>
 #include <vector>
 
+#include "compat_io.h"
 #include "credentials.h"
 #include "volume_impl.h"
 
@@ -149,6 +150,41 @@ int DoLookup(Impl* v, Inode* parent, const char* name, fuse_entry_param* e, Inod
   if (out) *out = inode;
   if (created_out) *created_out = created;
   return 0;
+}
+
+// Whether the caller is in group `gid`: its fsgid or one of its supplementary groups.
+bool CallerInGroup(fuse_req_t req, gid_t gid) {
+  if (fuse_req_ctx(req)->gid == gid) return true;
+  std::vector<gid_t> groups(64);
+  int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
+  if (n > static_cast<int>(groups.size())) {
+    groups.resize(static_cast<size_t>(n));
+    n = fuse_req_getgroups(req, n, groups.data());
+  }
+  if (n <= 0) return false;  // unknown: clear the bit, the safe side
+  groups.resize(std::min(groups.size(), static_cast<size_t>(n)));
+  return std::find(groups.begin(), groups.end(), gid) != groups.end();
+}
+
+// Clears the set-id bits the kernel would clear on a write, truncate or chown of a regular file
+// (setattr_should_drop_suidgid): set-uid; set-gid if group-execute is set, or if the caller is
+// neither in the file's group nor privileged. With KILLPRIV_V2 that is the server's job, and the
+// backing filesystem would not do it: the server writes with CAP_FSETID. The kernel asks only
+// for callers without CAP_FSETID, except on chown, where uid 0 stands for the privilege.
+// `fd` may be an O_PATH fd. 0 or -errno.
+int KillSetIdBits(fuse_req_t req, int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -errno;
+  if (!S_ISREG(st.st_mode)) return 0;
+  mode_t kill = st.st_mode & S_ISUID;
+  if (st.st_mode & S_ISGID) {
+    if ((st.st_mode & S_IXGRP) ||
+        (fuse_req_ctx(req)->uid != 0 && !CallerInGroup(req, st.st_gid))) {
+      kill |= S_ISGID;
+    }
+  }
+  if (kill == 0) return 0;
+  return chmod(ProcPath(fd).buf, st.st_mode & 07777 & ~kill) == 0 ? 0 : -errno;
 }
 
 // Answers EROFS when the volume is read-only. The kernel refuses most writes on an `ro` mount
@@ -385,6 +421,20 @@ void CloseAccounting(Impl* v, Inode* inode) {
   }
 }
 
+// Holds namespace_mu for a change to names. When the change is done, still under the lock, it
+// advances namespace_epoch: no directory stream read before the change is read on afterwards.
+class NamespaceChange {
+ public:
+  explicit NamespaceChange(Impl* v) : v_(v), lock_(v->namespace_mu) {}
+  ~NamespaceChange() { v_->namespace_epoch.fetch_add(1); }
+  NamespaceChange(const NamespaceChange&) = delete;
+  NamespaceChange& operator=(const NamespaceChange&) = delete;
+
+ private:
+  Impl* v_;
+  std::lock_guard<std::mutex> lock_;
+};
+
 template <typename Fn>
 void Guard(fuse_req_t req, Fn&& fn) {
   try {
@@ -418,6 +468,11 @@ void Init(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_ASYNC_DIO);
   want(FUSE_CAP_READDIRPLUS);
   want(FUSE_CAP_READDIRPLUS_AUTO);
+  // Informational in 3.14 (nothing in the reply): Opendir's ENOSYS is what turns OPENDIR off.
+  want(FUSE_CAP_NO_OPENDIR_SUPPORT);
+  // Symlinks never change in place (only this daemon writes the volume): READLINK once each.
+  want(FUSE_CAP_CACHE_SYMLINKS);
+  // FUSE_HANDLE_KILLPRIV_V2, which 3.14 cannot ask for, is added to the reply by compat_io.
   // The daemon is the only writer: cached pages never go stale behind the kernel's back.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   // Write-back caching would accept writes the quota must refuse at the call.
@@ -506,8 +561,8 @@ int DoTruncate(Impl* v, Inode* inode, int path_fd, fuse_file_info* fi, off_t siz
   return rv;
 }
 
-int DoSetattr(Impl* v, Inode* inode, struct stat* attr, int valid, fuse_file_info* fi,
-              struct stat* st) {
+int DoSetattr(fuse_req_t req, Impl* v, Inode* inode, struct stat* attr, int valid,
+              fuse_file_info* fi, struct stat* st) {
   FdRef ref;
   int rv = v->table->Acquire(inode, &ref);
   if (rv < 0) return rv;
@@ -529,6 +584,8 @@ int DoSetattr(Impl* v, Inode* inode, struct stat* attr, int valid, fuse_file_inf
   if (rv == 0 && (valid & FUSE_SET_ATTR_SIZE)) {
     rv = DoTruncate(v, inode, fd, fi, attr->st_size);
   }
+  // Sent with a truncate by a caller without CAP_FSETID, and with every chown of a non-directory.
+  if (rv == 0 && RequestKillsSuidgid()) rv = KillSetIdBits(req, fd);
   if (rv == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
     struct timespec times[2];
     times[0].tv_sec = 0;
@@ -562,7 +619,7 @@ void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid, fuse_
   Impl* v = V(req);
   if (RefusedAsReadOnly(req, v)) return;
   struct stat st;
-  int rv = DoSetattr(v, v->ToInode(ino), attr, valid, fi, &st);
+  int rv = DoSetattr(req, v, v->ToInode(ino), attr, valid, fi, &st);
   if (rv < 0) {
     fuse_reply_err(req, -rv);
     return;
@@ -657,7 +714,7 @@ void MakeNode(fuse_req_t req, fuse_ino_t parent_ino, const char* name, NodeKind 
   fuse_entry_param e;
   Inode* inode = nullptr;
   {
-    std::lock_guard ns(v->namespace_mu);
+    NamespaceChange ns(v);
     FdRef pref;
     rv = v->table->Acquire(parent, &pref);
     if (rv == 0) {
@@ -708,7 +765,7 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char* 
   }
   struct stat st;
   {
-    std::lock_guard ns(v->namespace_mu);
+    NamespaceChange ns(v);
     FdRef ref, pref;
     rv = v->table->Acquire(inode, &ref);
     if (rv == 0) rv = v->table->Acquire(newparent, &pref);
@@ -736,7 +793,7 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char* 
 // ---- removing names ----
 
 int RemoveName(Impl* v, Inode* parent, const char* name, bool directory) {
-  std::lock_guard ns(v->namespace_mu);
+  NamespaceChange ns(v);
   FdRef pref;
   int rv = v->table->Acquire(parent, &pref);
   if (rv < 0) return rv;
@@ -788,7 +845,7 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
   NameReservation reservation;
   int rv = 0;
   {
-    std::lock_guard ns(v->namespace_mu);
+    NamespaceChange ns(v);
     FdRef pref, npref;
     rv = v->table->Acquire(parent, &pref);
     if (rv == 0) rv = v->table->Acquire(newparent, &npref);
@@ -884,7 +941,7 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
   fuse_entry_param e;
   Inode* inode = nullptr;
   {
-    std::lock_guard ns(v->namespace_mu);
+    NamespaceChange ns(v);
     FdRef pref;
     rv = v->table->Acquire(parent, &pref);
     if (rv == 0) {
@@ -913,6 +970,7 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
     std::lock_guard lock(inode->mu);
     ++inode->open_count;
   }
+  if (!created && (fi->flags & O_TRUNC) && RequestKillsSuidgid()) KillSetIdBits(req, fd);
   fi->fh = static_cast<uint64_t>(fd);
   SetCaching(fi, fd);
   TrackFile(v, fd);
@@ -953,6 +1011,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     int64_t delta = RemeasureFd(inode, fd);
     if (delta != 0) v->quota->Adjust(delta, 0);
   }
+  if ((flags & O_TRUNC) && RequestKillsSuidgid()) KillSetIdBits(req, fd);
   {
     std::lock_guard lock(inode->mu);
     ++inode->open_count;
@@ -985,6 +1044,12 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
   Impl* v = V(req);
   int fd = static_cast<int>(fi->fh);
   size_t size = fuse_buf_size(in_buf);
+  if (RequestKillsSuidgid()) {
+    if (int rv = KillSetIdBits(req, fd); rv < 0) {
+      fuse_reply_err(req, -rv);
+      return;
+    }
+  }
   uint64_t reserved = 0;
   size_t allowed = size;
   bool settle = false;  // near full: see kNearFullBlocks
@@ -1088,109 +1153,137 @@ void Lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi
 
 // ---- directories ----
 
-}  // namespace
-
-struct DirHandle {
-  DIR* dir = nullptr;
-  off_t offset = 0;
-  struct dirent* entry = nullptr;  // read but not yet returned to the kernel
-};
-
-namespace {
-
-void CloseDir(Impl* v, DirHandle* handle) {
-  {
-    std::lock_guard lock(v->handles_mu);
-    v->open_dirs.erase(handle);
-  }
-  closedir(handle->dir);
-  delete handle;
+void CloseDirStream(Impl::DirStream* s) {
+  if (s->dir != nullptr) closedir(s->dir);
+  s->dir = nullptr;
 }
 
-void Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Impl* v = V(req);
-  Inode* inode = v->ToInode(ino);
-  int fd = -1;
-  int err = 0;
+// A stream of `inode` positioned at `offset`: the one its listing left, if it is still valid,
+// else a new one. 0 or -errno (ESTALE/ENOENT: the directory is gone).
+int TakeDirStream(Impl* v, Inode* inode, off_t offset, Impl::DirStream* out) {
+  uint64_t epoch = v->namespace_epoch.load();
+  Impl::DirStream kept;
+  {
+    std::lock_guard lock(v->dir_streams_mu);
+    auto& streams = v->dir_streams;
+    for (size_t i = streams.size(); i-- > 0;) {
+      if (streams[i].dev == inode->dev && streams[i].ino == inode->ino) {
+        kept = std::move(streams[i]);
+        streams.erase(streams.begin() + static_cast<ptrdiff_t>(i));
+        break;
+      }
+    }
+  }
+  if (kept.dir != nullptr) {
+    if (kept.epoch == epoch) {
+      if (kept.next != offset) {
+        seekdir(kept.dir, offset);
+        kept.has_pending = false;
+        kept.next = offset;
+      }
+      *out = std::move(kept);
+      return 0;
+    }
+    CloseDirStream(&kept);
+  }
+  int fd;
   {
     FdRef ref;
     int rv = v->table->Acquire(inode, &ref);
-    if (rv < 0) {
-      err = -rv;
-    } else if ((fd = openat(ref.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-      err = errno;
-    }
+    if (rv < 0) return rv;
+    fd = openat(ref.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -errno;
   }
-  if (err != 0) {
-    fuse_reply_err(req, err);
-    return;
-  }
-  auto* handle = new (std::nothrow) DirHandle;
-  if (handle == nullptr || (handle->dir = fdopendir(fd)) == nullptr) {
-    int err = handle ? errno : ENOMEM;
+  DIR* dir = fdopendir(fd);
+  if (dir == nullptr) {
+    int err = errno;
     close(fd);
-    delete handle;
-    fuse_reply_err(req, err);
-    return;
+    return -err;
   }
-  {
-    std::lock_guard lock(inode->mu);
-    ++inode->open_count;
-  }
-  fi->fh = reinterpret_cast<uint64_t>(handle);
-  fi->keep_cache = 1;
-  fi->cache_readdir = 1;
-  {
-    std::lock_guard lock(v->handles_mu);
-    v->open_dirs.insert(handle);
-  }
-  if (fuse_reply_open(req, fi) != 0) {
-    CloseDir(v, handle);
-    CloseAccounting(v, inode);
-  }
+  if (offset != 0) seekdir(dir, offset);
+  out->dev = inode->dev;
+  out->ino = inode->ino;
+  out->epoch = epoch;
+  out->next = offset;
+  out->dir = dir;
+  out->has_pending = false;
+  return 0;
 }
 
-void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi,
-               bool plus) {
+// Keeps the stream of a listing that is not finished, for its next request.
+void PutDirStream(Impl* v, Impl::DirStream&& s) {
+  Impl::DirStream evicted;
+  {
+    std::lock_guard lock(v->dir_streams_mu);
+    auto& streams = v->dir_streams;
+    if (streams.size() >= Impl::kMaxDirStreams) {
+      evicted = std::move(streams.front());
+      streams.erase(streams.begin());
+    }
+    streams.push_back(std::move(s));
+  }
+  CloseDirStream(&evicted);
+}
+
+// The kernel opens directories without asking (no_opendir after this ENOSYS) and caches their
+// listings (FOPEN_CACHE_DIR); it drops a cached listing when a change through the mount
+// touched the directory. libfuse 3.14 answers success to OPENDIR when there is no handler.
+void Opendir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, ENOSYS); }
+
+void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus) {
   Impl* v = V(req);
   Inode* inode = v->ToInode(ino);
-  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
-  // The reply is built in a buffer of this thread, never of the handle: once the kernel has the
-  // reply, the directory may be closed and its handle freed by another worker while this one
-  // is still returning from the reply call.
+  Impl::DirStream s;
+  int rv = TakeDirStream(v, inode, offset, &s);
+  if (rv == -ENOENT || rv == -ESTALE) {
+    fuse_reply_buf(req, nullptr, 0);  // removed while open: no entries, as on a local disk
+    return;
+  }
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
   thread_local std::vector<char> reply;
   reply.resize(size);
   char* p = reply.data();
   size_t remaining = size;
-  if (offset != d->offset) {
-    seekdir(d->dir, offset);
-    d->entry = nullptr;
-    d->offset = offset;
-  }
   int err = 0;
+  bool at_end = false;
   while (true) {
-    if (d->entry == nullptr) {
+    const char* name;
+    ino_t entry_ino;
+    unsigned char type;
+    off_t next;
+    if (s.has_pending) {
+      name = s.pending_name.c_str();
+      entry_ino = s.pending_ino;
+      type = s.pending_type;
+      next = s.pending_next;
+    } else {
       errno = 0;
-      d->entry = readdir(d->dir);
-      if (d->entry == nullptr) {
+      struct dirent* d = readdir(s.dir);
+      if (d == nullptr) {
         err = errno;
+        at_end = err == 0;
         break;
       }
+      name = d->d_name;
+      entry_ino = d->d_ino;
+      type = d->d_type;
+      next = d->d_off;
     }
-    const char* name = d->entry->d_name;
-    off_t next = d->entry->d_off;
     size_t used;
     if (plus) {
       fuse_entry_param e{};
       Inode* child = nullptr;
       if (IsDotOrDotDot(name)) {
-        e.attr.st_ino = d->entry->d_ino;
-        e.attr.st_mode = static_cast<mode_t>(d->entry->d_type) << 12;
+        e.attr.st_ino = entry_ino;
+        e.attr.st_mode = static_cast<mode_t>(type) << 12;
       } else {
-        int rv = DoLookup(v, inode, name, &e, &child);
+        rv = DoLookup(v, inode, name, &e, &child);
         if (rv == -ENOENT) {  // removed since readdir saw it
-          d->entry = nullptr;
-          d->offset = next;
+          s.has_pending = false;
+          s.next = next;
           continue;
         }
         if (rv < 0) {
@@ -1199,21 +1292,33 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_f
         }
       }
       used = fuse_add_direntry_plus(req, p, remaining, name, &e, next);
-      if (used > remaining) {
-        if (child) v->table->Forget(child, 1);
-        break;
-      }
+      if (used > remaining && child) v->table->Forget(child, 1);
     } else {
       struct stat st{};
-      st.st_ino = d->entry->d_ino;
-      st.st_mode = static_cast<mode_t>(d->entry->d_type) << 12;
+      st.st_ino = entry_ino;
+      st.st_mode = static_cast<mode_t>(type) << 12;
       used = fuse_add_direntry(req, p, remaining, name, &st, next);
-      if (used > remaining) break;
+    }
+    if (used > remaining) {
+      if (!s.has_pending) {
+        s.pending_name = name;
+        s.pending_ino = entry_ino;
+        s.pending_type = type;
+        s.pending_next = next;
+        s.has_pending = true;
+      }
+      break;
     }
     p += used;
     remaining -= used;
-    d->entry = nullptr;
-    d->offset = next;
+    s.has_pending = false;
+    s.next = next;
+  }
+  // A listing ends with an empty reply; until then its stream serves the next request.
+  if (err != 0 || (at_end && remaining == size)) {
+    CloseDirStream(&s);
+  } else {
+    PutDirStream(v, std::move(s));
   }
   if (err != 0 && remaining == size) {
     fuse_reply_err(req, err);
@@ -1222,26 +1327,31 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_f
   fuse_reply_buf(req, reply.data(), size - remaining);
 }
 
-void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  Guard(req, [&] { DoReaddir(req, ino, size, off, fi, false); });
+void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  Guard(req, [&] { DoReaddir(req, ino, size, off, false); });
 }
 
-void Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  Guard(req, [&] { DoReaddir(req, ino, size, off, fi, true); });
+void Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  Guard(req, [&] { DoReaddir(req, ino, size, off, true); });
 }
 
-void Releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+void Fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
   Impl* v = V(req);
-  CloseDir(v, reinterpret_cast<DirHandle*>(fi->fh));
-  CloseAccounting(v, v->ToInode(ino));
-  fuse_reply_err(req, 0);
-}
-
-void Fsyncdir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
-  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
-  int fd = dirfd(d->dir);
-  int rv = datasync ? fdatasync(fd) : fsync(fd);
-  fuse_reply_err(req, rv == 0 ? 0 : errno);
+  int rv;
+  {
+    FdRef ref;
+    rv = v->table->Acquire(v->ToInode(ino), &ref);
+    if (rv == 0) {
+      int fd = openat(ref.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) {
+        rv = -errno;
+      } else {
+        rv = (datasync ? fdatasync(fd) : fsync(fd)) == 0 ? 0 : -errno;
+        close(fd);
+      }
+    }
+  }
+  fuse_reply_err(req, -rv);
 }
 
 void Statfs(fuse_req_t req, fuse_ino_t) {
@@ -1388,7 +1498,6 @@ fuse_lowlevel_ops MakeOperations() {
   ops.opendir = Opendir;
   ops.readdir = Readdir;
   ops.readdirplus = Readdirplus;
-  ops.releasedir = Releasedir;
   ops.fsyncdir = Fsyncdir;
   ops.statfs = Statfs;
   ops.setxattr = Setxattr;
@@ -1404,14 +1513,14 @@ fuse_lowlevel_ops MakeOperations() {
 }  // namespace
 
 void CloseHandlesLeftOpen(Volume::Impl* v) {
-  std::lock_guard lock(v->handles_mu);
-  for (int fd : v->open_files) close(fd);
-  v->open_files.clear();
-  for (DirHandle* handle : v->open_dirs) {
-    closedir(handle->dir);
-    delete handle;
+  {
+    std::lock_guard lock(v->handles_mu);
+    for (int fd : v->open_files) close(fd);
+    v->open_files.clear();
   }
-  v->open_dirs.clear();
+  std::lock_guard lock(v->dir_streams_mu);
+  for (Volume::Impl::DirStream& s : v->dir_streams) CloseDirStream(&s);
+  v->dir_streams.clear();
 }
 
 const fuse_lowlevel_ops& VolumeOperations() {

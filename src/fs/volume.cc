@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "claimfs/common/log.h"
+#include "compat_io.h"
 #include "scan.h"
 #include "volume_impl.h"
 
@@ -177,6 +178,12 @@ Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
                            " (is /dev/fuse there, and are we root?)");
   }
   impl->mounted = true;
+  if (int rv = InstallCompatIo(impl->session); rv < 0) {
+    fuse_session_unmount(impl->session);
+    fuse_session_destroy(impl->session);
+    impl->session = nullptr;
+    return Status::FromErrno("cannot set up the FUSE channel of " + o.mountpoint, -rv);
+  }
   impl->backing_device = root_stat.st_dev;
   return std::unique_ptr<Volume>(new Volume(std::move(impl)));
 }
