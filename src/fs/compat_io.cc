@@ -82,8 +82,8 @@ ssize_t Read(int fd, void* buf, size_t len, void*) {
 // security.capability before every write (it marks the superblock SB_NOSEC) and leaves
 // clearing set-id bits to the server, which the handlers do (RequestKillsSuidgid).
 ssize_t Writev(int fd, struct iovec* iov, int count, void*) {
-  if (current.opcode == FUSE_INIT && (current.init_flags & FUSE_HANDLE_KILLPRIV_V2) &&
-      count == 2 && iov[0].iov_len == sizeof(fuse_out_header) &&
+  if (current.opcode == FUSE_INIT && (current.init_flags & FUSE_HANDLE_KILLPRIV_V2) && count == 2 &&
+      iov[0].iov_len == sizeof(fuse_out_header) &&
       iov[1].iov_len >= offsetof(fuse_init_out, flags) + sizeof(uint32_t)) {
     fuse_out_header header;
     std::memcpy(&header, iov[0].iov_base, sizeof header);

@@ -6,6 +6,7 @@
 // ENOMEM at the boundary (Guard).
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/file.h>
@@ -166,22 +167,44 @@ bool CallerInGroup(fuse_req_t req, gid_t gid) {
   return std::find(groups.begin(), groups.end(), gid) != groups.end();
 }
 
-// Clears the set-id bits the kernel would clear on a write, truncate or chown of a regular file
-// (setattr_should_drop_suidgid): set-uid; set-gid if group-execute is set, or if the caller is
-// neither in the file's group nor privileged. With KILLPRIV_V2 that is the server's job, and the
-// backing filesystem would not do it: the server writes with CAP_FSETID. The kernel asks only
-// for callers without CAP_FSETID, except on chown, where uid 0 stands for the privilege.
-// `fd` may be an O_PATH fd. 0 or -errno.
-int KillSetIdBits(fuse_req_t req, int fd) {
+// Whether the caller has CAP_FSETID, from /proc (only asked when a file has set-id bits).
+// Unknown counts as no: the bits are then cleared, the safe side.
+bool CallerHasFsetid(fuse_req_t req) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/status", static_cast<int>(fuse_req_ctx(req)->pid));
+  std::FILE* in = std::fopen(path, "re");
+  if (in == nullptr) return false;
+  unsigned long long effective = 0;
+  bool found = false;
+  char line[256];
+  while (!found && std::fgets(line, sizeof line, in)) {
+    found = std::sscanf(line, "CapEff: %llx", &effective) == 1;
+  }
+  std::fclose(in);
+  return found && (effective & (1ULL << CAP_FSETID));
+}
+
+// Why the server clears set-id bits (FUSE_HANDLE_KILLPRIV_V2 makes it the server's job; the
+// backing filesystem would not, because the server writes with CAP_FSETID).
+enum class Kill {
+  kFlagged,    // WRITE/SETATTR(size)/OPEN(O_TRUNC) carried the kernel's kill flag: no CAP_FSETID
+  kChown,      // SETATTR(uid/gid) with the flag, which the kernel sets whatever the caller
+  kUnflagged,  // COPY_FILE_RANGE, FALLOCATE: the kernel leaves it to us and sends no flag
+};
+
+// Clears the set-id bits of a regular file as the kernel would for the caller
+// (setattr_should_drop_suidgid; chown_common for chown): set-uid; set-gid where group-execute
+// is set, or where the caller is neither in the file's group nor has CAP_FSETID; nothing for a
+// caller with CAP_FSETID except on chown. `fd` may be an O_PATH fd. 0 or -errno.
+int KillSetIdBits(fuse_req_t req, int fd, Kill why) {
   struct stat st;
   if (fstat(fd, &st) != 0) return -errno;
-  if (!S_ISREG(st.st_mode)) return 0;
+  if (!S_ISREG(st.st_mode) || !(st.st_mode & (S_ISUID | S_ISGID))) return 0;
+  bool privileged = why != Kill::kFlagged && CallerHasFsetid(req);
+  if (privileged && why != Kill::kChown) return 0;
   mode_t kill = st.st_mode & S_ISUID;
   if (st.st_mode & S_ISGID) {
-    if ((st.st_mode & S_IXGRP) ||
-        (fuse_req_ctx(req)->uid != 0 && !CallerInGroup(req, st.st_gid))) {
-      kill |= S_ISGID;
-    }
+    if ((st.st_mode & S_IXGRP) || (!privileged && !CallerInGroup(req, st.st_gid))) kill |= S_ISGID;
   }
   if (kill == 0) return 0;
   return chmod(ProcPath(fd).buf, st.st_mode & 07777 & ~kill) == 0 ? 0 : -errno;
@@ -585,7 +608,9 @@ int DoSetattr(fuse_req_t req, Impl* v, Inode* inode, struct stat* attr, int vali
     rv = DoTruncate(v, inode, fd, fi, attr->st_size);
   }
   // Sent with a truncate by a caller without CAP_FSETID, and with every chown of a non-directory.
-  if (rv == 0 && RequestKillsSuidgid()) rv = KillSetIdBits(req, fd);
+  if (rv == 0 && RequestKillsSuidgid()) {
+    rv = KillSetIdBits(req, fd, (valid & FUSE_SET_ATTR_SIZE) ? Kill::kFlagged : Kill::kChown);
+  }
   if (rv == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
     struct timespec times[2];
     times[0].tv_sec = 0;
@@ -970,7 +995,9 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
     std::lock_guard lock(inode->mu);
     ++inode->open_count;
   }
-  if (!created && (fi->flags & O_TRUNC) && RequestKillsSuidgid()) KillSetIdBits(req, fd);
+  if (!created && (fi->flags & O_TRUNC) && RequestKillsSuidgid()) {
+    KillSetIdBits(req, fd, Kill::kFlagged);
+  }
   fi->fh = static_cast<uint64_t>(fd);
   SetCaching(fi, fd);
   TrackFile(v, fd);
@@ -1011,7 +1038,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     int64_t delta = RemeasureFd(inode, fd);
     if (delta != 0) v->quota->Adjust(delta, 0);
   }
-  if ((flags & O_TRUNC) && RequestKillsSuidgid()) KillSetIdBits(req, fd);
+  if ((flags & O_TRUNC) && RequestKillsSuidgid()) KillSetIdBits(req, fd, Kill::kFlagged);
   {
     std::lock_guard lock(inode->mu);
     ++inode->open_count;
@@ -1045,7 +1072,7 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
   int fd = static_cast<int>(fi->fh);
   size_t size = fuse_buf_size(in_buf);
   if (RequestKillsSuidgid()) {
-    if (int rv = KillSetIdBits(req, fd); rv < 0) {
+    if (int rv = KillSetIdBits(req, fd, Kill::kFlagged); rv < 0) {
       fuse_reply_err(req, -rv);
       return;
     }
@@ -1090,6 +1117,10 @@ void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
   Impl* v = V(req);
   if (RefusedAsReadOnly(req, v)) return;
   int fd = static_cast<int>(fi->fh);
+  if (int rv = KillSetIdBits(req, fd, Kill::kUnflagged); rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
   uint64_t reserved = 0;
   bool frees = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE);
   if (v->quota->enabled() && !frees) {
@@ -1114,6 +1145,10 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
                    int flags) {
   Impl* v = V(req);
   int out_fd = static_cast<int>(fi_out->fh);
+  if (int rv = KillSetIdBits(req, out_fd, Kill::kUnflagged); rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
   uint64_t reserved = 0;
   size_t allowed = len;
   bool settle = false;  // near full: see kNearFullBlocks
@@ -1216,9 +1251,14 @@ void PutDirStream(Impl* v, Impl::DirStream&& s) {
   {
     std::lock_guard lock(v->dir_streams_mu);
     auto& streams = v->dir_streams;
-    if (streams.size() >= Impl::kMaxDirStreams) {
-      evicted = std::move(streams.front());
-      streams.erase(streams.begin());
+    // One stream a directory (two listings of it at once both put theirs back); else the oldest.
+    auto it = std::find_if(streams.begin(), streams.end(), [&](const Impl::DirStream& k) {
+      return k.dev == s.dev && k.ino == s.ino;
+    });
+    if (it == streams.end() && streams.size() >= Impl::kMaxDirStreams) it = streams.begin();
+    if (it != streams.end()) {
+      evicted = std::move(*it);
+      streams.erase(it);
     }
     streams.push_back(std::move(s));
   }

@@ -79,7 +79,7 @@ class Volume::Impl {
   // Incremented by every change to a name (create, link, unlink, rename, ...), under
   // namespace_mu: a kept stream older than a change is reopened, never read on.
   std::atomic<uint64_t> namespace_epoch{0};
-  std::mutex dir_streams_mu;            // a leaf lock
+  std::mutex dir_streams_mu;           // a leaf lock
   std::vector<DirStream> dir_streams;  // guarded by dir_streams_mu; oldest first
 
   dev_t backing_device = 0;

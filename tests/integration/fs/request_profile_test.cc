@@ -220,14 +220,29 @@ TEST_F(RequestProfile, SetIdBitsClearedOnWriteByNonOwner) {
     close(fd);
     return err;
   };
-  auto truncate_one = +[](const std::string& path) {
-    return truncate(path.c_str(), 20) == 0 ? 0 : errno;
-  };
+  auto truncate_one =
+      +[](const std::string& path) { return truncate(path.c_str(), 20) == 0 ? 0 : errno; };
   auto open_trunc = +[](const std::string& path) {
     int fd = open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
     if (fd < 0) return errno;
     close(fd);
     return 0;
+  };
+  auto copy_range = +[](const std::string& path) {
+    int in = open((path + "-from").c_str(), O_RDONLY | O_CLOEXEC);
+    int out = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    int err = in < 0 || out < 0 ? errno : 0;
+    if (err == 0 && copy_file_range(in, nullptr, out, nullptr, 10, 0) != 10) err = errno;
+    if (in >= 0) close(in);
+    if (out >= 0) close(out);
+    return err;
+  };
+  auto fallocate_one = +[](const std::string& path) {
+    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    int err = fallocate(fd, 0, 0, 8192) == 0 ? 0 : errno;
+    close(fd);
+    return err;
   };
   auto chown_one = +[](const std::string& path) {
     return chown(path.c_str(), kOtherUser, static_cast<gid_t>(-1)) == 0 ? 0 : errno;
@@ -242,6 +257,8 @@ TEST_F(RequestProfile, SetIdBitsClearedOnWriteByNonOwner) {
       {"setgid_no_group_exec_in_group", 02666, 0, false, write_rdwr},
       {"setuid_only", 04766, 0, false, write_rdwr},
       {"root_keeps_bits", 06777, 0, true, write_rdwr},
+      {"copy_file_range", 06777, kOtherGroup, false, copy_range},
+      {"fallocate", 06777, kOtherGroup, false, fallocate_one},
       {"chown_by_root", 06777, 0, true, chown_one},
       {"chown_by_root_setgid_no_group_exec", 02666, 0, true, chown_one},
   };
@@ -251,6 +268,7 @@ TEST_F(RequestProfile, SetIdBitsClearedOnWriteByNonOwner) {
     for (const std::string& dir : {mnt_, native_}) {
       std::string path = dir + "/" + c.name;
       ASSERT_TRUE(WriteFile(path, std::string(200, 'a')));
+      ASSERT_TRUE(WriteFile(path + "-from", std::string(200, 'b')));
       ASSERT_EQ(chmod(path.c_str(), c.mode), 0) << ErrnoName(errno);
       std::optional<Credentials> creds;
       if (!c.as_root) creds = Credentials{kOtherUser, c.group, {}};
