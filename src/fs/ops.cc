@@ -1198,28 +1198,33 @@ void CloseDirStream(Impl::DirStream* s) {
 int TakeDirStream(Impl* v, Inode* inode, off_t offset, Impl::DirStream* out) {
   uint64_t epoch = v->namespace_epoch.load();
   Impl::DirStream kept;
+  // Streams older than a change are closed now: their directory may be gone, and an fd on it
+  // would keep its blocks allocated on the backing filesystem.
+  std::vector<Impl::DirStream> stale;
   {
     std::lock_guard lock(v->dir_streams_mu);
     auto& streams = v->dir_streams;
     for (size_t i = streams.size(); i-- > 0;) {
-      if (streams[i].dev == inode->dev && streams[i].ino == inode->ino) {
-        kept = std::move(streams[i]);
-        streams.erase(streams.begin() + static_cast<ptrdiff_t>(i));
-        break;
+      Impl::DirStream& k = streams[i];
+      bool mine = k.dev == inode->dev && k.ino == inode->ino;
+      if (!mine && k.epoch == epoch) continue;
+      if (mine && k.epoch == epoch) {
+        kept = std::move(k);
+      } else {
+        stale.push_back(std::move(k));
       }
+      streams.erase(streams.begin() + static_cast<ptrdiff_t>(i));
     }
   }
+  for (Impl::DirStream& k : stale) CloseDirStream(&k);
   if (kept.dir != nullptr) {
-    if (kept.epoch == epoch) {
-      if (kept.next != offset) {
-        seekdir(kept.dir, offset);
-        kept.has_pending = false;
-        kept.next = offset;
-      }
-      *out = std::move(kept);
-      return 0;
+    if (kept.next != offset) {
+      seekdir(kept.dir, offset);
+      kept.has_pending = false;
+      kept.next = offset;
     }
-    CloseDirStream(&kept);
+    *out = std::move(kept);
+    return 0;
   }
   int fd;
   {
