@@ -491,8 +491,10 @@ void Init(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_ASYNC_DIO);
   want(FUSE_CAP_READDIRPLUS);
   want(FUSE_CAP_READDIRPLUS_AUTO);
-  // Informational in 3.14 (nothing in the reply): Opendir's ENOSYS is what turns OPENDIR off.
+  // Informational in 3.14 (nothing in the reply): Opendir's ENOSYS is what turns OPENDIR off,
+  // and a kernel without the capability would fail the opendir(3) with it.
   want(FUSE_CAP_NO_OPENDIR_SUPPORT);
+  v->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
   // Symlinks never change in place (only this daemon writes the volume): READLINK once each.
   want(FUSE_CAP_CACHE_SYMLINKS);
   // FUSE_HANDLE_KILLPRIV_V2, which 3.14 cannot ask for, is added to the reply by compat_io.
@@ -1273,7 +1275,17 @@ void PutDirStream(Impl* v, Impl::DirStream&& s) {
 // The kernel opens directories without asking (no_opendir after this ENOSYS) and caches their
 // listings (FOPEN_CACHE_DIR); it drops a cached listing when a change through the mount
 // touched the directory. libfuse 3.14 answers success to OPENDIR when there is no handler.
-void Opendir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, ENOSYS); }
+// A kernel that cannot do without OPENDIR gets an open with no handle and the same caching.
+void Opendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  if (V(req)->no_opendir) {
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  fi->fh = 0;
+  fi->keep_cache = 1;
+  fi->cache_readdir = 1;
+  fuse_reply_open(req, fi);
+}
 
 void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus) {
   Impl* v = V(req);

@@ -76,6 +76,7 @@ class Volume::Impl {
     off_t pending_next = 0;
   };
   static constexpr size_t kMaxDirStreams = 4;
+  bool no_opendir = false;  // set by INIT, before any other request: OPENDIR answers ENOSYS
   // Incremented by every change to a name (create, link, unlink, rename, ...), under
   // namespace_mu: a kept stream older than a change is reopened, never read on.
   std::atomic<uint64_t> namespace_epoch{0};
