@@ -210,6 +210,28 @@ int KillSetIdBits(fuse_req_t req, int fd, Kill why) {
   return chmod(ProcPath(fd).buf, st.st_mode & 07777 & ~kill) == 0 ? 0 : -errno;
 }
 
+// Looks up an entry of a listing that the kernel already knows (a tree listed again, or
+// listed after it was created through the mount): one fstatat and the table, where DoLookup
+// opens the object, stats it and closes it again. Registers one kernel reference like
+// DoLookup. False when the entry is not a known inode (then DoLookup does the work).
+bool LookupKnown(Impl* v, int dir_fd, const char* name, fuse_entry_param* e, Inode** out) {
+  struct stat st;
+  if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+  Inode* found = nullptr;
+  int64_t delta = 0;
+  v->table->WithKnown(st.st_dev, st.st_ino, [&](Inode* inode) {
+    if (inode == v->table->root() || inode->type != (st.st_mode & S_IFMT)) return;
+    v->table->Ref(inode);
+    found = inode;
+    if (v->quota->enabled()) delta = Remeasure(inode, st);
+  });
+  if (found == nullptr) return false;
+  if (delta != 0) v->quota->Adjust(delta, 0);
+  FillEntry(v, found, st, e);
+  *out = found;
+  return true;
+}
+
 // Answers EROFS when the volume is read-only. The kernel refuses most writes on an `ro` mount
 // itself; this covers the rest and a volume made read-only by its options alone.
 bool RefusedAsReadOnly(fuse_req_t req, Impl* v) {
@@ -1337,7 +1359,8 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool p
         e.attr.st_ino = entry_ino;
         e.attr.st_mode = static_cast<mode_t>(type) << 12;
       } else {
-        rv = DoLookup(v, inode, name, &e, &child);
+        rv = LookupKnown(v, dirfd(s.dir), name, &e, &child) ? 0
+                                                            : DoLookup(v, inode, name, &e, &child);
         if (rv == -ENOENT) {  // removed since readdir saw it
           s.has_pending = false;
           s.next = next;
