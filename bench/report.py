@@ -31,6 +31,10 @@ ROWS = [
     ("find", "find of the extracted tree (hot)", "s", "time", None),
     ("du", "du -s of the extracted tree (hot)", "s", "time", None),
     ("rm_rf", "rm -rf of the extracted tree", "s", "time", None),
+    ("git_clone", "git clone of a local repository ({git})", "s", "time", None),
+    ("git_status", "git status in that clone (hot)", "s", "time", None),
+    ("sqlite_tx", "sqlite: {sqlite_tx} small WAL transactions (synchronous=full)", "tx/s", "rate", None),
+    ("sqlite_bulk", "sqlite: {sqlite_rows}-row insert + index, one transaction", "s", "time", None),
 ]
 TARGETS = [("native", "native"), ("cap", "claimfs capacity"), ("unl", "claimfs unlimited")]
 QUOTA_LIMIT = 3.0  # percent
@@ -82,6 +86,10 @@ def table(info, vals):
         "dsync": f"{int(info['dsync_count']):,} writes",
         "nfiles": f"{int(info['nfiles']):,}",
         "tar": f"{info['tar_src']} ({int(info['tar_entries']):,} entries, {info['tar_mb']} MiB)",
+        "git": f"/usr/include/{{{info.get('git_parts', '?').replace(' ', ',')}}}, "
+               f"{int(info.get('git_files', 0)):,} files, {info.get('git_mb', '?')} MiB, one commit each",
+        "sqlite_tx": f"{int(info.get('sqlite_tx', 0)):,}",
+        "sqlite_rows": f"{int(info.get('sqlite_rows', 0)):,}",
     }
     out = [
         "| # | Row | Unit | Native | claimfs capacity | claimfs unlimited | Ratio (capacity) | "

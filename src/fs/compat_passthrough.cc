@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "claimfs/common/log.h"
+#include "compat_io.h"
 #include "quota.h"
 #include "volume_impl.h"
 
@@ -100,17 +101,6 @@ OpenOut740 MakeOpenOut(uint64_t fh, int backing_id, bool direct_io) {
   return out;
 }
 
-// Set by the read hook for the request the thread is about to handle (libfuse reads and
-// handles a request on the same thread).
-thread_local bool t_kill_suidgid = false;
-
-template <typename T>
-bool ArgOf(const void* buf, size_t len, T* out) {
-  if (len < sizeof(fuse_in_header) + sizeof(T)) return false;
-  std::memcpy(out, static_cast<const char*>(buf) + sizeof(fuse_in_header), sizeof(T));
-  return true;
-}
-
 Passthrough* Of(void* userdata) { return static_cast<Volume::Impl*>(userdata)->passthrough.get(); }
 
 }  // namespace
@@ -147,38 +137,11 @@ ssize_t Passthrough::ReadHook(int fd, void* buf, size_t len, void* userdata) {
   return n;
 }
 
-bool Passthrough::KillSuidgidAsked() { return t_kill_suidgid; }
-
 void Passthrough::SeeRequest(const void* buf, size_t len) {
+  NoteRequest(buf, len);  // the kill-suid/sgid flags, for the handlers (compat_io.h)
   fuse_in_header in;
   std::memcpy(&in, buf, sizeof in);
-  t_kill_suidgid = false;
-  switch (in.opcode) {
-    case FUSE_WRITE: {
-      fuse_write_in w;
-      t_kill_suidgid = ArgOf(buf, len, &w) && (w.write_flags & FUSE_WRITE_KILL_SUIDGID);
-      return;
-    }
-    case FUSE_SETATTR: {
-      fuse_setattr_in a;
-      t_kill_suidgid = ArgOf(buf, len, &a) && (a.valid & FATTR_KILL_SUIDGID);
-      return;
-    }
-    case FUSE_OPEN: {
-      fuse_open_in o;
-      t_kill_suidgid = ArgOf(buf, len, &o) && (o.open_flags & FUSE_OPEN_KILL_SUIDGID);
-      return;
-    }
-    case FUSE_CREATE: {
-      fuse_create_in c;
-      t_kill_suidgid = ArgOf(buf, len, &c) && (c.open_flags & FUSE_OPEN_KILL_SUIDGID);
-      return;
-    }
-    case FUSE_INIT:
-      break;
-    default:
-      return;
-  }
+  if (in.opcode != FUSE_INIT) return;
   const char* arg = static_cast<const char*>(buf) + sizeof in;
   size_t arg_len = len - sizeof in;
   bool offered = false;
@@ -223,10 +186,7 @@ void Passthrough::PatchReply(struct iovec* iov, int count) {
     TurnOff("write-back caching is on, which the kernel does not combine with passthrough");
     return;
   }
-  if (killpriv_offered_.load(std::memory_order_relaxed)) {
-    flags |= FUSE_HANDLE_KILLPRIV_V2;
-    killpriv_v2_.store(true, std::memory_order_release);
-  }
+  if (killpriv_offered_.load(std::memory_order_relaxed)) flags |= FUSE_HANDLE_KILLPRIV_V2;
   Store32(arg, kInitFlagsOffset, flags | kInitExt);
   Store32(arg, kInitFlags2Offset,
           Load32(arg, kInitFlags2Offset) | static_cast<uint32_t>(kPassthroughInitFlag >> 32));

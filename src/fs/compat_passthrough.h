@@ -7,8 +7,9 @@
 //    FUSE_CAP_PASSTHROUGH and conn->max_backing_stack_depth in the init handler), and with
 //    FUSE_HANDLE_KILLPRIV_V2 (3.17: FUSE_CAP_HANDLE_KILLPRIV_V2): without it the kernel asks for
 //    security.capability (GETXATTR) before every write, passthrough writes included;
-//  - the read hook notes the kill-suid/sgid flag of WRITE, SETATTR, OPEN and CREATE, which
-//    3.14 drops (3.17: fi->kill_priv, FUSE_SET_ATTR_KILL_SUIDGID);
+//  - the read hook hands each request to compat_io's NoteRequest, which keeps the
+//    kill-suid/sgid flags 3.14 drops (3.17: fi->kill_priv, FUSE_SET_ATTR_KILL_SUIDGID); these
+//    hooks take the place of compat_io's on a kernel-mode volume;
 //  - FUSE_DEV_IOC_BACKING_OPEN/CLOSE on the session fd, one backing id per node, refcounted
 //    (3.17: fuse_passthrough_open()/fuse_passthrough_close());
 //  - open and create replies carrying FOPEN_PASSTHROUGH and the backing id in what 3.14 calls
@@ -51,14 +52,6 @@ class Passthrough {
   // 0 or -errno.
   int Install(fuse_session* session);
 
-  // Whether the request being handled on this thread asked the daemon to clear set-uid and
-  // set-gid (FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID: the caller
-  // lacks CAP_FSETID). Meaningful only with killpriv_v2().
-  static bool KillSuidgidAsked();
-  // True once INIT negotiated FUSE_HANDLE_KILLPRIV_V2: clearing set-id bits on write,
-  // truncate and open(O_TRUNC) is then the daemon's job.
-  bool killpriv_v2() const { return killpriv_v2_.load(std::memory_order_acquire); }
-
   // True once INIT negotiated passthrough and no BACKING_OPEN was refused for good.
   bool enabled() const { return enabled_.load(std::memory_order_acquire); }
   // Why passthrough is off, once known ("" while it is on or INIT was not seen yet).
@@ -98,7 +91,6 @@ class Passthrough {
   std::atomic<uint64_t> init_unique_{0};
   std::atomic<bool> offered_{false};
   std::atomic<bool> killpriv_offered_{false};
-  std::atomic<bool> killpriv_v2_{false};
   std::atomic<bool> enabled_{false};
 
   struct Backing {

@@ -6,6 +6,7 @@
 // ENOMEM at the boundary (Guard).
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/file.h>
@@ -22,6 +23,7 @@
 #include <new>
 #include <vector>
 
+#include "compat_io.h"
 #include "credentials.h"
 #include "volume_impl.h"
 
@@ -149,6 +151,85 @@ int DoLookup(Impl* v, Inode* parent, const char* name, fuse_entry_param* e, Inod
   if (out) *out = inode;
   if (created_out) *created_out = created;
   return 0;
+}
+
+// Whether the caller is in group `gid`: its fsgid or one of its supplementary groups.
+bool CallerInGroup(fuse_req_t req, gid_t gid) {
+  if (fuse_req_ctx(req)->gid == gid) return true;
+  std::vector<gid_t> groups(64);
+  int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
+  if (n > static_cast<int>(groups.size())) {
+    groups.resize(static_cast<size_t>(n));
+    n = fuse_req_getgroups(req, n, groups.data());
+  }
+  if (n <= 0) return false;  // unknown: clear the bit, the safe side
+  groups.resize(std::min(groups.size(), static_cast<size_t>(n)));
+  return std::find(groups.begin(), groups.end(), gid) != groups.end();
+}
+
+// Whether the caller has CAP_FSETID, from /proc (only asked when a file has set-id bits).
+// Unknown counts as no: the bits are then cleared, the safe side.
+bool CallerHasFsetid(fuse_req_t req) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/status", static_cast<int>(fuse_req_ctx(req)->pid));
+  std::FILE* in = std::fopen(path, "re");
+  if (in == nullptr) return false;
+  unsigned long long effective = 0;
+  bool found = false;
+  char line[256];
+  while (!found && std::fgets(line, sizeof line, in)) {
+    found = std::sscanf(line, "CapEff: %llx", &effective) == 1;
+  }
+  std::fclose(in);
+  return found && (effective & (1ULL << CAP_FSETID));
+}
+
+// Why the server clears set-id bits (FUSE_HANDLE_KILLPRIV_V2 makes it the server's job; the
+// backing filesystem would not, because the server writes with CAP_FSETID).
+enum class Kill {
+  kFlagged,    // WRITE/SETATTR(size)/OPEN(O_TRUNC) carried the kernel's kill flag: no CAP_FSETID
+  kChown,      // SETATTR(uid/gid) with the flag, which the kernel sets whatever the caller
+  kUnflagged,  // COPY_FILE_RANGE, FALLOCATE: the kernel leaves it to us and sends no flag
+};
+
+// Clears the set-id bits of a regular file as the kernel would for the caller
+// (setattr_should_drop_suidgid; chown_common for chown): set-uid; set-gid where group-execute
+// is set, or where the caller is neither in the file's group nor has CAP_FSETID; nothing for a
+// caller with CAP_FSETID except on chown. `fd` may be an O_PATH fd. 0 or -errno.
+int KillSetIdBits(fuse_req_t req, int fd, Kill why) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -errno;
+  if (!S_ISREG(st.st_mode) || !(st.st_mode & (S_ISUID | S_ISGID))) return 0;
+  bool privileged = why != Kill::kFlagged && CallerHasFsetid(req);
+  if (privileged && why != Kill::kChown) return 0;
+  mode_t kill = st.st_mode & S_ISUID;
+  if (st.st_mode & S_ISGID) {
+    if ((st.st_mode & S_IXGRP) || (!privileged && !CallerInGroup(req, st.st_gid))) kill |= S_ISGID;
+  }
+  if (kill == 0) return 0;
+  return chmod(ProcPath(fd).buf, st.st_mode & 07777 & ~kill) == 0 ? 0 : -errno;
+}
+
+// Looks up an entry of a listing that the kernel already knows (a tree listed again, or
+// listed after it was created through the mount): one fstatat and the table, where DoLookup
+// opens the object, stats it and closes it again. Registers one kernel reference like
+// DoLookup. False when the entry is not a known inode (then DoLookup does the work).
+bool LookupKnown(Impl* v, int dir_fd, const char* name, fuse_entry_param* e, Inode** out) {
+  struct stat st;
+  if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+  Inode* found = nullptr;
+  int64_t delta = 0;
+  v->table->WithKnown(st.st_dev, st.st_ino, [&](Inode* inode) {
+    if (inode == v->table->root() || inode->type != (st.st_mode & S_IFMT)) return;
+    v->table->Ref(inode);
+    found = inode;
+    if (v->quota->enabled()) delta = Remeasure(inode, st);
+  });
+  if (found == nullptr) return false;
+  if (delta != 0) v->quota->Adjust(delta, 0);
+  FillEntry(v, found, st, e);
+  *out = found;
+  return true;
 }
 
 // Answers EROFS when the volume is read-only. The kernel refuses most writes on an `ro` mount
@@ -385,6 +466,20 @@ void CloseAccounting(Impl* v, Inode* inode) {
   }
 }
 
+// Holds namespace_mu for a change to names. When the change is done, still under the lock, it
+// advances namespace_epoch: no directory stream read before the change is read on afterwards.
+class NamespaceChange {
+ public:
+  explicit NamespaceChange(Impl* v) : v_(v), lock_(v->namespace_mu) {}
+  ~NamespaceChange() { v_->namespace_epoch.fetch_add(1); }
+  NamespaceChange(const NamespaceChange&) = delete;
+  NamespaceChange& operator=(const NamespaceChange&) = delete;
+
+ private:
+  Impl* v_;
+  std::lock_guard<std::mutex> lock_;
+};
+
 template <typename Fn>
 void Guard(fuse_req_t req, Fn&& fn) {
   try {
@@ -418,6 +513,13 @@ void Init(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_ASYNC_DIO);
   want(FUSE_CAP_READDIRPLUS);
   want(FUSE_CAP_READDIRPLUS_AUTO);
+  // Informational in 3.14 (nothing in the reply): Opendir's ENOSYS is what turns OPENDIR off,
+  // and a kernel without the capability would fail the opendir(3) with it.
+  want(FUSE_CAP_NO_OPENDIR_SUPPORT);
+  v->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
+  // Symlinks never change in place (only this daemon writes the volume): READLINK once each.
+  want(FUSE_CAP_CACHE_SYMLINKS);
+  // FUSE_HANDLE_KILLPRIV_V2, which 3.14 cannot ask for, is added to the reply by compat_io.
   // The daemon is the only writer: cached pages never go stale behind the kernel's back.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   // Write-back caching would accept writes the quota must refuse at the call.
@@ -482,24 +584,6 @@ bool IsSetId(mode_t mode) {
   return (mode & S_ISUID) || (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
 }
 
-// Kernel mode: a write that reached the daemon (a set-id file, see AttachBacking), a truncate
-// or an open(O_TRUNC) clears set-uid, and set-gid with group execute, when the caller lacks
-// CAP_FSETID. With FUSE_HANDLE_KILLPRIV_V2 the kernel says so in the request; without it a
-// passthrough-era kernel leaves it undone, and any caller but root is taken to lack it.
-void KillSetIdIfAsked(fuse_req_t req, Impl* v, int fd) {
-  bool asked = v->passthrough->killpriv_v2() ? Passthrough::KillSuidgidAsked()
-                                             : fuse_req_ctx(req)->uid != 0;
-  if (!asked) return;
-  struct stat st;
-  if (fstatat(fd, "", &st, AT_EMPTY_PATH) != 0 || !S_ISREG(st.st_mode) || !IsSetId(st.st_mode)) {
-    return;
-  }
-  mode_t mode = st.st_mode & 07777 & ~S_ISUID;
-  if (mode & S_IXGRP) mode &= ~S_ISGID;
-  if (fchmod(fd, mode) != 0 && errno == EBADF) chmod(ProcPath(fd).buf, mode);  // an O_PATH fd
-}
-
-
 int DoTruncate(Impl* v, Inode* inode, int path_fd, fuse_file_info* fi, off_t size) {
   int fd = fi ? static_cast<int>(fi->fh) : -1;
   int owned = -1;
@@ -528,8 +612,8 @@ int DoTruncate(Impl* v, Inode* inode, int path_fd, fuse_file_info* fi, off_t siz
   return rv;
 }
 
-int DoSetattr(Impl* v, Inode* inode, struct stat* attr, int valid, fuse_file_info* fi,
-              struct stat* st) {
+int DoSetattr(fuse_req_t req, Impl* v, Inode* inode, struct stat* attr, int valid,
+              fuse_file_info* fi, struct stat* st) {
   FdRef ref;
   int rv = v->table->Acquire(inode, &ref);
   if (rv < 0) return rv;
@@ -550,6 +634,10 @@ int DoSetattr(Impl* v, Inode* inode, struct stat* attr, int valid, fuse_file_inf
   }
   if (rv == 0 && (valid & FUSE_SET_ATTR_SIZE)) {
     rv = DoTruncate(v, inode, fd, fi, attr->st_size);
+  }
+  // Sent with a truncate by a caller without CAP_FSETID, and with every chown of a non-directory.
+  if (rv == 0 && RequestKillsSuidgid()) {
+    rv = KillSetIdBits(req, fd, (valid & FUSE_SET_ATTR_SIZE) ? Kill::kFlagged : Kill::kChown);
   }
   if (rv == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
     struct timespec times[2];
@@ -584,15 +672,7 @@ void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid, fuse_
   Impl* v = V(req);
   if (RefusedAsReadOnly(req, v)) return;
   struct stat st;
-  Inode* inode = v->ToInode(ino);
-  int rv = DoSetattr(v, inode, attr, valid, fi, &st);
-  if (rv == 0 && (valid & FUSE_SET_ATTR_SIZE) && v->passthrough) {
-    FdRef ref;
-    if (v->table->Acquire(inode, &ref) == 0) {
-      KillSetIdIfAsked(req, v, ref.fd());
-      rv = StatFd(ref.fd(), &st);
-    }
-  }
+  int rv = DoSetattr(req, v, v->ToInode(ino), attr, valid, fi, &st);
   if (rv < 0) {
     fuse_reply_err(req, -rv);
     return;
@@ -687,7 +767,7 @@ void MakeNode(fuse_req_t req, fuse_ino_t parent_ino, const char* name, NodeKind 
   fuse_entry_param e;
   Inode* inode = nullptr;
   {
-    std::lock_guard ns(v->namespace_mu);
+    NamespaceChange ns(v);
     FdRef pref;
     rv = v->table->Acquire(parent, &pref);
     if (rv == 0) {
@@ -738,7 +818,7 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char* 
   }
   struct stat st;
   {
-    std::lock_guard ns(v->namespace_mu);
+    NamespaceChange ns(v);
     FdRef ref, pref;
     rv = v->table->Acquire(inode, &ref);
     if (rv == 0) rv = v->table->Acquire(newparent, &pref);
@@ -766,7 +846,7 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char* 
 // ---- removing names ----
 
 int RemoveName(Impl* v, Inode* parent, const char* name, bool directory) {
-  std::lock_guard ns(v->namespace_mu);
+  NamespaceChange ns(v);
   FdRef pref;
   int rv = v->table->Acquire(parent, &pref);
   if (rv < 0) return rv;
@@ -818,7 +898,7 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
   NameReservation reservation;
   int rv = 0;
   {
-    std::lock_guard ns(v->namespace_mu);
+    NamespaceChange ns(v);
     FdRef pref, npref;
     rv = v->table->Acquire(parent, &pref);
     if (rv == 0) rv = v->table->Acquire(newparent, &npref);
@@ -931,7 +1011,7 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
   fuse_entry_param e;
   Inode* inode = nullptr;
   {
-    std::lock_guard ns(v->namespace_mu);
+    NamespaceChange ns(v);
     FdRef pref;
     rv = v->table->Acquire(parent, &pref);
     if (rv == 0) {
@@ -966,6 +1046,9 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
   {
     std::lock_guard lock(inode->mu);
     ++inode->open_count;
+  }
+  if (!created && (fi->flags & O_TRUNC) && RequestKillsSuidgid()) {
+    KillSetIdBits(req, fd, Kill::kFlagged);
   }
   fi->fh = static_cast<uint64_t>(fd);
   SetCaching(fi, fd);
@@ -1010,7 +1093,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     int64_t delta = RemeasureFd(inode, fd);
     if (delta != 0) v->quota->Adjust(delta, 0);
   }
-  if ((flags & O_TRUNC) && v->passthrough) KillSetIdIfAsked(req, v, fd);
+  if ((flags & O_TRUNC) && RequestKillsSuidgid()) KillSetIdBits(req, fd, Kill::kFlagged);
   bool direct_io = false;
   int backing = AttachBacking(v, inode, fd, &direct_io);
   if (backing < 0) {
@@ -1054,6 +1137,12 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
   Impl* v = V(req);
   int fd = static_cast<int>(fi->fh);
   size_t size = fuse_buf_size(in_buf);
+  if (RequestKillsSuidgid()) {
+    if (int rv = KillSetIdBits(req, fd, Kill::kFlagged); rv < 0) {
+      fuse_reply_err(req, -rv);
+      return;
+    }
+  }
   uint64_t reserved = 0;
   size_t allowed = size;
   bool settle = false;  // near full: see kNearFullBlocks
@@ -1065,7 +1154,6 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
       return;
     }
   }
-  if (v->passthrough) KillSetIdIfAsked(req, v, fd);
   fuse_bufvec out = FUSE_BUFVEC_INIT(allowed);
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   out.buf[0].fd = fd;
@@ -1095,6 +1183,10 @@ void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
   Impl* v = V(req);
   if (RefusedAsReadOnly(req, v)) return;
   int fd = static_cast<int>(fi->fh);
+  if (int rv = KillSetIdBits(req, fd, Kill::kUnflagged); rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
   uint64_t reserved = 0;
   bool frees = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE);
   if (v->quota->enabled() && !frees) {
@@ -1119,6 +1211,10 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
                    int flags) {
   Impl* v = V(req);
   int out_fd = static_cast<int>(fi_out->fh);
+  if (int rv = KillSetIdBits(req, out_fd, Kill::kUnflagged); rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
   uint64_t reserved = 0;
   size_t allowed = len;
   bool settle = false;  // near full: see kNearFullBlocks
@@ -1158,109 +1254,158 @@ void Lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi
 
 // ---- directories ----
 
-}  // namespace
-
-struct DirHandle {
-  DIR* dir = nullptr;
-  off_t offset = 0;
-  struct dirent* entry = nullptr;  // read but not yet returned to the kernel
-};
-
-namespace {
-
-void CloseDir(Impl* v, DirHandle* handle) {
-  {
-    std::lock_guard lock(v->handles_mu);
-    v->open_dirs.erase(handle);
-  }
-  closedir(handle->dir);
-  delete handle;
+void CloseDirStream(Impl::DirStream* s) {
+  if (s->dir != nullptr) closedir(s->dir);
+  s->dir = nullptr;
 }
 
-void Opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Impl* v = V(req);
-  Inode* inode = v->ToInode(ino);
-  int fd = -1;
-  int err = 0;
+// A stream of `inode` positioned at `offset`: the one its listing left, if it is still valid,
+// else a new one. 0 or -errno (ESTALE/ENOENT: the directory is gone).
+int TakeDirStream(Impl* v, Inode* inode, off_t offset, Impl::DirStream* out) {
+  uint64_t epoch = v->namespace_epoch.load();
+  Impl::DirStream kept;
+  // Streams older than a change are closed now: their directory may be gone, and an fd on it
+  // would keep its blocks allocated on the backing filesystem.
+  std::vector<Impl::DirStream> stale;
+  {
+    std::lock_guard lock(v->dir_streams_mu);
+    auto& streams = v->dir_streams;
+    for (size_t i = streams.size(); i-- > 0;) {
+      Impl::DirStream& k = streams[i];
+      bool mine = k.dev == inode->dev && k.ino == inode->ino;
+      if (!mine && k.epoch == epoch) continue;
+      if (mine && k.epoch == epoch) {
+        kept = std::move(k);
+      } else {
+        stale.push_back(std::move(k));
+      }
+      streams.erase(streams.begin() + static_cast<ptrdiff_t>(i));
+    }
+  }
+  for (Impl::DirStream& k : stale) CloseDirStream(&k);
+  if (kept.dir != nullptr) {
+    if (kept.next != offset) {
+      seekdir(kept.dir, offset);
+      kept.has_pending = false;
+      kept.next = offset;
+    }
+    *out = std::move(kept);
+    return 0;
+  }
+  int fd;
   {
     FdRef ref;
     int rv = v->table->Acquire(inode, &ref);
-    if (rv < 0) {
-      err = -rv;
-    } else if ((fd = openat(ref.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-      err = errno;
-    }
+    if (rv < 0) return rv;
+    fd = openat(ref.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -errno;
   }
-  if (err != 0) {
-    fuse_reply_err(req, err);
-    return;
-  }
-  auto* handle = new (std::nothrow) DirHandle;
-  if (handle == nullptr || (handle->dir = fdopendir(fd)) == nullptr) {
-    int err = handle ? errno : ENOMEM;
+  DIR* dir = fdopendir(fd);
+  if (dir == nullptr) {
+    int err = errno;
     close(fd);
-    delete handle;
-    fuse_reply_err(req, err);
-    return;
+    return -err;
   }
-  {
-    std::lock_guard lock(inode->mu);
-    ++inode->open_count;
-  }
-  fi->fh = reinterpret_cast<uint64_t>(handle);
-  fi->keep_cache = 1;
-  fi->cache_readdir = 1;
-  {
-    std::lock_guard lock(v->handles_mu);
-    v->open_dirs.insert(handle);
-  }
-  if (fuse_reply_open(req, fi) != 0) {
-    CloseDir(v, handle);
-    CloseAccounting(v, inode);
-  }
+  if (offset != 0) seekdir(dir, offset);
+  out->dev = inode->dev;
+  out->ino = inode->ino;
+  out->epoch = epoch;
+  out->next = offset;
+  out->dir = dir;
+  out->has_pending = false;
+  return 0;
 }
 
-void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi,
-               bool plus) {
+// Keeps the stream of a listing that is not finished, for its next request.
+void PutDirStream(Impl* v, Impl::DirStream&& s) {
+  Impl::DirStream evicted;
+  {
+    std::lock_guard lock(v->dir_streams_mu);
+    auto& streams = v->dir_streams;
+    // One stream a directory (two listings of it at once both put theirs back); else the oldest.
+    auto it = std::find_if(streams.begin(), streams.end(), [&](const Impl::DirStream& k) {
+      return k.dev == s.dev && k.ino == s.ino;
+    });
+    if (it == streams.end() && streams.size() >= Impl::kMaxDirStreams) it = streams.begin();
+    if (it != streams.end()) {
+      evicted = std::move(*it);
+      streams.erase(it);
+    }
+    streams.push_back(std::move(s));
+  }
+  CloseDirStream(&evicted);
+}
+
+// The kernel opens directories without asking (no_opendir after this ENOSYS) and caches their
+// listings (FOPEN_CACHE_DIR); it drops a cached listing when a change through the mount
+// touched the directory. libfuse 3.14 answers success to OPENDIR when there is no handler.
+// A kernel that cannot do without OPENDIR gets an open with no handle and the same caching.
+void Opendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  if (V(req)->no_opendir) {
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  fi->fh = 0;
+  fi->keep_cache = 1;
+  fi->cache_readdir = 1;
+  fuse_reply_open(req, fi);
+}
+
+void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus) {
   Impl* v = V(req);
   Inode* inode = v->ToInode(ino);
-  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
-  // The reply is built in a buffer of this thread, never of the handle: once the kernel has the
-  // reply, the directory may be closed and its handle freed by another worker while this one
-  // is still returning from the reply call.
+  Impl::DirStream s;
+  int rv = TakeDirStream(v, inode, offset, &s);
+  if (rv == -ENOENT || rv == -ESTALE) {
+    fuse_reply_buf(req, nullptr, 0);  // removed while open: no entries, as on a local disk
+    return;
+  }
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
   thread_local std::vector<char> reply;
   reply.resize(size);
   char* p = reply.data();
   size_t remaining = size;
-  if (offset != d->offset) {
-    seekdir(d->dir, offset);
-    d->entry = nullptr;
-    d->offset = offset;
-  }
   int err = 0;
+  bool at_end = false;
   while (true) {
-    if (d->entry == nullptr) {
+    const char* name;
+    ino_t entry_ino;
+    unsigned char type;
+    off_t next;
+    if (s.has_pending) {
+      name = s.pending_name.c_str();
+      entry_ino = s.pending_ino;
+      type = s.pending_type;
+      next = s.pending_next;
+    } else {
       errno = 0;
-      d->entry = readdir(d->dir);
-      if (d->entry == nullptr) {
+      struct dirent* d = readdir(s.dir);
+      if (d == nullptr) {
         err = errno;
+        at_end = err == 0;
         break;
       }
+      name = d->d_name;
+      entry_ino = d->d_ino;
+      type = d->d_type;
+      next = d->d_off;
     }
-    const char* name = d->entry->d_name;
-    off_t next = d->entry->d_off;
     size_t used;
     if (plus) {
       fuse_entry_param e{};
       Inode* child = nullptr;
       if (IsDotOrDotDot(name)) {
-        e.attr.st_ino = d->entry->d_ino;
-        e.attr.st_mode = static_cast<mode_t>(d->entry->d_type) << 12;
+        e.attr.st_ino = entry_ino;
+        e.attr.st_mode = static_cast<mode_t>(type) << 12;
       } else {
-        int rv = DoLookup(v, inode, name, &e, &child);
+        rv = LookupKnown(v, dirfd(s.dir), name, &e, &child) ? 0
+                                                            : DoLookup(v, inode, name, &e, &child);
         if (rv == -ENOENT) {  // removed since readdir saw it
-          d->entry = nullptr;
-          d->offset = next;
+          s.has_pending = false;
+          s.next = next;
           continue;
         }
         if (rv < 0) {
@@ -1269,21 +1414,33 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_f
         }
       }
       used = fuse_add_direntry_plus(req, p, remaining, name, &e, next);
-      if (used > remaining) {
-        if (child) v->table->Forget(child, 1);
-        break;
-      }
+      if (used > remaining && child) v->table->Forget(child, 1);
     } else {
       struct stat st{};
-      st.st_ino = d->entry->d_ino;
-      st.st_mode = static_cast<mode_t>(d->entry->d_type) << 12;
+      st.st_ino = entry_ino;
+      st.st_mode = static_cast<mode_t>(type) << 12;
       used = fuse_add_direntry(req, p, remaining, name, &st, next);
-      if (used > remaining) break;
+    }
+    if (used > remaining) {
+      if (!s.has_pending) {
+        s.pending_name = name;
+        s.pending_ino = entry_ino;
+        s.pending_type = type;
+        s.pending_next = next;
+        s.has_pending = true;
+      }
+      break;
     }
     p += used;
     remaining -= used;
-    d->entry = nullptr;
-    d->offset = next;
+    s.has_pending = false;
+    s.next = next;
+  }
+  // A listing ends with an empty reply; until then its stream serves the next request.
+  if (err != 0 || (at_end && remaining == size)) {
+    CloseDirStream(&s);
+  } else {
+    PutDirStream(v, std::move(s));
   }
   if (err != 0 && remaining == size) {
     fuse_reply_err(req, err);
@@ -1292,26 +1449,31 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_f
   fuse_reply_buf(req, reply.data(), size - remaining);
 }
 
-void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  Guard(req, [&] { DoReaddir(req, ino, size, off, fi, false); });
+void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  Guard(req, [&] { DoReaddir(req, ino, size, off, false); });
 }
 
-void Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  Guard(req, [&] { DoReaddir(req, ino, size, off, fi, true); });
+void Readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  Guard(req, [&] { DoReaddir(req, ino, size, off, true); });
 }
 
-void Releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+void Fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
   Impl* v = V(req);
-  CloseDir(v, reinterpret_cast<DirHandle*>(fi->fh));
-  CloseAccounting(v, v->ToInode(ino));
-  fuse_reply_err(req, 0);
-}
-
-void Fsyncdir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
-  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
-  int fd = dirfd(d->dir);
-  int rv = datasync ? fdatasync(fd) : fsync(fd);
-  fuse_reply_err(req, rv == 0 ? 0 : errno);
+  int rv;
+  {
+    FdRef ref;
+    rv = v->table->Acquire(v->ToInode(ino), &ref);
+    if (rv == 0) {
+      int fd = openat(ref.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) {
+        rv = -errno;
+      } else {
+        rv = (datasync ? fdatasync(fd) : fsync(fd)) == 0 ? 0 : -errno;
+        close(fd);
+      }
+    }
+  }
+  fuse_reply_err(req, -rv);
 }
 
 void Statfs(fuse_req_t req, fuse_ino_t) {
@@ -1476,7 +1638,6 @@ fuse_lowlevel_ops MakeOperations() {
   ops.opendir = Opendir;
   ops.readdir = Readdir;
   ops.readdirplus = Readdirplus;
-  ops.releasedir = Releasedir;
   ops.fsyncdir = Fsyncdir;
   ops.statfs = Statfs;
   ops.setxattr = Setxattr;
@@ -1493,14 +1654,14 @@ fuse_lowlevel_ops MakeOperations() {
 
 void CloseHandlesLeftOpen(Volume::Impl* v) {
   if (v->passthrough) v->passthrough->Forget();
-  std::lock_guard lock(v->handles_mu);
-  for (int fd : v->open_files) close(fd);
-  v->open_files.clear();
-  for (DirHandle* handle : v->open_dirs) {
-    closedir(handle->dir);
-    delete handle;
+  {
+    std::lock_guard lock(v->handles_mu);
+    for (int fd : v->open_files) close(fd);
+    v->open_files.clear();
   }
-  v->open_dirs.clear();
+  std::lock_guard lock(v->dir_streams_mu);
+  for (Volume::Impl::DirStream& s : v->dir_streams) CloseDirStream(&s);
+  v->dir_streams.clear();
 }
 
 const fuse_lowlevel_ops& VolumeOperations() {

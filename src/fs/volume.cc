@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "claimfs/common/log.h"
+#include "compat_io.h"
 #include "scan.h"
 #include "volume_impl.h"
 
@@ -235,6 +236,8 @@ Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
   }
   impl->mounted = true;
   impl->backing_device = root_stat.st_dev;
+  // One set of custom I/O hooks per session: Passthrough's on a kernel-mode volume (they keep
+  // compat_io's duties), compat_io's otherwise.
   if (impl->kernel_limit) {
     impl->passthrough = std::make_unique<Passthrough>(impl->quota_errno, impl->quota.get());
     if (impl->passthrough->Install(impl->session) != 0) {
@@ -242,6 +245,14 @@ Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
                 "enforces the capacity)",
                 o.source);
       impl->passthrough.reset();
+    }
+  }
+  if (!impl->passthrough) {
+    if (int rv = InstallCompatIo(impl->session); rv < 0) {
+      fuse_session_unmount(impl->session);
+      fuse_session_destroy(impl->session);
+      impl->session = nullptr;
+      return Status::FromErrno("cannot set up the FUSE channel of " + o.mountpoint, -rv);
     }
   }
   return std::unique_ptr<Volume>(new Volume(std::move(impl)));

@@ -4,10 +4,13 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include <dirent.h>
+
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -20,8 +23,6 @@
 #include "server_pool_impl.h"
 
 namespace claimfs::fs {
-
-struct DirHandle;
 
 class Volume::Impl {
  public:
@@ -56,12 +57,38 @@ class Volume::Impl {
   // write with room to spare (see kNearFullBlocks in ops.cc).
   std::atomic<bool> recent_settled{false};
 
-  // Handles the kernel holds: a file's fd, a directory stream. The kernel sends no RELEASE for
-  // a handle still open when its connection ends (a release queued behind the unmount, an
-  // abort), so Stop() closes what is left once no request can arrive.
-  std::mutex handles_mu;                   // a leaf lock
-  std::unordered_set<int> open_files;      // guarded by handles_mu
-  std::unordered_set<DirHandle*> open_dirs;  // guarded by handles_mu
+  // Open files the kernel holds. The kernel sends no RELEASE for a file still open when its
+  // connection ends (a release queued behind the unmount, an abort), so Stop() closes what is
+  // left once no request can arrive.
+  std::mutex handles_mu;               // a leaf lock
+  std::unordered_set<int> open_files;  // guarded by handles_mu
+
+  // Directories have no handles: OPENDIR is answered ENOSYS, so the kernel sends neither
+  // OPENDIR nor RELEASEDIR and a READDIR names only the directory and an offset (a cookie of
+  // the backing filesystem, which stays valid across opens). Listings in progress keep their
+  // stream here between requests, so a listing that goes on where its last reply ended reads on
+  // without reopening; a stream is closed when its listing ends or it is evicted.
+  struct DirStream {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    uint64_t epoch = 0;  // namespace_epoch when opened: a later change may have removed it
+    off_t next = 0;      // the offset the kernel asks for to go on
+    DIR* dir = nullptr;
+    // Read from `dir` but not sent (the reply was full): it comes first when the listing goes
+    // on at `next`.
+    bool has_pending = false;
+    std::string pending_name;
+    ino_t pending_ino = 0;
+    unsigned char pending_type = 0;
+    off_t pending_next = 0;
+  };
+  static constexpr size_t kMaxDirStreams = 4;
+  bool no_opendir = false;  // set by INIT, before any other request: OPENDIR answers ENOSYS
+  // Incremented by every change to a name (create, link, unlink, rename, ...), under
+  // namespace_mu: a kept stream older than a change is reopened, never read on.
+  std::atomic<uint64_t> namespace_epoch{0};
+  std::mutex dir_streams_mu;           // a leaf lock
+  std::vector<DirStream> dir_streams;  // guarded by dir_streams_mu; oldest first
 
   dev_t backing_device = 0;
   std::atomic<bool> readahead_pending{true};  // see MatchBackingReadahead
@@ -87,7 +114,8 @@ class Volume::Impl {
 // after FUSE INIT, which resets it.
 void MatchBackingReadahead(dev_t backing, const std::string& mountpoint);
 
-// Closes the handles the kernel never released; only once no request can arrive any more.
+// Closes the files the kernel never released and the kept directory streams; only once no
+// request can arrive any more.
 void CloseHandlesLeftOpen(Volume::Impl* v);
 
 // The low-level operations table for a volume.
