@@ -397,6 +397,10 @@ void VolumeTest::MountVolume(const std::string& options, ServerOptions extra) {
   }
   ASSERT_TRUE(ClaimfsServer::Start(source_, mount_point_, extra, base_ + "/claimfs.log", &server_));
   root_ = mount_point_;
+  // A kernel-mode run that silently fell back to the accounted path would prove nothing.
+  if (btrfs_source_ && extra.options.find("inodes=") == std::string::npos) {
+    EXPECT_NE(server_->Log().find("enforced by the kernel"), std::string::npos) << server_->Log();
+  }
   ClaimfsServer* server = server_.get();
   watchdog_ = std::make_unique<Watchdog>(watchdog_timeout_, [server, this] {
     ADD_FAILURE() << "watchdog: test still running after " << watchdog_timeout_.count()
