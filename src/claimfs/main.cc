@@ -4,6 +4,8 @@
 // /etc/fstab lines reach it through mount.fuse3.
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -52,6 +54,12 @@ int main(int argc, char** argv) {
     foreground = true;
   }
 
+  // The mount is visible before the volume's signal handlers are in place: a SIGINT or SIGTERM
+  // in between would kill claimfs and leave a dead mount. It waits, pending, until then.
+  sigset_t stop_signals, previous;
+  sigemptyset(&stop_signals);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop_signals, sig);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
   auto volume = claimfs::fs::Volume::Mount(options);
   if (!volume.ok()) {
     std::fprintf(stderr, "claimfs: %s\n", volume.status().message().c_str());
@@ -63,6 +71,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   claimfs::Status s = (*volume)->HandleSignals();
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (s.ok()) s = (*volume)->Serve();
   (*volume)->Stop();
   if (!s.ok()) {
