@@ -1,0 +1,254 @@
+// Creating, linking, removing and renaming names, each checked against the quota at the call.
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "compat_io.h"
+#include "credentials.h"
+#include "volume_impl.h"
+#include "ops_internal.h"
+
+namespace claimfs::fs::ops {
+// ---- creating names ----
+
+int ReserveName(Impl* v, uint64_t object_bytes, bool new_inode, NameReservation* r) {
+  if (!v->quota->enabled()) return 0;
+  if (new_inode) {
+    if (!v->quota->TryReserveInode()) return Refuse(v);
+    r->inode = true;
+  }
+  uint64_t bytes = object_bytes + v->block_size;
+  if (!v->quota->TryReserveBytes(bytes)) {
+    if (r->inode) v->quota->CommitInode(false);
+    r->inode = false;
+    return Refuse(v);
+  }
+  r->bytes = bytes;
+  return 0;
+}
+
+// Ends the reservation: `object` (may be null) is the new object, created or linked.
+void CommitName(Impl* v, const NameReservation& r, Inode* parent, int64_t object_delta,
+                bool created) {
+  if (!v->quota->enabled()) return;
+  int64_t parent_delta = 0;
+  if (created) {
+    FdRef ref;
+    if (v->table->Acquire(parent, &ref) == 0) parent_delta = RemeasureFd(parent, ref.fd());
+  }
+  v->quota->Commit(r.bytes, created ? object_delta + parent_delta : 0);
+  if (r.inode) v->quota->CommitInode(created);
+}
+
+enum class NodeKind { kDirectory, kSymlink, kSpecial };
+
+void MakeNode(fuse_req_t req, fuse_ino_t parent_ino, const char* name, NodeKind kind, mode_t mode,
+              dev_t rdev, const char* link_target) {
+  Impl* v = V(req);
+  if (RefusedAsReadOnly(req, v)) return;
+  if (IsDotOrDotDot(name)) {
+    fuse_reply_err(req, EEXIST);
+    return;
+  }
+  Inode* parent = v->ToInode(parent_ino);
+  uint64_t object_bytes = 0;
+  if (kind == NodeKind::kDirectory) object_bytes = v->block_size;
+  if (kind == NodeKind::kSymlink && std::strlen(link_target) >= 60) object_bytes = v->block_size;
+  NameReservation reservation;
+  int rv = ReserveName(v, object_bytes, true, &reservation);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  fuse_entry_param e;
+  Inode* inode = nullptr;
+  {
+    NamespaceChange ns(v);
+    FdRef pref;
+    rv = v->table->Acquire(parent, &pref);
+    if (rv == 0) {
+      const fuse_ctx* ctx = fuse_req_ctx(req);
+      CallerCredentials as_caller(ctx->uid, ctx->gid);
+      int r = 0;
+      switch (kind) {
+        case NodeKind::kDirectory: r = mkdirat(pref.fd(), name, mode); break;
+        case NodeKind::kSymlink: r = symlinkat(link_target, pref.fd(), name); break;
+        case NodeKind::kSpecial: r = mknodat(pref.fd(), name, mode, rdev); break;
+      }
+      rv = r == 0 ? 0 : -errno;
+    }
+    if (rv == 0) rv = DoLookup(v, parent, name, &e, &inode);
+  }
+  CommitName(v, reservation, parent, rv == 0 ? static_cast<int64_t>(AllocatedBytes(e.attr)) : 0,
+             rv == 0);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  fuse_reply_entry(req, &e);
+}
+
+void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  MakeNode(req, parent, name, NodeKind::kDirectory, mode, 0, nullptr);
+}
+
+void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  MakeNode(req, parent, name, NodeKind::kSpecial, mode, rdev, nullptr);
+}
+
+void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  MakeNode(req, parent, name, NodeKind::kSymlink, 0, 0, link);
+}
+
+void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char* newname) {
+  Impl* v = V(req);
+  if (RefusedAsReadOnly(req, v)) return;
+  Inode* inode = v->ToInode(ino);
+  Inode* newparent = v->ToInode(newparent_ino);
+  // A hard link adds a name, not an inode: only the directory may grow.
+  NameReservation reservation;
+  int rv = ReserveName(v, 0, false, &reservation);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  struct stat st;
+  {
+    NamespaceChange ns(v);
+    FdRef ref, pref;
+    rv = v->table->Acquire(inode, &ref);
+    if (rv == 0) rv = v->table->Acquire(newparent, &pref);
+    if (rv == 0) {
+      rv = linkat(ref.fd(), "", pref.fd(), newname, AT_EMPTY_PATH) == 0 ? 0 : -errno;
+      if (rv == -ENOENT || rv == -EPERM) {
+        rv = linkat(AT_FDCWD, ProcPath(ref.fd()).buf, pref.fd(), newname, AT_SYMLINK_FOLLOW) == 0
+                 ? 0
+                 : -errno;
+      }
+    }
+    if (rv == 0) rv = StatFd(ref.fd(), &st);
+  }
+  CommitName(v, reservation, newparent, 0, rv == 0);
+  if (rv < 0) {
+    fuse_reply_err(req, -rv);
+    return;
+  }
+  v->table->Ref(inode);
+  fuse_entry_param e;
+  FillEntry(v, inode, st, &e);
+  fuse_reply_entry(req, &e);
+}
+
+// ---- removing names ----
+
+int RemoveName(Impl* v, Inode* parent, const char* name, bool directory) {
+  NamespaceChange ns(v);
+  FdRef pref;
+  int rv = v->table->Acquire(parent, &pref);
+  if (rv < 0) return rv;
+  struct stat st;
+  if (fstatat(pref.fd(), name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -errno;
+  Inode* victim = v->quota->enabled() || !S_ISDIR(st.st_mode) ? v->table->Find(st.st_dev, st.st_ino)
+                                                               : nullptr;
+  PinIfOpen(v, victim, st);
+  if (unlinkat(pref.fd(), name, directory ? AT_REMOVEDIR : 0) != 0) return -errno;
+  if (v->quota->enabled()) {
+    AccountRemoved(v, victim, st);
+    int64_t delta = RemeasureFd(parent, pref.fd());
+    if (delta != 0) v->quota->Adjust(delta, 0);
+  } else if (victim && (directory || st.st_nlink <= 1)) {
+    v->table->Unindex(victim);
+    bool open;
+    {
+      std::lock_guard lock(victim->mu);
+      open = victim->open_count > 0;
+      victim->orphan = open;
+    }
+    if (!open) v->table->DropFd(victim);
+  }
+  return 0;
+}
+
+void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Impl* v = V(req);
+  if (RefusedAsReadOnly(req, v)) return;
+  fuse_reply_err(req, -RemoveName(v, v->ToInode(parent), name, false));
+}
+
+void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Impl* v = V(req);
+  if (RefusedAsReadOnly(req, v)) return;
+  fuse_reply_err(req, -RemoveName(v, v->ToInode(parent), name, true));
+}
+
+void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t newparent_ino,
+            const char* newname, unsigned int flags) {
+  Impl* v = V(req);
+  if (RefusedAsReadOnly(req, v)) return;
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  Inode* parent = v->ToInode(parent_ino);
+  Inode* newparent = v->ToInode(newparent_ino);
+  NameReservation reservation;
+  int rv = 0;
+  {
+    NamespaceChange ns(v);
+    FdRef pref, npref;
+    rv = v->table->Acquire(parent, &pref);
+    if (rv == 0) rv = v->table->Acquire(newparent, &npref);
+    struct stat source, target;
+    bool target_exists = rv == 0 && fstatat(npref.fd(), newname, &target, AT_SYMLINK_NOFOLLOW) == 0;
+    // Only a new name can grow the new parent directory, by one block at most: an exchange
+    // swaps two entries in place, and a rename over an existing name rewrites that entry
+    // (and frees the object it named). So only a new name needs space on a full volume.
+    if (rv == 0 && !target_exists && !(flags & RENAME_EXCHANGE)) {
+      rv = ReserveName(v, 0, false, &reservation);
+    }
+    bool replaces = false;
+    Inode* victim = nullptr;
+    if (rv == 0 && target_exists && !(flags & RENAME_EXCHANGE) &&
+        fstatat(pref.fd(), name, &source, AT_SYMLINK_NOFOLLOW) == 0 &&
+        !(source.st_dev == target.st_dev && source.st_ino == target.st_ino)) {
+      replaces = true;
+      victim = v->table->Find(target.st_dev, target.st_ino);
+      PinIfOpen(v, victim, target);
+    }
+    if (rv == 0) {
+      rv = renameat2(pref.fd(), name, npref.fd(), newname, flags) == 0 ? 0 : -errno;
+    }
+    if (rv == 0 && replaces) {
+      if (v->quota->enabled()) {
+        AccountRemoved(v, victim, target);
+      } else if (victim && (S_ISDIR(target.st_mode) || target.st_nlink <= 1)) {
+        v->table->Unindex(victim);
+      }
+    }
+    if (rv == 0 && v->quota->enabled()) {
+      // Measured also without a reservation: what the backing filesystem did counts.
+      int64_t delta = RemeasureFd(newparent, npref.fd());
+      if (parent != newparent) delta += RemeasureFd(parent, pref.fd());
+      if (delta != 0) v->quota->Adjust(delta, 0);
+    }
+  }
+  if (reservation.bytes != 0) v->quota->Commit(reservation.bytes, 0);
+  fuse_reply_err(req, -rv);
+}
+
+}  // namespace claimfs::fs::ops
