@@ -489,6 +489,17 @@ std::vector<json> WriteJournal::Between(const std::string& kind, const std::stri
   return out;
 }
 
+std::vector<json> WriteJournal::LatestSince(const std::string& kind, uint64_t after) const {
+  std::map<std::string, json> latest;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Entry& entry : entries_) {
+    if (entry.kind == kind && entry.version > after) latest[entry.key] = entry.object;
+  }
+  std::vector<json> out;
+  for (auto& [key, object] : latest) out.push_back(std::move(object));
+  return out;
+}
+
 http::Response Watch(const http::Request& request,
                      std::function<http::Response(const http::Request&)> list,
                      const WriteJournal* journal, const std::atomic<bool>* stopping) {
@@ -526,6 +537,37 @@ http::Response Watch(const http::Request& request,
       state->pending.emplace_back("ADDED", watched.object);
     } else if (Number(watched.resource_version) > from_version) {
       state->pending.emplace_back("MODIFIED", watched.object);
+    }
+  }
+  // An object deleted between the client's list and this watch is in neither list: report as
+  // deleted what the API wrote since `from` and is gone now, where the watch's selection is
+  // known to include it (no label selector; at most a metadata.name field selector). A watch of
+  // one name (kubectl delete and wait) learns of its object's removal by the daemon too, after
+  // any write of it through the API.
+  std::string fields = request.Query("fieldSelector");
+  std::string only_name;
+  bool selection_known = request.Query("labelSelector").empty();
+  if (!fields.empty()) {
+    constexpr std::string_view kName = "metadata.name=";
+    if (fields.rfind(kName, 0) == 0 && fields.find(',') == std::string::npos) {
+      only_name = fields.substr(kName.size());
+    } else {
+      selection_known = false;
+    }
+  }
+  std::vector<std::string> segments = http::SplitPath(request.path);
+  std::string scope_namespace =
+      segments.size() > 3 && segments[2] == "namespaces" ? segments[3] : "";
+  if (journal && from_version > 0 && selection_known) {
+    std::string kind = Str(first_list, {"kind"});
+    if (kind.size() > 4) kind.resize(kind.size() - 4);
+    for (json& object : journal->LatestSince(kind, only_name.empty() ? from_version : 0)) {
+      std::string ns = Str(object, {"metadata", "namespace"});
+      std::string name = Str(object, {"metadata", "name"});
+      if (state->known.count(ns + "/" + name)) continue;
+      if (!scope_namespace.empty() && ns != scope_namespace) continue;
+      if (!only_name.empty() && name != only_name) continue;
+      state->pending.emplace_back("DELETED", std::move(object));
     }
   }
   bool table = WantsTable(request);

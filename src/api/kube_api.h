@@ -41,6 +41,8 @@ class WriteJournal {
   // oldest first.
   std::vector<nlohmann::json> Between(const std::string& kind, const std::string& key,
                                       uint64_t after, uint64_t before) const;
+  // The last state of each `kind` object written with resourceVersion > after.
+  std::vector<nlohmann::json> LatestSince(const std::string& kind, uint64_t after) const;
 
  private:
   struct Entry {
