@@ -4,6 +4,9 @@
 //
 // kubectl is $CLAIMFS_KUBECTL, else `kubectl` on PATH (scripts/install-deps --test installs
 // Debian's kubernetes-client when there is none). Without any, every test skips saying so.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -235,6 +238,28 @@ TEST_F(KubectlTest, NonLoopbackListenAddressIsRefused) {
   EXPECT_NE(start.exit_code, 0) << start.Describe();
   EXPECT_NE((start.out + start.err).find("must be on a loopback address"), std::string::npos)
       << start.Describe();
+}
+
+TEST_F(KubectlTest, QuickStartWhosePortIsTakenStillStartsAndSaysSo) {
+  ASSERT_TRUE(StopDaemon());
+  // Hold 127.0.0.1:6443 (or find it held already by someone else: taken either way).
+  int holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(6443);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool held = bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+              listen(holder, 1) == 0;
+  ASSERT_TRUE(StartDaemon());  // the quick start: --data-dir only
+  EXPECT_NE(DaemonLog().find("the Kubernetes API for kubectl is not served"), std::string::npos)
+      << "held=" << held << "\n"
+      << DaemonLog();
+  CommandResult config = Claimctl({"kubeconfig"});
+  EXPECT_EQ(config.exit_code, 1);
+  EXPECT_NE(config.err.find("the Kubernetes API listener is off"), std::string::npos)
+      << config.Describe();
+  EXPECT_EQ(Claimctl({"get", "pv"}).exit_code, 0);  // the socket serves as ever
+  close(holder);
 }
 
 TEST_F(KubectlTest, HugeAndMalformedBodiesOverTls) {
