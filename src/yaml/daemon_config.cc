@@ -876,6 +876,10 @@ class Parser {
                     Fail(n, p, TypeError(p, "must be a string"));
                     return;
                   }
+                  if (n.Scalar().empty()) {  // off, as by default
+                    c.api_listen.clear();
+                    return;
+                  }
                   std::string host;
                   uint16_t port = 0;
                   Status s = SplitListenAddress(n.Scalar(), &host, &port);

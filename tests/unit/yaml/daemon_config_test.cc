@@ -893,6 +893,9 @@ TEST(SplitListenAddressTest, ConfigKeyAndQuickStart) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("claimfsd.yaml:2:11: api.listen"), std::string::npos)
       << bad.status().message();
+  ConfigResult off = ParseDaemonConfig("api:\n  listen: \"\"\n", "claimfsd.yaml");
+  ASSERT_TRUE(off.ok()) << off.status().message();
+  EXPECT_EQ(off.config.api_listen, "");
   EXPECT_EQ(DefaultDaemonConfig().api_listen, "");
   DaemonConfig quick = QuickStartConfig("/var/tmp/claimfs");
   EXPECT_EQ(quick.api_listen, "127.0.0.1:6443");
