@@ -1,6 +1,12 @@
 #include "claimfs/api/api_server.h"
 
+#include <arpa/inet.h>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "authz.h"
@@ -10,6 +16,8 @@
 #include "claimfs/yaml/field_error.h"
 #include "handlers.h"
 #include "identity.h"
+#include "kube_api.h"
+#include "kube_credentials.h"
 #include "metrics.h"
 
 namespace claimfs::api {
@@ -128,6 +136,7 @@ class ApiServer::Impl {
       : context_{store, hooks}, router_(&Impl::Error) {
     internal::AddObjectRoutes(&router_, &context_);
     internal::AddEventRoutes(&router_, &context_);
+    internal::AddKubeRoutes(&router_, &context_);
     AddDaemonRoutes();
   }
 
@@ -145,26 +154,170 @@ class ApiServer::Impl {
     http.on_response = [this](const http::Request& request, const http::Response& response) {
       requests_.Add(request.method, response.status);
     };
-    Result<std::unique_ptr<http::Server>> server = http::Server::Start(
-        std::move(http),
-        [this](const http::Request& request) {
-          // Only root may act for another user, whatever the request.
-          auto caller = internal::ResolveCaller(request);
-          if (auto* refused = std::get_if<http::Response>(&caller)) return std::move(*refused);
-          return router_.Dispatch(request);
+    socket_group_ = options.socket_group.value_or(::getegid());
+    if (!options.kube_host.empty()) {
+      // Before the Unix socket: a listener that cannot start must not leave a half-started API.
+      Status kube = StartKube(options, http);
+      if (!kube.ok()) return kube;
+    }
+    Result<std::unique_ptr<http::Server>> server =
+        http::Server::Start(std::move(http), [this](const http::Request& request) {
+          if (request.method == "GET" &&
+              http::SplitPath(request.path) ==
+                  std::vector<std::string>{"apis", "claimfs.io", "v1", "kubeconfig"}) {
+            return Kubeconfig(request);
+          }
+          return Serve(request, /*can_stream=*/false);
         });
-    if (!server.ok()) return server.status();
+    if (!server.ok()) {
+      if (kube_server_) kube_server_->Stop();
+      return server.status();
+    }
     server_ = std::move(*server);
     return Status::Ok();
   }
 
   void Stop() {
+    stopping_ = true;
+    if (kube_server_) kube_server_->Stop();
     if (server_) server_->Stop();
   }
+
+  uint16_t kube_port() const { return kube_server_ ? kube_server_->port() : 0; }
 
  private:
   static http::Response Error(int status, const std::string& message) {
     return internal::Failure(status, message);
+  }
+
+  // Both listeners, once the caller is known.
+  http::Response Serve(const http::Request& request, bool can_stream) {
+    // Only root may act for another user, whatever the request.
+    auto caller = internal::ResolveCaller(request);
+    if (auto* refused = std::get_if<http::Response>(&caller)) return std::move(*refused);
+    if (request.method == "GET" && internal::IsWatch(request)) {
+      if (!can_stream) {
+        return internal::Failure(405, "watch is served on the Kubernetes API listener only "
+                                      "(api.listen; claimctl kubeconfig)");
+      }
+      return internal::Watch(
+          request, [this](const http::Request& list) { return router_.Dispatch(list); }, &journal_,
+          &stopping_);
+    }
+    http::Response response = router_.Dispatch(request);
+    if (request.method != "GET" && request.method != "HEAD" &&
+        (response.status == 200 || response.status == 201) && !request.HasQuery("dryRun")) {
+      json written = json::parse(response.body, nullptr, false);
+      if (written.is_object() && written.contains("metadata")) journal_.Record(written);
+    }
+    if ((request.method == "GET" || request.method == "HEAD") && internal::WantsTable(request)) {
+      return internal::ToTable(request, std::move(response));
+    }
+    return response;
+  }
+
+  static bool IsLoopback(const std::string& host) {
+    unsigned char bytes[16];
+    if (::inet_pton(AF_INET, host.c_str(), bytes) == 1) return bytes[0] == 127;
+    return host == "::1";
+  }
+
+  Status StartKube(const ApiServerOptions& options, const http::ServerOptions& unix_options) {
+    if (!IsLoopback(options.kube_host)) {
+      return Status::Invalid(
+          "the Kubernetes API listener must be on a loopback address "
+          "(127.0.0.1 or ::1), not " +
+          options.kube_host + ": its bearer tokens would cross the network");
+    }
+    if (options.state_dir.empty()) {
+      return Status::Invalid("the Kubernetes API listener needs the state directory");
+    }
+    Result<internal::KubeCredentials> credentials =
+        internal::LoadOrCreateKubeCredentials(options.state_dir, options.kube_host);
+    if (!credentials.ok()) return credentials.status();
+    credentials_ = *credentials;
+    http::ServerOptions tls = unix_options;
+    tls.socket_path.clear();
+    tls.tls = http::TlsListener{options.kube_host, options.kube_port, credentials_.server_cert_pem,
+                                credentials_.server_key_pem};
+    tls.thread_per_connection = true;  // watches block their connection's thread
+    tls.max_connections = std::min<unsigned>(options.max_connections, 64);
+    tls.name = "kube-api";
+    Result<std::unique_ptr<http::Server>> server =
+        http::Server::Start(std::move(tls), [this](const http::Request& request) {
+          auto authenticated = Authenticate(request);
+          if (auto* refused = std::get_if<http::Response>(&authenticated)) {
+            return std::move(*refused);
+          }
+          return Serve(std::get<http::Request>(authenticated), /*can_stream=*/true);
+        });
+    if (!server.ok()) return server.status();
+    kube_server_ = std::move(*server);
+    const std::string& host = options.kube_host;
+    kube_url_ = "https://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                std::to_string(kube_server_->port());
+    return Status::Ok();
+  }
+
+  // Whether `uid` may use the Unix socket now: root, or a member of its group.
+  bool MayUseSocket(uid_t uid, gid_t* gid, std::vector<gid_t>* groups) const {
+    struct passwd pw_buffer;
+    struct passwd* pw = nullptr;
+    std::vector<char> buffer(16384);
+    if (::getpwuid_r(uid, &pw_buffer, buffer.data(), buffer.size(), &pw) != 0 || !pw) {
+      return false;
+    }
+    *gid = pw->pw_gid;
+    int count = 64;
+    groups->assign(static_cast<size_t>(count), 0);
+    if (::getgrouplist(pw->pw_name, pw->pw_gid, groups->data(), &count) < 0) {
+      groups->assign(static_cast<size_t>(count), 0);
+      if (::getgrouplist(pw->pw_name, pw->pw_gid, groups->data(), &count) < 0) return false;
+    }
+    groups->resize(static_cast<size_t>(count));
+    return uid == 0 || std::find(groups->begin(), groups->end(), socket_group_) != groups->end();
+  }
+
+  static http::Response Unauthorized() { return internal::Failure(401, "Unauthorized"); }
+
+  // The HTTPS listener's requests: a bearer token from `claimctl kubeconfig` makes its user the
+  // peer, as if it had come through the Unix socket; anything else is 401.
+  std::variant<http::Request, http::Response> Authenticate(const http::Request& request) const {
+    const std::string* authorization = request.Header("authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (!authorization || authorization->compare(0, kBearer.size(), kBearer) != 0) {
+      return Unauthorized();
+    }
+    std::string_view token = std::string_view(*authorization).substr(kBearer.size());
+    std::optional<uid_t> uid = internal::VerifyKubeToken(credentials_.token_secret, token);
+    http::PeerCredentials peer;
+    if (!uid || !MayUseSocket(*uid, &peer.gid, &peer.groups)) {
+      log::Debug("kube-api: {} {}: refused a token", request.method, request.path);
+      return Unauthorized();
+    }
+    peer.uid = *uid;
+    http::Request authenticated = request;
+    authenticated.peer = peer;
+    return authenticated;
+  }
+
+  // GET /apis/claimfs.io/v1/kubeconfig, on the Unix socket only: whoever can use the socket gets
+  // a token for itself (root impersonating a user gets that user's).
+  http::Response Kubeconfig(const http::Request& request) {
+    if (!kube_server_) {
+      return internal::Failure(404,
+                               "the Kubernetes API listener is off: set api.kubernetes.listen "
+                               "in claimfsd.yaml, or start claimfsd with --kube-api ADDRESS");
+    }
+    auto caller = internal::ResolveCaller(request);
+    if (auto* refused = std::get_if<http::Response>(&caller)) return std::move(*refused);
+    const auto& who = std::get<std::optional<internal::Caller>>(caller);
+    if (!who) return internal::Failure(403, "the caller's credentials are unknown");
+    std::string name = who->name.empty() ? std::to_string(who->uid) : who->name;
+    std::string text = internal::KubeconfigYaml(
+        kube_url_, credentials_.ca_pem, internal::KubeTokenFor(credentials_.token_secret, who->uid),
+        "claimfs-" + name);
+    return http::Response::Text(200, std::move(text), "application/yaml");
   }
 
   static std::string ClaimKey(const http::PathParams& params) {
@@ -339,6 +492,12 @@ class ApiServer::Impl {
 
   internal::Context context_;
   http::Router router_;                // built in the constructor, read-only after
+  gid_t socket_group_ = 0;             // set in Start, read-only after
+  internal::KubeCredentials credentials_;  // set in Start, read-only after
+  std::string kube_url_;                   // set in Start, read-only after
+  std::atomic<bool> stopping_{false};      // ends watch streams
+  internal::WriteJournal journal_;         // thread-safe
+  std::unique_ptr<http::Server> kube_server_;
   internal::RequestCounter requests_;  // thread-safe
   std::unique_ptr<http::Server> server_;
 };
@@ -359,5 +518,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& opti
 void ApiServer::Stop() {
   if (impl_) impl_->Stop();
 }
+
+uint16_t ApiServer::kube_port() const { return impl_ ? impl_->kube_port() : 0; }
 
 }  // namespace claimfs::api

@@ -15,6 +15,7 @@
 #include "claimfs/yaml/manifest.h"
 #include "claimfs/yaml/validation.h"
 #include "identity.h"
+#include "kube_api.h"
 #include "selectors.h"
 
 namespace claimfs::api::internal {
@@ -510,6 +511,8 @@ http::Response PatchObject(const Context& context, const http::Request& request,
     try {
       if (json_patch) {
         document = document.patch(patch);
+      } else if (media == "application/strategic-merge-patch+json") {
+        ApplyStrategicMergePatch(&document, patch);
       } else {
         document.merge_patch(patch);
       }

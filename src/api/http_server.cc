@@ -1,7 +1,9 @@
 #include "claimfs/api/http_server.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -176,6 +178,47 @@ Result<int> BindUnixSocket(const std::string& path, mode_t mode, std::optional<g
   return fd;
 }
 
+Result<int> BindTcpSocket(const std::string& host, uint16_t port, uint16_t* bound_port) {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    length = sizeof(*v4);
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    length = sizeof(*v6);
+  } else {
+    return Status::Invalid("cannot listen on " + host + ": not a numeric IP address");
+  }
+  std::string where = host + ":" + std::to_string(port);
+  int fd = ::socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Status::FromErrno("cannot create a socket for " + where, errno);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (storage.ss_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&storage), length) != 0 ||
+      ::listen(fd, SOMAXCONN) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EADDRINUSE) {
+      return Status::Unavailable("cannot listen on " + where + ": the address is already in use");
+    }
+    return Status::FromErrno("cannot listen on " + where, err);
+  }
+  sockaddr_storage actual{};
+  socklen_t actual_length = sizeof(actual);
+  if (bound_port && ::getsockname(fd, reinterpret_cast<sockaddr*>(&actual), &actual_length) == 0) {
+    *bound_port =
+        ntohs(actual.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&actual)->sin_port
+                                          : reinterpret_cast<sockaddr_in6*>(&actual)->sin6_port);
+  }
+  return fd;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Server
 
@@ -213,20 +256,38 @@ class Server::Impl {
   }
 
   Status Start() {
-    Result<int> fd =
-        BindUnixSocket(options_.socket_path, options_.socket_mode, options_.socket_group);
+    Result<int> fd = options_.tls ? BindTcpSocket(options_.tls->host, options_.tls->port, &port_)
+                                  : BindUnixSocket(options_.socket_path, options_.socket_mode,
+                                                   options_.socket_group);
     if (!fd.ok()) return fd.status();
     struct stat st;
-    if (::stat(options_.socket_path.c_str(), &st) == 0) {
+    if (!options_.tls && ::stat(options_.socket_path.c_str(), &st) == 0) {
       socket_dev_ = st.st_dev;
       socket_ino_ = st.st_ino;
     }
     watchdog_ = std::thread([this] { Watchdog(); });
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    std::vector<MHD_OptionItem> extra;
+    if (options_.thread_per_connection) {
+      flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+    } else {
+      flags |= MHD_USE_EPOLL;
+      extra.push_back(
+          {MHD_OPTION_THREAD_POOL_SIZE, static_cast<intptr_t>(options_.threads), nullptr});
+    }
+    if (options_.tls) {
+      flags |= MHD_USE_TLS;
+      extra.push_back(
+          {MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(options_.tls->certificate_pem.c_str())});
+      extra.push_back(
+          {MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(options_.tls->key_pem.c_str())});
+      extra.push_back({MHD_OPTION_HTTPS_PRIORITIES, 0,
+                       const_cast<char*>("NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2")});
+    }
+    extra.push_back({MHD_OPTION_END, 0, nullptr});
     daemon_ = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0,
-        nullptr, nullptr, &Impl::OnRequest, this,                                  //
-        MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(*fd),                    //
-        MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned int>(options_.threads),  //
+        flags, 0, nullptr, nullptr, &Impl::OnRequest, this,      //
+        MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(*fd),  //
         MHD_OPTION_CONNECTION_TIMEOUT,
         static_cast<unsigned int>(options_.request_timeout_seconds),                       //
         MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(options_.max_connections),  //
@@ -235,17 +296,27 @@ class Server::Impl {
         MHD_OPTION_NOTIFY_CONNECTION, &Impl::OnConnection, this,  //
         MHD_OPTION_EXTERNAL_LOGGER, &Impl::OnLog, this,           //
         MHD_OPTION_UNESCAPE_CALLBACK, &Impl::Unescape, this,      //
+        MHD_OPTION_ARRAY, extra.data(),                           //
         MHD_OPTION_END);
     if (!daemon_) {
       ::close(*fd);
       RemoveSocketFile();
       StopWatchdog();
-      return Status::Internal("cannot start the HTTP server on " + options_.socket_path +
+      return Status::Internal("cannot start the HTTP server on " + Where() +
                               " (libmicrohttpd refused its options)");
     }
-    log::Debug("{}: serving on {}", options_.name, options_.socket_path);  // the owner says more
+    log::Debug("{}: serving on {}", options_.name, Where());  // the owner says more
     return Status::Ok();
   }
+
+  std::string Where() const {
+    if (!options_.tls) return options_.socket_path;
+    const std::string& host = options_.tls->host;
+    return "https://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+           std::to_string(port_);
+  }
+
+  uint16_t port() const { return port_; }
 
   void Stop() {
     std::lock_guard<std::mutex> stop_lock(stop_mu_);
@@ -262,7 +333,7 @@ class Server::Impl {
     MHD_stop_daemon(daemon_);
     daemon_ = nullptr;
     StopWatchdog();
-    log::Info("{}: stopped serving on {}", options_.name, options_.socket_path);
+    log::Info("{}: stopped serving on {}", options_.name, Where());
   }
 
   const std::string& socket_path() const { return options_.socket_path; }
@@ -472,8 +543,16 @@ class Server::Impl {
         // Metrics must not break answering.
       }
     }
-    MHD_Response* mhd = MHD_create_response_from_buffer(
-        response.body.size(), const_cast<char*>(response.body.data()), MHD_RESPMEM_MUST_COPY);
+    MHD_Response* mhd = nullptr;
+    if (response.stream && options_.thread_per_connection) {
+      auto* stream = new StreamState{response.body, 0, response.stream};
+      mhd = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 << 10, &Impl::ReadStream, stream,
+                                              &Impl::FreeStream);
+      if (!mhd) delete stream;
+    } else {
+      mhd = MHD_create_response_from_buffer(
+          response.body.size(), const_cast<char*>(response.body.data()), MHD_RESPMEM_MUST_COPY);
+    }
     if (!mhd) return MHD_NO;
     if (!response.content_type.empty()) {
       MHD_add_response_header(mhd, MHD_HTTP_HEADER_CONTENT_TYPE, response.content_type.c_str());
@@ -486,6 +565,32 @@ class Server::Impl {
     MHD_destroy_response(mhd);
     return result;
   }
+
+  // A streamed body: what is left of the last chunk, and where the next ones come from.
+  struct StreamState {
+    std::string pending;
+    size_t offset = 0;
+    std::function<bool(std::string*)> next;
+  };
+
+  static ssize_t ReadStream(void* cls, uint64_t /*pos*/, char* buf, size_t max) {
+    auto* stream = static_cast<StreamState*>(cls);
+    try {
+      while (stream->offset >= stream->pending.size()) {
+        stream->pending.clear();
+        stream->offset = 0;
+        if (!stream->next(&stream->pending)) return MHD_CONTENT_READER_END_OF_STREAM;
+      }
+    } catch (...) {
+      return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = std::min(max, stream->pending.size() - stream->offset);
+    std::memcpy(buf, stream->pending.data() + stream->offset, n);
+    stream->offset += n;
+    return static_cast<ssize_t>(n);
+  }
+
+  static void FreeStream(void* cls) { delete static_cast<StreamState*>(cls); }
 
   static MHD_Result CollectHeader(void* cls, MHD_ValueKind /*kind*/, const char* key,
                                   const char* value) {
@@ -545,6 +650,7 @@ class Server::Impl {
   }
 
   void RemoveSocketFile() {
+    if (options_.tls) return;
     struct stat st;
     if (::lstat(options_.socket_path.c_str(), &st) == 0 && st.st_dev == socket_dev_ &&
         st.st_ino == socket_ino_) {
@@ -554,6 +660,7 @@ class Server::Impl {
 
   ServerOptions options_;
   const Handler handler_;
+  uint16_t port_ = 0;
   dev_t socket_dev_ = 0;
   ino_t socket_ino_ = 0;
 
@@ -585,6 +692,8 @@ void Server::Stop() {
 }
 
 const std::string& Server::socket_path() const { return impl_->socket_path(); }
+
+uint16_t Server::port() const { return impl_->port(); }
 
 // ---------------------------------------------------------------------------------------------
 // Router

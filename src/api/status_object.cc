@@ -102,6 +102,8 @@ const char* ReasonForHttpCode(int http_code) {
   switch (http_code) {
     case 400:
       return kReasonBadRequest;
+    case 401:
+      return kReasonUnauthorized;
     case 403:
       return kReasonForbidden;
     case 404:

@@ -113,4 +113,8 @@ Status WaitUntilGone(Api& api, const std::vector<Target>& targets,
 
 std::string TimeoutMessage(const Target& target);
 
+// Prints a kubeconfig (YAML) for the daemon's Kubernetes API listener, with a token for the
+// caller: `claimctl kubeconfig > ~/.kube/claimfs; KUBECONFIG=~/.kube/claimfs kubectl get pv`.
+int RunKubeconfig(const GlobalOptions& global, Io& io);
+
 }  // namespace claimfs::claimctl

@@ -121,6 +121,10 @@ int main(int argc, char** argv) {
   df->add_flag("--bytes", df_options.bytes, "Exact byte counts instead of 1.5G, 64M, ...");
   df->callback([&] { exit_code = RunDf(global, df_options, io); });
 
+  CLI::App* kubeconfig = app.add_subcommand(
+      "kubeconfig", "Print a kubeconfig with which kubectl talks to claimfsd (a token for you)");
+  kubeconfig->callback([&] { exit_code = RunKubeconfig(global, io); });
+
   CLI::App* version = app.add_subcommand("version", "Print claimctl's version");
   version->callback([&] { exit_code = RunVersion(global, io); });
 

@@ -408,9 +408,30 @@ Status Daemon::Open() {
   }
   ao.max_request_bytes = static_cast<size_t>(config.api_max_request_bytes);
   ao.request_timeout_seconds = config.api_request_timeout_seconds;
+  ao.state_dir = config.state_dir;
+  if (!config.api_listen.empty()) {
+    Status split = yaml::SplitListenAddress(config.api_listen, &ao.kube_host, &ao.kube_port);
+    if (!split.ok())
+      return Status::Invalid("api.listen " + config.api_listen + ": " + split.message());
+  }
   auto api = api::ApiServer::Start(ao, store_.get(), this);
+  if (!api.ok() && config.api_listen_optional && !ao.kube_host.empty() &&
+      api.status().code() == StatusCode::kUnavailable &&
+      api.status().message().find("address is already in use") != std::string::npos) {
+    log::Warn(
+        "the Kubernetes API for kubectl is not served: {}; start claimfsd with "
+        "--kube-api ADDRESS to pick another",
+        api.status().message());
+    ao.kube_host.clear();
+    api = api::ApiServer::Start(ao, store_.get(), this);
+  }
   if (!api.ok()) return api.status();
   api_ = std::move(*api);
+  if (api_->kube_port() != 0) {
+    log::Info("serving the Kubernetes API for kubectl on https://{}:{} (claimctl kubeconfig)",
+              ao.kube_host.find(':') != std::string::npos ? "[" + ao.kube_host + "]" : ao.kube_host,
+              api_->kube_port());
+  }
 
   // The Docker/Podman volume plugin: on by default for root (only root's engines use it). A
   // config that asks for it explicitly must get it; the default only warns.

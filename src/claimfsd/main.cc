@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,7 @@ struct Flags {
   std::string config_path;
   std::string data_dir;
   std::string log_level;
+  std::optional<std::string> kube_api;  // --kube-api ADDRESS|off
 };
 
 // Reads the configuration the flags name; prints every error and returns nullopt when it is
@@ -72,6 +74,10 @@ std::optional<yaml::DaemonConfig> LoadConfig(const Flags& flags,
     return std::nullopt;
   }
   if (!flags.log_level.empty()) config.log_level = flags.log_level;
+  if (flags.kube_api) {
+    config.api_listen = *flags.kube_api == "off" ? "" : *flags.kube_api;
+    config.api_listen_optional = false;
+  }
   // The quick start's paths and the overrides had no file to be checked in: check them now
   // (a deep --data-dir can make the socket path too long for a Unix socket).
   s = yaml::ValidateDaemonConfig(config);
@@ -215,6 +221,10 @@ int main(int argc, char** argv) {
                  "keys override the quick start's");
   app.add_option("--data-dir", flags.data_dir,
                  "Quick start: keep pool, state, mounts and socket under this one directory");
+  app.add_option("--kube-api", flags.kube_api,
+                 "Serve the Kubernetes API for kubectl over HTTPS on this loopback address "
+                 "(127.0.0.1:6443; port 0 picks one), or off (overrides api.listen; the quick "
+                 "start serves 127.0.0.1:6443 when it is free)");
   app.add_option("--log-level", flags.log_level,
                  "trace, debug, info, warn, error or off (overrides the config)");
   app.set_version_flag("--version", "claimfsd version " CLAIMFS_VERSION);

@@ -871,6 +871,25 @@ class Parser {
                   }
                   c.api_max_request_bytes = *bytes;
                 }},
+               {"listen",
+                [&](const YAML::Node& n, const FieldPath& p) {
+                  if (!n.IsScalar()) {
+                    Fail(n, p, TypeError(p, "must be a string"));
+                    return;
+                  }
+                  if (n.Scalar().empty()) {  // off, as by default
+                    c.api_listen.clear();
+                    return;
+                  }
+                  std::string host;
+                  uint16_t port = 0;
+                  Status s = SplitListenAddress(n.Scalar(), &host, &port);
+                  if (!s.ok()) {
+                    Fail(n, p, InvalidError(p, n.Scalar(), s.message()));
+                    return;
+                  }
+                  c.api_listen = n.Scalar();
+                }},
            });
   }
 
@@ -911,7 +930,36 @@ DaemonConfig QuickStartConfig(const std::string& data_dir) {
   config.mount_root = base + "/claims";
   config.socket_path = base + "/claimfsd.sock";
   config.volume_plugin.socket_path = base + "/docker-plugin.sock";
+  config.api_listen = "127.0.0.1:6443";
+  config.api_listen_optional = true;
   return config;
+}
+
+Status SplitListenAddress(std::string_view address, std::string* host, uint16_t* port) {
+  std::string_view h, p;
+  if (!address.empty() && address.front() == '[') {
+    size_t close = address.find("]:");
+    if (close == std::string_view::npos) {
+      return Status::Invalid("must be HOST:PORT, an IPv6 host in brackets ([::1]:6443)");
+    }
+    h = address.substr(1, close - 1);
+    p = address.substr(close + 2);
+  } else {
+    size_t colon = address.rfind(':');
+    if (colon == std::string_view::npos || address.find(':') != colon) {
+      return Status::Invalid("must be HOST:PORT (127.0.0.1:6443)");
+    }
+    h = address.substr(0, colon);
+    p = address.substr(colon + 1);
+  }
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+  if (h.empty() || p.empty() || ec != std::errc() || end != p.data() + p.size() || value > 65535) {
+    return Status::Invalid("must be HOST:PORT with a port from 0 to 65535");
+  }
+  *host = std::string(h);
+  *port = static_cast<uint16_t>(value);
+  return Status::Ok();
 }
 
 Status ConfigResult::status() const {

@@ -108,6 +108,16 @@ struct ApiServerOptions {
   int request_timeout_seconds = 10;
   unsigned threads = 4;
   unsigned max_connections = 128;
+
+  // The Kubernetes-compatible HTTPS listener for kubectl and other Kubernetes clients: off when
+  // kube_host is empty. kube_host must be a loopback address (127.0.0.0/8 or ::1); port 0 picks
+  // a free one. Its CA, certificate and token secret live in state_dir (see
+  // docs/api.md#kubectl). Tokens are given, through the Unix socket only, to those who may use
+  // the socket (root and the members of socket_group, or of the daemon's group when unset), and
+  // are accepted only while their user still may.
+  std::string kube_host;
+  uint16_t kube_port = 6443;
+  std::string state_dir;
 };
 
 class ApiServer {
@@ -122,6 +132,9 @@ class ApiServer {
 
   // Stops accepting, finishes in-flight requests, removes the socket file; idempotent.
   void Stop();
+
+  // The port the HTTPS listener serves (0 when it is off).
+  uint16_t kube_port() const;
 
  private:
   class Impl;

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -50,6 +51,10 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+  // When set, `body` is sent first and then whatever this returns, chunk by chunk (chunked
+  // transfer encoding), until it returns false. Called on the connection's own thread; it may
+  // block waiting for data, so only a server with `thread_per_connection` may answer with one.
+  std::function<bool(std::string* chunk)> stream;
 
   static Response Json(int status, const nlohmann::json& body);
   static Response Text(int status, std::string body,
@@ -63,8 +68,20 @@ using Handler = std::function<Response(const Request&)>;
 // socket speaks its protocol's error shape.
 using ErrorResponder = std::function<Response(int status, const std::string& message)>;
 
+// HTTPS on a TCP address instead of the Unix socket. The peer has no credentials then
+// (Request::peer is nullopt): the handler must authenticate the request itself.
+struct TlsListener {
+  std::string host;  // a numeric IPv4 or IPv6 address
+  uint16_t port = 0;
+  std::string certificate_pem;  // the server's certificate (then its issuers), PEM
+  std::string key_pem;          // its private key, PEM
+};
+
 struct ServerOptions {
   std::string socket_path;
+  std::optional<TlsListener> tls;  // when set, served instead of socket_path
+  // One thread per connection instead of a pool (needed for streamed responses).
+  bool thread_per_connection = false;
   mode_t socket_mode = 0660;
   std::optional<gid_t> socket_group;
   // Bodies larger than this are refused with 413 before they are read (Content-Length), or the
@@ -89,6 +106,11 @@ struct ServerOptions {
 // (non-blocking, close-on-exec).
 Result<int> BindUnixSocket(const std::string& path, mode_t mode, std::optional<gid_t> group);
 
+// Binds and listens on host:port over TCP (host numeric). Fails with kInvalid for a host that
+// is not a numeric address, kUnavailable when the address is in use. Returns the fd
+// (non-blocking, close-on-exec); `bound_port` gets the port (useful with port 0).
+Result<int> BindTcpSocket(const std::string& host, uint16_t port, uint16_t* bound_port);
+
 class Server {
  public:
   // Binds the socket (see BindUnixSocket) and starts serving with `handler` on a pool of
@@ -105,6 +127,8 @@ class Server {
   void Stop();
 
   const std::string& socket_path() const;
+  // The TCP port served (with TlsListener; 0 otherwise).
+  uint16_t port() const;
 
  private:
   class Impl;

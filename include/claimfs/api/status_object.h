@@ -17,6 +17,7 @@ inline constexpr char kReasonInvalid[] = "Invalid";
 inline constexpr char kReasonNotFound[] = "NotFound";
 inline constexpr char kReasonAlreadyExists[] = "AlreadyExists";
 inline constexpr char kReasonConflict[] = "Conflict";
+inline constexpr char kReasonUnauthorized[] = "Unauthorized";
 inline constexpr char kReasonForbidden[] = "Forbidden";
 inline constexpr char kReasonMethodNotAllowed[] = "MethodNotAllowed";
 inline constexpr char kReasonRequestEntityTooLarge[] = "RequestEntityTooLarge";

@@ -52,6 +52,12 @@ struct DaemonConfig {
   unsigned worker_threads = 16;    // FUSE worker threads shared by every volume
   int api_request_timeout_seconds = 10;
   int64_t api_max_request_bytes = 4 << 20;
+  // The Kubernetes-compatible HTTPS listener (api.listen): "127.0.0.1:6443", "[::1]:6443"; ""
+  // off. A loopback address only.
+  std::string api_listen;
+  // Whether a listener that cannot bind (its port taken) is only a warning: the quick start's
+  // default, never an address the user asked for.
+  bool api_listen_optional = false;
   VolumePluginConfig volume_plugin;
 
   friend bool operator==(const DaemonConfig&, const DaemonConfig&) = default;
@@ -69,6 +75,9 @@ DaemonConfig DefaultDaemonConfig();
 // ValidateDaemonConfig on the result (a deep DIR can make the socket path too long).
 DaemonConfig QuickStartConfig(const std::string& data_dir);
 
+// Splits api.listen: "127.0.0.1:6443" or "[::1]:6443" into host and port; kInvalid otherwise.
+Status SplitListenAddress(std::string_view address, std::string* host, uint16_t* port);
+
 struct ConfigResult {
   DaemonConfig config;  // the parsed values; a field whose value was in error keeps its default
   std::vector<Diagnostic> errors;    // "claimfsd.yaml:4:12: maxVolumes: Invalid value: ..."
@@ -82,7 +91,8 @@ struct ConfigResult {
 // Parses claimfsd.yaml text; `file` names it in diagnostics. Keys (camelCase):
 //   pools: [{name, path, capacity}], stateDir, mountRoot, socket: {path, mode, group},
 //   maxVolumes, allowedHostPathPrefixes, quotaErrno, logLevel, workerThreads,
-//   api: {requestTimeoutSeconds, maxRequestBytes}, volumePlugin: {enabled, socket, namespace}
+//   api: {requestTimeoutSeconds, maxRequestBytes, listen}, volumePlugin: {enabled, socket,
+//   namespace}
 // Absent or null keys keep their value in `defaults` (the quick start's, for --data-dir with
 // --config); an empty file is `defaults`. Every error is
 // collected, in file order: wrong types, unknown keys (errors, with the closest known key

@@ -189,18 +189,22 @@ const BadCase kBadCases[] = {
     // Bytes a path must not hold: the daemon would use a shorter path than the checks compare.
     {"NulInPoolPath",
      "pools: [{name: a, path: \"/srv/pool\\0\"}]\n",
-     {"c.yaml:1:25: pools[0].path: Invalid value: \"/srv/pool\\x00\": must not contain NUL (byte 9)"}},
+     {"c.yaml:1:25: pools[0].path: Invalid value: \"/srv/pool\\x00\": must not contain NUL (byte "
+      "9)"}},
     {"NulInStateDir",
      "stateDir: \"/var/lib/claimfs/state\\0x\"\n",
-     {"c.yaml:1:11: stateDir: Invalid value: \"/var/lib/claimfs/state\\x00x\": must not contain NUL "
+     {"c.yaml:1:11: stateDir: Invalid value: \"/var/lib/claimfs/state\\x00x\": must not contain "
+      "NUL "
       "(byte 22)"}},
     {"ControlByteInMountRoot",
      "mountRoot: \"/run/claimfs/\\tclaims\"\n",
-     {"c.yaml:1:12: mountRoot: Invalid value: \"/run/claimfs/\\tclaims\": must not contain the control "
+     {"c.yaml:1:12: mountRoot: Invalid value: \"/run/claimfs/\\tclaims\": must not contain the "
+      "control "
       "character 0x09 (byte 13)"}},
     {"NewlineInSocketPath",
      "socket:\n  path: \"/run/claimfs.sock\\n\"\n",
-     {"c.yaml:2:9: socket.path: Invalid value: \"/run/claimfs.sock\\n\": must not contain the control "
+     {"c.yaml:2:9: socket.path: Invalid value: \"/run/claimfs.sock\\n\": must not contain the "
+      "control "
       "character 0x0a (byte 17)"}},
     {"NulInAllowedPrefix",
      "allowedHostPathPrefixes: [\"/tmp\\0\"]\n",
@@ -298,9 +302,9 @@ const BadCase kBadCases[] = {
      "pools:\n  - name: a\n    path: /a\n    capacty: 1Gi\n",
      {"c.yaml:4:5: pools[0].capacty: unknown field \"capacty\"; did you mean \"capacity\"?"}},
     {"UnknownKeyNoSuggestion",
-     "api:\n  listen: 8080\n",
-     {"c.yaml:2:3: api.listen: unknown field \"listen\"; known fields: "
-      "\"requestTimeoutSeconds\", \"maxRequestBytes\""}},
+     "api:\n  address: 8080\n",
+     {"c.yaml:2:3: api.address: unknown field \"address\"; known fields: "
+      "\"requestTimeoutSeconds\", \"maxRequestBytes\", \"listen\""}},
     {"DuplicateKey",
      "maxVolumes: 1\nlogLevel: info\nmaxVolumes: 2\n",
      {"c.yaml:3:1: maxVolumes: Duplicate value: \"maxVolumes\": mapping key already defined at "
@@ -678,6 +682,8 @@ TEST(DaemonConfigTest, QuickStartPutsEverythingUnderOneDirectory) {
   want.mount_root = "/data/claimfs/claims";
   want.socket_path = "/data/claimfs/claimfsd.sock";
   want.volume_plugin.socket_path = "/data/claimfs/docker-plugin.sock";
+  want.api_listen = "127.0.0.1:6443";  // kubectl's listener, given up when the port is taken
+  want.api_listen_optional = true;
   EXPECT_EQ(c, want);
   EXPECT_TRUE(ValidateDaemonConfig(c).ok()) << ValidateDaemonConfig(c).message();
 }
@@ -842,6 +848,58 @@ TEST(DaemonConfigTest, EnvironmentBadValueIsAnErrorNamingTheVariable) {
     EXPECT_EQ(s.message(), c.message);
     EXPECT_EQ(config.max_volumes, 9) << "a bad value must leave the config unchanged";
   }
+}
+
+TEST(SplitListenAddressTest, Table) {
+  struct Case {
+    std::string address;
+    bool ok;
+    std::string host;
+    uint16_t port;
+  };
+  const Case cases[] = {
+      {"127.0.0.1:6443", true, "127.0.0.1", 6443},
+      {"[::1]:6443", true, "::1", 6443},
+      {"127.0.0.1:0", true, "127.0.0.1", 0},
+      {"0.0.0.0:65535", true, "0.0.0.0", 65535},
+      {"127.0.0.1", false, "", 0},
+      {"127.0.0.1:", false, "", 0},
+      {":6443", false, "", 0},
+      {"127.0.0.1:65536", false, "", 0},
+      {"127.0.0.1:-1", false, "", 0},
+      {"127.0.0.1:64x", false, "", 0},
+      {"::1:6443", false, "", 0},
+      {"[::1]6443", false, "", 0},
+      {"", false, "", 0},
+  };
+  for (const Case& c : cases) {
+    std::string host;
+    uint16_t port = 0;
+    Status s = SplitListenAddress(c.address, &host, &port);
+    EXPECT_EQ(s.ok(), c.ok) << c.address << ": " << s.message();
+    if (c.ok) {
+      EXPECT_EQ(host, c.host) << c.address;
+      EXPECT_EQ(port, c.port) << c.address;
+    }
+  }
+}
+
+TEST(SplitListenAddressTest, ConfigKeyAndQuickStart) {
+  ConfigResult good = ParseDaemonConfig("api:\n  listen: 127.0.0.1:7443\n", "claimfsd.yaml");
+  ASSERT_TRUE(good.ok()) << good.status().message();
+  EXPECT_EQ(good.config.api_listen, "127.0.0.1:7443");
+  EXPECT_FALSE(good.config.api_listen_optional);
+  ConfigResult bad = ParseDaemonConfig("api:\n  listen: localhost\n", "claimfsd.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("claimfsd.yaml:2:11: api.listen"), std::string::npos)
+      << bad.status().message();
+  ConfigResult off = ParseDaemonConfig("api:\n  listen: \"\"\n", "claimfsd.yaml");
+  ASSERT_TRUE(off.ok()) << off.status().message();
+  EXPECT_EQ(off.config.api_listen, "");
+  EXPECT_EQ(DefaultDaemonConfig().api_listen, "");
+  DaemonConfig quick = QuickStartConfig("/var/tmp/claimfs");
+  EXPECT_EQ(quick.api_listen, "127.0.0.1:6443");
+  EXPECT_TRUE(quick.api_listen_optional);
 }
 
 }  // namespace
