@@ -116,9 +116,14 @@ TEST_F(BadInputTest, UnknownKindIsRejected) {
                                         "  name: web\n");
   EXPECT_NE(r.err.find("pod.yaml:2:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find(R"(no matches for kind "Pod" in version "v1")"), std::string::npos) << r.err;
-  // The API refuses it too.
+  // The API refuses it too. Pods are listed (empty, for kubectl describe), so the path exists
+  // and a create on it is a method the resource does not allow.
   HttpResult h = Http("POST", "/api/v1/namespaces/default/pods",
                       R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"}})");
+  EXPECT_EQ(h.status, 405) << h.Describe();
+  EXPECT_EQ(JsonString(h.Json(), "/reason"), "MethodNotAllowed") << h.body;
+  h = Http("POST", "/api/v1/namespaces/default/deployments",
+           R"({"apiVersion":"v1","kind":"Deployment","metadata":{"name":"web"}})");
   EXPECT_EQ(h.status, 404) << h.Describe();
   EXPECT_EQ(JsonString(h.Json(), "/kind"), "Status") << h.body;
   ExpectStillServing("an unknown kind");
