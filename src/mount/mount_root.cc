@@ -65,6 +65,39 @@ bool IsOurTmpfs(const MountInfo& m) {
   return m.fs_type == "tmpfs" && m.source == kMountRootSource;
 }
 
+// The pid a lock file holds, as its holder wrote it; "unknown" when it cannot be read.
+std::string LockHolder(int lock_fd) {
+  char pid[32] = {};
+  ssize_t n = lock_fd < 0 ? -1 : ::pread(lock_fd, pid, sizeof pid - 1, 0);
+  std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "unknown";
+  while (!holder.empty() && holder.back() == '\n') holder.pop_back();
+  return holder;
+}
+
+// Whether `inner` lies below `outer` by at least one component.
+bool StrictlyBelow(const std::string& inner, const std::string& outer) {
+  std::string prefix = outer == "/" ? outer : outer + "/";
+  return inner.size() > prefix.size() && inner.compare(0, prefix.size(), prefix) == 0;
+}
+
+// Another claimfsd's mount root (its tmpfs) inside or around `where`: the two would cover or
+// detach each other's volumes. kUnavailable naming it and, if it says, its holder's pid.
+Status RefuseNestedMountRoots(const std::vector<MountInfo>& table, const std::string& where,
+                              const std::string& configured) {
+  for (const MountInfo& m : table) {
+    if (!IsOurTmpfs(m) || m.mount_point == where) continue;
+    bool inside = StrictlyBelow(where, m.mount_point);
+    if (!inside && !StrictlyBelow(m.mount_point, where)) continue;
+    Fd lock(::open((m.mount_point + "/" + kMountRootLockName).c_str(),
+                   O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    std::string holder = LockHolder(lock.get());
+    return Status::Unavailable("mount root " + configured + (inside ? " lies inside " : " contains ") +
+                               "the mount root " + m.mount_point + " of another claimfsd (pid " +
+                               holder + "); give each claimfsd a mountRoot apart from the others");
+  }
+  return Status::Ok();
+}
+
 // "ns" or "ns/name" as its components; nullopt for anything else.
 std::optional<std::vector<std::string>> Components(const std::string& relative) {
   std::vector<std::string> parts;
@@ -96,12 +129,8 @@ Result<int> TakeLock(int dir_fd, const char* name, bool create, const std::strin
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     if (err != EWOULDBLOCK) return Status::FromErrno("cannot lock " + path, err);
-    char pid[32] = {};
-    ssize_t n = ::pread(fd.get(), pid, sizeof pid - 1, 0);
-    std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "unknown";
-    while (!holder.empty() && holder.back() == '\n') holder.pop_back();
     return Status::Unavailable("mount root " + root + " is in use by another claimfsd (pid " +
-                               holder + "); give each claimfsd its own mountRoot");
+                               LockHolder(fd.get()) + "); give each claimfsd its own mountRoot");
   }
   return fd.release();
 }
@@ -193,6 +222,7 @@ Result<std::unique_ptr<MountRoot>> MountRoot::Open(const std::string& path,
   const std::string& where = root->real_path_;
   auto table = ReadMountInfo();
   if (!table.ok()) return table.status();
+  if (Status nested = RefuseNestedMountRoots(*table, where, path); !nested.ok()) return nested;
   std::optional<MountInfo> top = TopMountAt(*table, where);
 
   if (top && IsOurTmpfs(*top)) {

@@ -162,6 +162,37 @@ TEST_F(ConfigTest, SecondDaemonOnTheSameMountRootRefusesAndLeavesTheMountsAlone)
   EXPECT_EQ(ClaimPhase("first"), "Bound");
 }
 
+// Exploratory test (issue 10 phase 1): a second claimfsd whose mountRoot lay inside the first
+// one's (its namespace directory) or around it (its data directory) started, took the first
+// one's live mount for a crash's leftover and detached it.
+TEST_F(ConfigTest, SecondDaemonWithAMountRootInsideOrAroundTheFirstsIsRefused) {
+  ASSERT_TRUE(StartDaemon());
+  ASSERT_TRUE(CreateDynamicClaim("first", "16Mi"));
+  ASSERT_TRUE(WriteFile(MountPath("first") + "/data.txt", "first's"));
+  std::string other = base() + "/other";
+  for (const auto& [root, relation] : {std::pair{data_dir() + "/claims/default", "lies inside"},
+                                       std::pair{data_dir(), "contains"}}) {
+    std::string config = base() + "/other.yaml";
+    std::ofstream(config, std::ios::trunc)
+        << "pools:\n  - name: default\n    path: " << other << "/pool\n"
+        << "stateDir: " << other << "/state\n"
+        << "mountRoot: " << root << "\n"
+        << "socket:\n  path: " << other << "/claimfsd.sock\n"
+        << "volumePlugin:\n  enabled: false\n";
+    CommandOptions options;
+    options.timeout = 30s;
+    CommandResult r = RunCommand({ClaimfsdBinary(), "--config", config}, options);
+    EXPECT_EQ(r.exit_code, 1) << r.Describe();
+    EXPECT_NE(r.err.find("mount root " + root + " " + relation + " the mount root " + data_dir() +
+                         "/claims of another claimfsd (pid " + std::to_string(daemon_pid()) + ")"),
+              std::string::npos)
+        << r.err;
+    EXPECT_TRUE(MountAt(MountPath("first")).has_value()) << "the first daemon's mount was detached";
+    EXPECT_EQ(ReadFile(MountPath("first") + "/data.txt"), "first's");
+  }
+  EXPECT_EQ(ClaimPhase("first"), "Bound");
+}
+
 mode_t ModeOf(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return 0;
