@@ -21,7 +21,7 @@ _claimctl() {
   local cur=${COMP_WORDS[COMP_CWORD]}
   local prev=
   ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
-  local subcommands="apply get describe delete patch wait use df version"
+  local subcommands="apply get describe delete patch wait use df kubeconfig version"
   local globals="--socket -n --namespace -h --help --version"
 
   # The subcommand, the global options to pass on to name look-ups, and the positional

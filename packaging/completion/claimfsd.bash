@@ -10,12 +10,16 @@ _claimfsd() {
       COMPREPLY=($(compgen -d -- "$cur"))
       return 0
       ;;
+    --kube-api)
+      COMPREPLY=($(compgen -W "127.0.0.1:6443 127.0.0.1:0 off" -- "$cur"))
+      return 0
+      ;;
     --log-level)
       COMPREPLY=($(compgen -W "trace debug info warn error off" -- "$cur"))
       return 0
       ;;
   esac
-  COMPREPLY=($(compgen -W "-c --config --data-dir --log-level --version -h --help" -- "$cur"))
+  COMPREPLY=($(compgen -W "-c --config --data-dir --kube-api --log-level --version -h --help" -- "$cur"))
 }
 
 complete -F _claimfsd claimfsd

@@ -73,7 +73,7 @@ expect() {  # expect "WANTED WORDS " PROGRAM WORD...
   [[ "$got" == "$want" ]] || fail "'$* <TAB>' completes to '$got', not '$want'"
 }
 expect "persistentvolumeclaims persistentvolumes pv pvc " claimctl get p
-expect "apply delete describe df get patch use version wait " claimctl ""
+expect "apply delete describe df get kubeconfig patch use version wait " claimctl ""
 expect "delete describe df " claimctl d
 expect "data logs " claimctl get pvc ""
 expect "data " claimctl -n default describe pvc d
