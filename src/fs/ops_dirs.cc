@@ -32,6 +32,8 @@ void CloseDirStream(Impl::DirStream* s) {
   s->dir = nullptr;
 }
 
+namespace {
+
 // A stream of `inode` positioned at `offset`: the one its listing left, if it is still valid,
 // else a new one. 0 or -errno (ESTALE/ENOENT: the directory is gone).
 int TakeDirStream(Impl* v, Inode* inode, off_t offset, Impl::DirStream* out) {
@@ -109,6 +111,8 @@ void PutDirStream(Impl* v, Impl::DirStream&& s) {
   CloseDirStream(&evicted);
 }
 
+}  // namespace
+
 // The kernel opens directories without asking (no_opendir after this ENOSYS) and caches their
 // listings (FOPEN_CACHE_DIR); it drops a cached listing when a change through the mount
 // touched the directory. libfuse 3.14 answers success to OPENDIR when there is no handler.
@@ -123,6 +127,8 @@ void Opendir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   fi->cache_readdir = 1;
   fuse_reply_open(req, fi);
 }
+
+namespace {
 
 void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus) {
   Impl* v = V(req);
@@ -221,6 +227,8 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool p
   }
   fuse_reply_buf(req, reply.data(), size - remaining);
 }
+
+}  // namespace
 
 void Readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   Guard(req, [&] { DoReaddir(req, ino, size, off, false); });

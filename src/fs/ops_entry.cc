@@ -115,6 +115,8 @@ void Getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 
 // ---- attributes ----
 
+namespace {
+
 int DoTruncate(Impl* v, Inode* inode, int path_fd, fuse_file_info* fi, off_t size) {
   int fd = fi ? static_cast<int>(fi->fh) : -1;
   int owned = -1;
@@ -198,6 +200,8 @@ int DoSetattr(fuse_req_t req, Impl* v, Inode* inode, struct stat* attr, int vali
   if (rv == 0) rv = StatFd(fd, st);
   return rv;
 }
+
+}  // namespace
 
 void Setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid, fuse_file_info* fi) {
   Impl* v = V(req);

@@ -176,7 +176,32 @@ void SettleRange(int fd, off_t offset, uint64_t length) {
                   SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
 }
 
-}  // namespace
+// What a write or copy into a file holds of the quota between its two halves.
+struct WriteQuota {
+  uint64_t reserved = 0;
+  bool settle = false;  // near full: see kNearFullBlocks
+};
+
+// Before writing `length` bytes at `offset` of `fd`: how many of them fit (all of them on a
+// volume without a limit), reserved in `quota`; -errno (a counted refusal) when none do.
+int64_t BeginQuotaWrite(Impl* v, int fd, off_t offset, size_t length, WriteQuota* quota) {
+  if (!v->quota->enabled()) return static_cast<int64_t>(length);
+  uint64_t extra = PrepareSettle(v, fd, &quota->settle);
+  uint64_t allowed =
+      ReserveForWrite(v, fd, static_cast<uint64_t>(offset), length, extra, &quota->reserved);
+  if (allowed == 0 && length > 0) return Refuse(v);
+  return static_cast<int64_t>(allowed);
+}
+
+// After the write (`written` bytes, or a negative failure): the reservation becomes what the
+// file really allocated.
+void EndQuotaWrite(Impl* v, Inode* inode, int fd, off_t offset, ssize_t written,
+                   const WriteQuota& quota) {
+  if (!v->quota->enabled()) return;
+  if (quota.settle && written > 0) SettleRange(fd, offset, static_cast<uint64_t>(written));
+  v->quota->Commit(quota.reserved, RemeasureFd(inode, fd));
+  NoteWritten(v, inode);
+}
 
 // ---- files ----
 
@@ -230,6 +255,8 @@ int AttachBacking(Impl* v, Inode* inode, int fd, bool* direct_io) {
   if (id < 0 && !v->passthrough->enabled()) return 0;  // refused for good: ordinary opens now
   return id;
 }
+
+}  // namespace
 
 void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode,
             fuse_file_info* fi) {
@@ -380,28 +407,18 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
       return;
     }
   }
-  uint64_t reserved = 0;
-  size_t allowed = size;
-  bool settle = false;  // near full: see kNearFullBlocks
-  if (v->quota->enabled()) {
-    uint64_t extra = PrepareSettle(v, fd, &settle);
-    allowed = ReserveForWrite(v, fd, static_cast<uint64_t>(off), size, extra, &reserved);
-    if (allowed == 0 && size > 0) {
-      fuse_reply_err(req, -Refuse(v));
-      return;
-    }
+  WriteQuota quota;
+  int64_t allowed = BeginQuotaWrite(v, fd, off, size, &quota);
+  if (allowed < 0) {
+    fuse_reply_err(req, static_cast<int>(-allowed));
+    return;
   }
-  fuse_bufvec out = FUSE_BUFVEC_INIT(allowed);
+  fuse_bufvec out = FUSE_BUFVEC_INIT(static_cast<size_t>(allowed));
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
   out.buf[0].fd = fd;
   out.buf[0].pos = off;
   ssize_t written = fuse_buf_copy(&out, in_buf, FUSE_BUF_SPLICE_NONBLOCK);
-  if (v->quota->enabled()) {
-    Inode* inode = v->ToInode(ino);
-    if (settle && written > 0) SettleRange(fd, off, static_cast<uint64_t>(written));
-    v->quota->Commit(reserved, RemeasureFd(inode, fd));
-    NoteWritten(v, inode);
-  }
+  EndQuotaWrite(v, v->ToInode(ino), fd, off, written, quota);
   if (written < 0) {
     fuse_reply_err(req, static_cast<int>(-written));
   } else {
@@ -452,27 +469,18 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
     fuse_reply_err(req, -rv);
     return;
   }
-  uint64_t reserved = 0;
-  size_t allowed = len;
-  bool settle = false;  // near full: see kNearFullBlocks
-  if (v->quota->enabled()) {
-    uint64_t extra = PrepareSettle(v, out_fd, &settle);
-    allowed = ReserveForWrite(v, out_fd, static_cast<uint64_t>(off_out), len, extra, &reserved);
-    if (allowed == 0 && len > 0) {
-      fuse_reply_err(req, -Refuse(v));
-      return;
-    }
+  WriteQuota quota;
+  int64_t allowed = BeginQuotaWrite(v, out_fd, off_out, len, &quota);
+  if (allowed < 0) {
+    fuse_reply_err(req, static_cast<int>(-allowed));
+    return;
   }
   loff_t in_pos = off_in;
   loff_t out_pos = off_out;
-  ssize_t n = copy_file_range(static_cast<int>(fi_in->fh), &in_pos, out_fd, &out_pos, allowed,
-                              static_cast<unsigned>(flags));
+  ssize_t n = copy_file_range(static_cast<int>(fi_in->fh), &in_pos, out_fd, &out_pos,
+                              static_cast<size_t>(allowed), static_cast<unsigned>(flags));
   int err = errno;
-  if (v->quota->enabled()) {
-    if (settle && n > 0) SettleRange(out_fd, off_out, static_cast<uint64_t>(n));
-    v->quota->Commit(reserved, RemeasureFd(v->ToInode(ino_out), out_fd));
-    NoteWritten(v, v->ToInode(ino_out));
-  }
+  EndQuotaWrite(v, v->ToInode(ino_out), out_fd, off_out, n, quota);
   if (n < 0) {
     fuse_reply_err(req, err);
   } else {

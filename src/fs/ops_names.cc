@@ -55,6 +55,8 @@ void CommitName(Impl* v, const NameReservation& r, Inode* parent, int64_t object
   if (r.inode) v->quota->CommitInode(created);
 }
 
+namespace {
+
 enum class NodeKind { kDirectory, kSymlink, kSpecial };
 
 void MakeNode(fuse_req_t req, fuse_ino_t parent_ino, const char* name, NodeKind kind, mode_t mode,
@@ -102,6 +104,8 @@ void MakeNode(fuse_req_t req, fuse_ino_t parent_ino, const char* name, NodeKind 
   }
   fuse_reply_entry(req, &e);
 }
+
+}  // namespace
 
 void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   MakeNode(req, parent, name, NodeKind::kDirectory, mode, 0, nullptr);
@@ -156,6 +160,8 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char* 
 
 // ---- removing names ----
 
+namespace {
+
 int RemoveName(Impl* v, Inode* parent, const char* name, bool directory) {
   NamespaceChange ns(v);
   FdRef pref;
@@ -183,6 +189,8 @@ int RemoveName(Impl* v, Inode* parent, const char* name, bool directory) {
   }
   return 0;
 }
+
+}  // namespace
 
 void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Impl* v = V(req);
