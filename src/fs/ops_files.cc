@@ -256,6 +256,39 @@ int AttachBacking(Impl* v, Inode* inode, int fd, bool* direct_io) {
   return id;
 }
 
+// Hands the open file `fd` of `inode` to the kernel: a passthrough open in kernel mode, else a
+// cached or direct one; the reply to CREATE (with `entry`) or to OPEN (`entry` null). Takes
+// `fd` over: it is closed if the open fails or the kernel is gone and will send no RELEASE.
+void ReplyOpened(fuse_req_t req, Impl* v, Inode* inode, int fd, fuse_file_info* fi,
+                 const fuse_entry_param* entry) {
+  bool direct_io = false;
+  int backing = AttachBacking(v, inode, fd, &direct_io);
+  if (backing < 0) {
+    close(fd);
+    fuse_reply_err(req, -backing);
+    return;
+  }
+  {
+    std::lock_guard lock(inode->mu);
+    ++inode->open_count;
+  }
+  fi->fh = static_cast<uint64_t>(fd);
+  SetCaching(fi, fd);
+  TrackFile(v, fd);
+  int sent;
+  if (backing > 0) {
+    sent = entry ? Passthrough::ReplyCreate(req, *entry, fi->fh, backing, direct_io)
+                 : Passthrough::ReplyOpen(req, fi->fh, backing, direct_io);
+  } else {
+    sent = entry ? fuse_reply_create(req, entry, fi) : fuse_reply_open(req, fi);
+  }
+  if (sent != 0) {
+    if (backing > 0) v->passthrough->Detach(fd);
+    CloseFile(v, fd);
+    CloseAccounting(v, inode);
+  }
+}
+
 }  // namespace
 
 void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode,
@@ -300,31 +333,10 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
     fuse_reply_err(req, -rv);
     return;
   }
-  bool direct_io = false;
-  int backing = AttachBacking(v, inode, fd, &direct_io);
-  if (backing < 0) {
-    close(fd);
-    fuse_reply_err(req, -backing);
-    return;
-  }
-  {
-    std::lock_guard lock(inode->mu);
-    ++inode->open_count;
-  }
   if (!created && (fi->flags & O_TRUNC) && RequestKillsSuidgid()) {
     KillSetIdBits(req, fd, Kill::kFlagged);
   }
-  fi->fh = static_cast<uint64_t>(fd);
-  SetCaching(fi, fd);
-  TrackFile(v, fd);
-  int sent = backing > 0 ? Passthrough::ReplyCreate(req, e, fi->fh, backing, direct_io)
-                         : fuse_reply_create(req, &e, fi);
-  if (sent != 0) {
-    // The kernel is gone (interrupted); it will not send release.
-    if (backing > 0) v->passthrough->Detach(fd);
-    CloseFile(v, fd);
-    CloseAccounting(v, inode);
-  }
+  ReplyOpened(req, v, inode, fd, fi, &e);
 }
 
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -358,27 +370,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (delta != 0) v->quota->Adjust(delta, 0);
   }
   if ((flags & O_TRUNC) && RequestKillsSuidgid()) KillSetIdBits(req, fd, Kill::kFlagged);
-  bool direct_io = false;
-  int backing = AttachBacking(v, inode, fd, &direct_io);
-  if (backing < 0) {
-    close(fd);
-    fuse_reply_err(req, -backing);
-    return;
-  }
-  {
-    std::lock_guard lock(inode->mu);
-    ++inode->open_count;
-  }
-  fi->fh = static_cast<uint64_t>(fd);
-  SetCaching(fi, fd);
-  TrackFile(v, fd);
-  int sent = backing > 0 ? Passthrough::ReplyOpen(req, fi->fh, backing, direct_io)
-                         : fuse_reply_open(req, fi);
-  if (sent != 0) {
-    if (backing > 0) v->passthrough->Detach(fd);
-    CloseFile(v, fd);
-    CloseAccounting(v, inode);
-  }
+  ReplyOpened(req, v, inode, fd, fi, nullptr);
 }
 
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
