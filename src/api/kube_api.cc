@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "claimfs/common/log.h"
+#include "claimfs/model/kube_time.h"
+#include "claimfs/model/objects.h"
 
 namespace claimfs::api::internal {
 
@@ -97,54 +99,20 @@ const json& Sub(const json& object, std::initializer_list<const char*> path) {
   return *at;
 }
 
-std::optional<time_t> ParseTime(const std::string& text) {
-  std::tm tm{};
-  if (text.empty() || !strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return std::nullopt;
-  return timegm(&tm);
-}
-
-// k8s.io/apimachinery/pkg/util/duration.HumanDuration.
-std::string HumanDuration(int64_t seconds) {
-  auto s = [](int64_t v) { return std::to_string(v); };
-  if (seconds < -1) return "<invalid>";
-  if (seconds < 0) return "0s";
-  if (seconds < 120) return s(seconds) + "s";
-  int64_t minutes = seconds / 60;
-  if (minutes < 10)
-    return seconds % 60 == 0 ? s(minutes) + "m" : s(minutes) + "m" + s(seconds % 60) + "s";
-  if (minutes < 180) return s(minutes) + "m";
-  int64_t hours = seconds / 3600;
-  if (hours < 8) return minutes % 60 == 0 ? s(hours) + "h" : s(hours) + "h" + s(minutes % 60) + "m";
-  if (hours < 48) return s(hours) + "h";
-  if (hours < 24 * 8)
-    return hours % 24 == 0 ? s(hours / 24) + "d" : s(hours / 24) + "d" + s(hours % 24) + "h";
-  if (hours < 24 * 365 * 2) return s(hours / 24) + "d";
-  if (hours < 24 * 365 * 8) {
-    int64_t days = (hours / 24) % 365;
-    return days == 0 ? s(hours / 24 / 365) + "y" : s(hours / 24 / 365) + "y" + s(days) + "d";
-  }
-  return s(hours / 24 / 365) + "y";
-}
-
+// kubectl's AGE cell for an RFC 3339 timestamp.
 std::string Since(const std::string& timestamp) {
-  std::optional<time_t> t = ParseTime(timestamp);
-  if (!t) return "<unknown>";
-  return HumanDuration(static_cast<int64_t>(std::time(nullptr) - *t));
+  return model::Age(timestamp, model::Clock::now());
 }
 
-// helper.GetAccessModesAsString: in Kubernetes' fixed order, comma-separated.
+// kubectl's ACCESS MODES cell (helper.GetAccessModesAsString) of a JSON list of modes.
 std::string AccessModes(const json& modes) {
-  static const std::pair<const char*, const char*> kOrder[] = {{"ReadWriteOnce", "RWO"},
-                                                               {"ReadOnlyMany", "ROX"},
-                                                               {"ReadWriteMany", "RWX"},
-                                                               {"ReadWriteOncePod", "RWOP"}};
-  std::string out;
-  if (!modes.is_array()) return out;
-  for (const auto& [mode, abbreviation] : kOrder) {
-    if (std::find(modes.begin(), modes.end(), json(mode)) == modes.end()) continue;
-    out += (out.empty() ? "" : ",") + std::string(abbreviation);
+  std::vector<model::AccessMode> parsed;
+  if (!modes.is_array()) return "";
+  for (const json& mode : modes) {
+    if (!mode.is_string()) continue;
+    if (auto m = model::ParseAccessMode(mode.get<std::string>())) parsed.push_back(*m);
   }
-  return out;
+  return model::AccessModesText(parsed);
 }
 
 json Column(const char* name, const char* type, const char* description, int priority = 0,

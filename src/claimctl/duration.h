@@ -1,5 +1,4 @@
-// Times as kubectl shows and reads them: ages ("3h20m"), RFC 3339 timestamps and Go durations
-// ("30s", "1m30s") for --timeout.
+// Go durations ("30s", "1m30s") for --timeout, and the ages and timestamps kubectl shows.
 #pragma once
 
 #include <chrono>
@@ -8,23 +7,16 @@
 #include <string_view>
 
 #include "claimfs/common/status.h"
+#include "claimfs/model/kube_time.h"
 
 namespace claimfs::claimctl {
 
 using Clock = std::chrono::system_clock;
 
-// k8s.io/apimachinery/pkg/util/duration.HumanDuration: "0s".."119s", "2m3s" below 10 minutes,
-// "15m" below 3 hours, "3h20m" below 8 hours, "30h" below 2 days, "3d4h" below 8 days, "120d"
-// below 2 years, "3y45d" below 8 years, then "9y". Below -1s: "<invalid>".
-std::string HumanDuration(std::chrono::nanoseconds d);
-
-// An RFC 3339 timestamp ("2026-11-25T10:00:00Z", "2026-11-25T10:00:00.123+02:00"), or nothing
-// when `text` is not one.
-std::optional<Clock::time_point> ParseTimestamp(std::string_view text);
-
-// kubectl's AGE cell: HumanDuration(now - timestamp), "<unknown>" when the timestamp is empty or
-// malformed.
-std::string Age(std::string_view timestamp, Clock::time_point now);
+// Ages and timestamps live in claimfs/model/kube_time.h, shared with the API server.
+using model::Age;
+using model::HumanDuration;
+using model::ParseTimestamp;
 
 // A Go duration ("300ms", "30s", "1.5h", "1h2m3s", "0"); a bare number means seconds, as kubectl's
 // --timeout accepts it. Fails with kInvalid naming the text.

@@ -232,19 +232,6 @@ const VolumeStats* FindStatsByClaim(const std::vector<VolumeStats>& stats, const
   return nullptr;
 }
 
-std::string AccessModesText(const std::vector<model::AccessMode>& modes) {
-  static const model::AccessMode kOrder[] = {
-      model::AccessMode::kReadWriteOnce, model::AccessMode::kReadOnlyMany,
-      model::AccessMode::kReadWriteMany, model::AccessMode::kReadWriteOncePod};
-  std::string out;
-  for (model::AccessMode mode : kOrder) {
-    if (std::find(modes.begin(), modes.end(), mode) == modes.end()) continue;
-    if (!out.empty()) out += ",";
-    out += model::ToShortString(mode);
-  }
-  return out;
-}
-
 std::vector<std::vector<std::string>> PersistentVolumeRows(
     const std::vector<model::PersistentVolume>& pvs, const TableOptions& options) {
   Rows rows;

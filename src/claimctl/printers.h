@@ -46,8 +46,7 @@ struct TableOptions {
   const std::vector<VolumeStats>* stats = nullptr;  // for the wide USED and MOUNT columns
 };
 
-// kubectl's ACCESS MODES cell: RWO,ROX,RWX,RWOP in that order, each once.
-std::string AccessModesText(const std::vector<model::AccessMode>& modes);
+using model::AccessModesText;
 
 // The rows of kubectl get, header first (when options.headers): see the column lists in each
 // function. Cells kubectl leaves blank are empty strings.

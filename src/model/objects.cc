@@ -1,5 +1,7 @@
 #include "claimfs/model/objects.h"
 
+#include <algorithm>
+
 namespace claimfs::model {
 
 const char* ToString(AccessMode mode) {
@@ -20,6 +22,19 @@ const char* ToShortString(AccessMode mode) {
     case AccessMode::kReadWriteOncePod: return "RWOP";
   }
   return "";
+}
+
+std::string AccessModesText(const std::vector<AccessMode>& modes) {
+  static const AccessMode kOrder[] = {
+      AccessMode::kReadWriteOnce, AccessMode::kReadOnlyMany,
+      AccessMode::kReadWriteMany, AccessMode::kReadWriteOncePod};
+  std::string out;
+  for (AccessMode mode : kOrder) {
+    if (std::find(modes.begin(), modes.end(), mode) == modes.end()) continue;
+    if (!out.empty()) out += ",";
+    out += ToShortString(mode);
+  }
+  return out;
 }
 
 const char* ToString(VolumeMode mode) {

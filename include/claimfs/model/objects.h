@@ -193,6 +193,8 @@ struct Event {
 // Kubernetes spellings, for codecs and printing.
 const char* ToString(AccessMode mode);          // "ReadWriteOnce"
 const char* ToShortString(AccessMode mode);     // "RWO", as kubectl's ACCESS MODES column
+// kubectl's ACCESS MODES cell: RWO,ROX,RWX,RWOP in that order, each once.
+std::string AccessModesText(const std::vector<AccessMode>& modes);
 const char* ToString(VolumeMode mode);          // "Filesystem" | "Block"
 const char* ToString(ReclaimPolicy policy);     // "Retain" | "Delete" | "Recycle"
 const char* ToString(VolumeBindingMode mode);   // "Immediate" | "WaitForFirstConsumer"
