@@ -24,14 +24,14 @@ constexpr unsigned kFuseMinor = 229;
 constexpr size_t kReceiveFdRoom = 16;
 
 bool KnownOp(uint16_t op) {
-  uint16_t base = op & ~static_cast<uint16_t>(Op::kReply);
-  return base >= static_cast<uint16_t>(Op::kHello) && base <= static_cast<uint16_t>(Op::kShutdown);
+  return op == static_cast<uint16_t>(Op::kReply) ||
+         (op >= static_cast<uint16_t>(Op::kHello) && op <= static_cast<uint16_t>(Op::kShutdown));
 }
 
 }  // namespace
 
 std::string_view OpName(Op op) {
-  switch (static_cast<Op>(static_cast<uint16_t>(op) & ~static_cast<uint16_t>(Op::kReply))) {
+  switch (op) {
     case Op::kHello:
       return "HELLO";
     case Op::kPut:
@@ -46,6 +46,8 @@ std::string_view OpName(Op op) {
       return "LIST";
     case Op::kShutdown:
       return "SHUTDOWN";
+    case Op::kReply:
+      return "reply";
     default:
       return "unknown op";
   }
@@ -90,7 +92,7 @@ Result<Message> DecodeMessage(std::string_view bytes) {
   message.op = static_cast<Op>(header.op);
   message.result = header.result;
   message.name.assign(bytes.substr(sizeof(header)));
-  bool reply = (header.op & static_cast<uint16_t>(Op::kReply)) != 0;
+  bool reply = message.op == Op::kReply;
   // Names never hold a NUL; a reply's body is text too.
   if (message.name.find('\0') != std::string::npos) {
     return Status::Invalid(std::string(reply ? "reply body" : "name") + " contains a NUL byte");
