@@ -201,6 +201,7 @@ bool Holder::HandleOne(Client& client) {
     return Reply(client, Error(-rv, "bad message: " + problem));
   }
   if (request.version != kHolderProtocolVersion) {
+    request.fds.clear();
     return Reply(client, Error(EPROTO, "protocol version " + std::to_string(request.version) +
                                            " is not spoken here; this holder speaks " +
                                            std::to_string(kHolderProtocolVersion)));
@@ -208,13 +209,17 @@ bool Holder::HandleOne(Client& client) {
   if (request.op == Op::kTake) {
     auto parsed = ParseBundleName(request.name);
     if (!parsed.ok()) return Reply(client, Error(EINVAL, parsed.status().message()));
-    if (!request.fds.empty()) return Reply(client, Error(EINVAL, "TAKE carries no fds"));
+    if (!request.fds.empty()) {
+      request.fds.clear();
+      return Reply(client, Error(EINVAL, "TAKE carries no fds"));
+    }
     auto it = held_.find(request.name);
     if (it == held_.end()) return Reply(client, Error(ENOENT, request.name + " is not held"));
     return Reply(client, Ok(), it->second.get());
   }
   Message reply = Handle(client, request);
-  // Fds the request carried and Handle did not keep close here, with `request`.
+  // Fds the request carried and Handle did not keep are closed before the client hears back.
+  request.fds.clear();
   return Reply(client, std::move(reply));
 }
 

@@ -98,6 +98,10 @@ Status HolderClient::Call(int op, std::string_view name, int fd, Reply* reply) {
   std::vector<int> fds;
   if (fd >= 0) fds.push_back(fd);
   int rv = SendMessage(socket_.get(), request, fds);
+  if (rv == -EPIPE || rv == -ECONNRESET) {
+    socket_.reset();
+    return Status::Unavailable("the holder closed the connection");
+  }
   if (rv < 0) {
     socket_.reset();
     return Status::FromErrno("cannot send " + std::string(OpName(request.op)) + " to the holder", -rv);
