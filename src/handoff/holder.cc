@@ -37,7 +37,8 @@ Status CheckRunDirectory(const std::string& run_dir) {
       return Status::FromErrno("cannot stat run directory " + run_dir, errno);
     }
   }
-  if (!S_ISDIR(st.st_mode)) return Status::Invalid("run directory " + run_dir + " is not a directory");
+  if (!S_ISDIR(st.st_mode))
+    return Status::Invalid("run directory " + run_dir + " is not a directory");
   if (st.st_uid != ::geteuid()) {
     return Status::Forbidden("run directory " + run_dir + " is owned by uid " +
                              std::to_string(st.st_uid) + ", not by us");
@@ -255,7 +256,8 @@ Message Holder::Handle(Client& client, Message& request) {
       }
       if (s.ok()) {
         pv = pv.substr(kBundleNamePrefix.size(), pv.size() - kBundleNamePrefix.size() - 1);
-        if (!IsDnsSubdomain(pv)) s = Status::Invalid("prefix " + prefix + " is not claimfs.1.<pv>.");
+        if (!IsDnsSubdomain(pv))
+          s = Status::Invalid("prefix " + prefix + " is not claimfs.1.<pv>.");
       }
       if (!s.ok()) return Error(EINVAL, s.message());
       size_t dropped = 0;
@@ -299,8 +301,8 @@ Status Holder::Serve() {
     }
     int timeout_ms = -1;
     if (idle_since) {
-      auto left = options_.idle_exit - std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           Clock::now() - *idle_since);
+      auto left = options_.idle_exit -
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - *idle_since);
       if (left.count() <= 0) {
         log::Info("holder: idle for {} ms with nothing held; exiting", options_.idle_exit.count());
         break;

@@ -104,7 +104,8 @@ Status HolderClient::Call(int op, std::string_view name, int fd, Reply* reply) {
   }
   if (rv < 0) {
     socket_.reset();
-    return Status::FromErrno("cannot send " + std::string(OpName(request.op)) + " to the holder", -rv);
+    return Status::FromErrno("cannot send " + std::string(OpName(request.op)) + " to the holder",
+                             -rv);
   }
   std::string problem;
   rv = ReceiveMessage(socket_.get(), &reply->message, &problem);

@@ -210,7 +210,8 @@ Status CheckFdMatchesName(std::string_view name, int fd) {
   if (flags < 0) return Status::FromErrno("fd for " + std::string(name), errno);
   if (flags & O_PATH) return Status::Invalid("fd for " + std::string(name) + " is an O_PATH fd");
   struct stat st;
-  if (::fstat(fd, &st) != 0) return Status::FromErrno("cannot stat the fd for " + std::string(name), errno);
+  if (::fstat(fd, &st) != 0)
+    return Status::FromErrno("cannot stat the fd for " + std::string(name), errno);
   switch (parsed->part) {
     case BundlePart::kConnection:
       if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != kFuseMajor ||

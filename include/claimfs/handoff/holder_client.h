@@ -20,9 +20,9 @@ namespace claimfs::handoff {
 std::string HolderSocketPath(std::string_view run_dir);
 
 struct HolderHello {
-  uint16_t version = 0;   // the holder's protocol version
-  std::string build_id;   // the holder's build id
-  pid_t pid = 0;          // from SO_PEERCRED
+  uint16_t version = 0;  // the holder's protocol version
+  std::string build_id;  // the holder's build id
+  pid_t pid = 0;         // from SO_PEERCRED
 };
 
 class HolderClient {

@@ -145,7 +145,8 @@ void FakeSystemd::Receive() {
   while (true) {
     char buf[kNotifyBufferMax + 1];
     iovec iov{buf, sizeof(buf)};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * kNotifyFdMax)];
+    alignas(
+        cmsghdr) char control[CMSG_SPACE(sizeof(ucred)) + CMSG_SPACE(sizeof(int) * kNotifyFdMax)];
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;

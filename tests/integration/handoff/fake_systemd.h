@@ -40,7 +40,7 @@ class FakeSystemd {
     std::string dir;               // notify.sock is made here
     unsigned fd_store_max = 8192;  // FileDescriptorStoreMax=
     NotifyAccess notify_access = NotifyAccess::kMain;
-    bool preserve_store = false;   // FileDescriptorStorePreserve=yes
+    bool preserve_store = false;  // FileDescriptorStorePreserve=yes
   };
 
   struct Notification {

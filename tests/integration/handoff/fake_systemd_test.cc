@@ -1,5 +1,7 @@
 // The fd store client (src/handoff/fd_store.*) against the notify-socket double, and the
 // double's own rules: what a crash restart keeps, what a manual restart flushes on 252.
+#include "handoff/fake_systemd.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -15,8 +17,6 @@
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include "handoff/fake_systemd.h"
 
 namespace claimfs::it {
 namespace {
@@ -238,8 +238,8 @@ TEST_F(RawNotify, StateLinesAndNameRules) {
   Send("FDSTORE=1\nFDNAME=bad:name", {m1});  // invalid name: stored as "stored"
   Send("FDSTORE=1", {m2});                   // no name: "stored"
   Send("FDSTORE=1\nFDNAME=" + std::string(256, 'n'), {m3});
-  Send("FDSTORE=1\nFDNAME=dup", {m1});  // the same open file as a stored one: dropped
-  Send("FDNAME=no-store", {m4});        // fds without FDSTORE=1: closed
+  Send("FDSTORE=1\nFDNAME=dup", {m1});   // the same open file as a stored one: dropped
+  Send("FDNAME=no-store", {m4});         // fds without FDSTORE=1: closed
   Send("FDSTORE=1\nFDNAME=over", {m4});  // past FileDescriptorStoreMax=3: closed
   Settle();
   EXPECT_EQ(systemd.StoredNames(), (std::vector<std::string>{"stored", "stored", "stored"}));

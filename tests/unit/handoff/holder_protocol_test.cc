@@ -40,8 +40,8 @@ Pair SeqPacketPair() {
 }
 
 TEST(HolderProtocol, EncodeDecodeRoundTrip) {
-  for (Op op : {Op::kHello, Op::kPut, Op::kTake, Op::kDrop, Op::kDropPrefix, Op::kList,
-                Op::kShutdown}) {
+  for (Op op :
+       {Op::kHello, Op::kPut, Op::kTake, Op::kDrop, Op::kDropPrefix, Op::kList, Op::kShutdown}) {
     Message m;
     m.op = op;
     m.name = "claimfs.1.pv.conn";
@@ -75,7 +75,8 @@ TEST(HolderProtocol, DecodeRefusesMalformedMessages) {
       {"name_len too long", Header(1, put, 5) + "abcd", "header says 5"},
       {"name_len too short", Header(1, put, 3) + "abcd", "header says 3"},
       {"name_len huge", Header(1, put, 0xffffffffu) + "abcd", "header says"},
-      {"oversized", Header(1, put, kMaxBody + 1) + std::string(kMaxBody + 1, 'a'), "over the limit"},
+      {"oversized", Header(1, put, kMaxBody + 1) + std::string(kMaxBody + 1, 'a'),
+       "over the limit"},
       {"reserved bits", Header(1, put, 1, 0, 1) + "a", "reserved"},
       {"unknown op 0", Header(1, 0, 1) + "a", "unknown op"},
       {"unknown op 8", Header(1, 8, 1) + "a", "unknown op"},
