@@ -1,6 +1,7 @@
 #include "claimfs/handoff/holder_client.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -224,6 +225,10 @@ Status SpawnHolder(const std::string& run_dir, const HolderLaunch& launch) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // The holder must keep nothing of ours but what it is given: a stray /dev/fuse fd would
+    // keep a connection alive unseen. Marked, not closed: the report pipe and binary_fd are
+    // still needed up to the exec.
+    ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
     int null = ::open("/dev/null", O_RDONLY);
     if (null >= 0 && null != STDIN_FILENO) {
       ::dup2(null, STDIN_FILENO);

@@ -129,6 +129,12 @@ class HolderTest : public ::testing::Test {
 };
 
 TEST_F(HolderTest, EnsureHolderStartsADetachedHolderThatSaysItsRole) {
+  // An fd the caller forgot to mark close-on-exec does not reach the holder.
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  UniqueFd leaky_r(p[0]), leaky_w(p[1]);
+  char leaky[64] = {};
+  ASSERT_GT(::readlink(("/proc/self/fd/" + std::to_string(p[0])).c_str(), leaky, 63), 0);
   HolderClient client = Ensure();
   pid_t pid = client.hello().pid;
   EXPECT_EQ(client.hello().build_id, "test-build");
@@ -148,6 +154,29 @@ TEST_F(HolderTest, EnsureHolderStartsADetachedHolderThatSaysItsRole) {
   EXPECT_EQ(st.st_mode & 07777, 0700u);
   // A second EnsureHolder finds the same one.
   EXPECT_EQ(Ensure().hello().pid, pid);
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    std::error_code ec;
+    EXPECT_NE(std::filesystem::read_symlink(entry.path(), ec).string(), std::string(leaky))
+        << "the holder inherited " << entry.path();
+  }
+}
+
+TEST_F(HolderTest, EnsureHolderRunsTheBinaryFdItWasGiven) {
+  UniqueFd binary(::open(CLAIMFSD_BINARY, O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(binary.valid());
+  launch_.binary_fd = binary.get();
+  launch_.binary_path = base_ + "/not-there";  // for messages only
+  HolderClient client = Ensure();
+  std::string cmdline = ReadProc(client.hello().pid, "cmdline");
+  EXPECT_EQ(cmdline.substr(0, 14), "claimfsd: hold");
+  // And a path that cannot run is reported as such.
+  launch_.binary_fd = -1;
+  std::string other_run = base_ + "/run2";
+  auto failed = EnsureHolder(other_run, launch_);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("not-there"), std::string::npos)
+      << failed.status().message();
 }
 
 TEST_F(HolderTest, FdsOutliveAKill9OfTheClientThatPutThem) {
