@@ -13,6 +13,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "claimfs/model/host_path.h"
 #include "claimfs/yaml/daemon_config.h"
 #include "daemon.h"
+#include "hold_main.h"
 #include "trusted_path.h"
 
 namespace claimfs::claimfsd {
@@ -211,6 +213,8 @@ int Run(const Flags& flags) {
 
 int main(int argc, char** argv) {
   using namespace claimfs::claimfsd;
+  // Internal roles, started by claimfsd itself.
+  if (argc > 1 && std::string_view(argv[1]) == "hold") return HoldMain(argc, argv);
   CLI::App app{
       "claimfsd mounts a quota-limited volume for every bound PersistentVolumeClaim and serves "
       "the API claimctl talks to.",
