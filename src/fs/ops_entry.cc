@@ -47,7 +47,11 @@ void Init(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_PARALLEL_DIROPS);
   want(FUSE_CAP_ASYNC_DIO);
   want(FUSE_CAP_READDIRPLUS);
-  want(FUSE_CAP_READDIRPLUS_AUTO);
+  // Every chunk of a listing is READDIRPLUS, not only the first (READDIRPLUS_AUTO): a chmod of
+  // a directory makes the kernel drop its dentry's validity (fuse_setattr), so after a tar
+  // extract each subdirectory named in a plain READDIR chunk cost a LOOKUP when find or du went
+  // into it; a READDIRPLUS entry renews the dentry. A known entry costs the daemon one fstatat.
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   // Informational in 3.14 (nothing in the reply): Opendir's ENOSYS is what turns OPENDIR off,
   // and a kernel without the capability would fail the opendir(3) with it.
   want(FUSE_CAP_NO_OPENDIR_SUPPORT);
