@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "claimfs/common/log.h"
+#include "claimfs/limits/resource_cap.h"
 #include "compat_io.h"
 #include "quota.h"
 #include "volume_impl.h"
@@ -112,6 +113,12 @@ int Passthrough::Install(fuse_session* session) {
       .writev = WritevHook, .read = ReadHook, .splice_receive = nullptr, .splice_send = nullptr};
   session_fd_ = fuse_session_fd(session);
   if (fuse_session_custom_io(session, &io, session_fd_) != 0) return -EINVAL;
+  // The serving threads run already (the pool is shared): CAP_SYS_RESOURCE, if there, is left
+  // out of the credentials at each BACKING_OPEN (Attach) rather than dropped.
+  if (auto caps = limits::ReadCapabilities(); caps.ok()) {
+    limits::ResourceCapDecision d = limits::DecideResourceCap(*caps, true, false);
+    if (d.action != limits::ResourceCapAction::kNone) log::Info("passthrough: {}", d.why);
+  }
   return 0;
 }
 
@@ -200,9 +207,15 @@ int Passthrough::Attach(Inode* inode, int fd) {
   if (b.refs == 0) {
     BackingMap map{};
     map.fd = fd;
-    int id = ioctl(session_fd_, kBackingOpen, &map);
+    int id;
+    int err = EIO;
+    {
+      // The kernel keeps these credentials for all I/O on the backing file.
+      limits::ResourceCapLowered lowered;
+      id = ioctl(session_fd_, kBackingOpen, &map);
+      if (id < 0) err = errno;
+    }
     if (id <= 0) {
-      int err = id < 0 ? errno : EIO;
       by_node_.erase(inode);
       if (!gave_up_ && (err == EPERM || err == ENOTTY || err == EOPNOTSUPP || err == ELOOP)) {
         gave_up_ = true;

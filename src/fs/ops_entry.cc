@@ -47,7 +47,11 @@ void Init(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_PARALLEL_DIROPS);
   want(FUSE_CAP_ASYNC_DIO);
   want(FUSE_CAP_READDIRPLUS);
-  want(FUSE_CAP_READDIRPLUS_AUTO);
+  // Every chunk of a listing is READDIRPLUS, not only the first (READDIRPLUS_AUTO): a chmod of
+  // a directory makes the kernel drop its dentry's validity (fuse_setattr), so after a tar
+  // extract each subdirectory named in a plain READDIR chunk cost a LOOKUP when find or du went
+  // into it; a READDIRPLUS entry renews the dentry. A known entry costs the daemon one fstatat.
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   // Informational in 3.14 (nothing in the reply): Opendir's ENOSYS is what turns OPENDIR off,
   // and a kernel without the capability would fail the opendir(3) with it.
   want(FUSE_CAP_NO_OPENDIR_SUPPORT);
@@ -255,14 +259,17 @@ void Statfs(fuse_req_t req, fuse_ino_t) {
     return;
   }
   if (v->kernel_limit) {
-    // Kernel mode: the figures of the limit the kernel enforces.
+    // Kernel mode: the figures of the limit the kernel enforces (the last ones read, if quotas
+    // were turned off). df must not fail: unreadable figures give the capacity, with the free
+    // space of the file system as the most that could still be written.
     limits::LimitUsage u;
-    rv = v->kernel_limit->ReadUsage(&u);
-    if (rv < 0) {
-      fuse_reply_err(req, -rv);
-      return;
+    uint64_t capacity = v->options.capacity_bytes.value_or(0);
+    if (v->kernel_limit->ReadUsage(&u) < 0) {
+      uint64_t backing_free = static_cast<uint64_t>(backing.f_bavail) * backing.f_frsize;
+      u.used_bytes = capacity - std::min(capacity, backing_free);
+    } else if (u.limit_bytes) {
+      capacity = u.limit_bytes;
     }
-    uint64_t capacity = u.limit_bytes ? u.limit_bytes : v->options.capacity_bytes.value_or(0);
     uint32_t fragment = FragmentSizeFor(capacity);
     struct statvfs st = backing;
     st.f_bsize = v->block_size;

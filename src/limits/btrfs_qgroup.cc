@@ -9,9 +9,12 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+
+#include "claimfs/common/log.h"
 
 namespace claimfs::limits {
 namespace {
@@ -30,36 +33,50 @@ int ReadNumberAt(int dir_fd, const char* name, uint64_t* out) noexcept {
 
 class BtrfsQgroup final : public VolumeLimit {
  public:
-  BtrfsQgroup(int qgroup_dir_fd, int volume_fd, uint64_t subvolume_id)
-      : qgroup_dir_fd_(qgroup_dir_fd),
-        volume_fd_(volume_fd),
-        subvolume_id_(subvolume_id) {}
+  BtrfsQgroup(int fs_dir_fd, int volume_fd, uint64_t subvolume_id)
+      : fs_dir_fd_(fs_dir_fd), volume_fd_(volume_fd), subvolume_id_(subvolume_id) {
+    std::snprintf(referenced_, sizeof referenced_, "qgroups/0_%llu/referenced",
+                  static_cast<unsigned long long>(subvolume_id));
+    std::snprintf(rsv_data_, sizeof rsv_data_, "qgroups/0_%llu/rsv_data",
+                  static_cast<unsigned long long>(subvolume_id));
+    std::snprintf(max_referenced_, sizeof max_referenced_, "qgroups/0_%llu/max_referenced",
+                  static_cast<unsigned long long>(subvolume_id));
+  }
   ~BtrfsQgroup() override {
-    close(qgroup_dir_fd_);
+    close(fs_dir_fd_);
     close(volume_fd_);
   }
 
   std::string Describe() const override {
-    return "btrfs qgroup 0/" + std::to_string(subvolume_id_);
+    LimitUsage ignored;
+    ReadUsage(&ignored);  // brings state_ up to date
+    switch (state_.load(std::memory_order_relaxed)) {
+      case kQuotasOff:
+        return Name() + ", limit gone: btrfs quotas were turned off";
+      case kInconsistent:
+        return Name() + ", figures unreliable: btrfs qgroups are inconsistent";
+      default:
+        return Name();
+    }
   }
 
   Status SetLimit(uint64_t bytes) override {
     if (bytes == 0) return Status::Invalid("a qgroup limit must be greater than zero");
-    btrfs_ioctl_qgroup_limit_args args{};
-    args.qgroupid = subvolume_id_;  // level 0: the subvolume's own qgroup
-    args.lim.flags = BTRFS_QGROUP_LIMIT_MAX_RFER;
-    args.lim.max_rfer = bytes;
-    if (ioctl(volume_fd_, BTRFS_IOC_QGROUP_LIMIT, &args) != 0) {
-      return Status::FromErrno("cannot set the limit of " + Describe(), errno);
+    if (int rv = ApplyLimit(bytes); rv < 0) {
+      return Status::FromErrno("cannot set the limit of " + Name(), -rv);
     }
+    limit_.store(bytes, std::memory_order_relaxed);
     return Status::Ok();
   }
 
   Status Resize(uint64_t bytes) override {
     auto usage = Usage();
     if (!usage.ok()) return usage.status();
+    if (!usage->enforced) {
+      return Status::Unavailable("cannot resize " + Describe() + " (btrfs quota enable)");
+    }
     if (bytes < usage->used_bytes) {
-      return Status::Forbidden("cannot shrink " + Describe() + " to " + std::to_string(bytes) +
+      return Status::Forbidden("cannot shrink " + Name() + " to " + std::to_string(bytes) +
                                " bytes: " + std::to_string(usage->used_bytes) + " are in use");
     }
     return SetLimit(bytes);
@@ -68,27 +85,99 @@ class BtrfsQgroup final : public VolumeLimit {
   Result<LimitUsage> Usage() const override {
     LimitUsage u;
     int rv = ReadUsage(&u);
-    if (rv < 0) return Status::FromErrno("cannot read the usage of " + Describe(), -rv);
+    if (rv < 0) return Status::FromErrno("cannot read the usage of " + Name(), -rv);
     return u;
   }
 
   int ReadUsage(LimitUsage* out) const noexcept override {
-    uint64_t referenced = 0, reserved = 0, limit = 0;
-    int rv = ReadNumberAt(qgroup_dir_fd_, "referenced", &referenced);
+    uint64_t referenced = 0, reserved = 0, limit = 0, inconsistent = 0;
+    int rv = ReadNumberAt(fs_dir_fd_, referenced_, &referenced);
+    if (rv == -ENOENT) {
+      // Quotas turned off (the qgroups directory went with them), or the qgroup removed.
+      Enter(kQuotasOff);
+      out->used_bytes = last_used_.load(std::memory_order_relaxed);
+      out->limit_bytes = limit_.load(std::memory_order_relaxed);
+      out->enforced = false;
+      return 0;
+    }
     if (rv < 0) return rv;
     // Data written since the last commit is in rsv_data, not yet in referenced.
-    if (ReadNumberAt(qgroup_dir_fd_, "rsv_data", &reserved) < 0) reserved = 0;
-    rv = ReadNumberAt(qgroup_dir_fd_, "max_referenced", &limit);
+    if (ReadNumberAt(fs_dir_fd_, rsv_data_, &reserved) < 0) reserved = 0;
+    rv = ReadNumberAt(fs_dir_fd_, max_referenced_, &limit);
     if (rv < 0) return rv;
-    out->used_bytes = referenced + reserved;
+    uint64_t used = referenced + reserved;
+    uint64_t wanted = limit_.load(std::memory_order_relaxed);
+    if (limit == 0 && wanted != 0 && ApplyLimit(wanted) == 0) {
+      // Quotas on again: btrfs made the qgroup anew, without the volume's limit.
+      limit = wanted;
+      Note("btrfs qgroup limit set again: quotas are on again");
+    }
+    if (ReadNumberAt(fs_dir_fd_, "qgroups/inconsistent", &inconsistent) == 0 && inconsistent) {
+      // A rescan counts again from zero: keep the last consistent figure as a floor.
+      Enter(kInconsistent);
+      uint64_t last = last_used_.load(std::memory_order_relaxed);
+      if (used < last) used = last;
+    } else {
+      Enter(kEnforced);
+      last_used_.store(used, std::memory_order_relaxed);
+    }
+    out->used_bytes = used;
     out->limit_bytes = limit;
+    out->enforced = true;
     return 0;
   }
 
  private:
-  const int qgroup_dir_fd_;  // /sys/fs/btrfs/<fsid>/qgroups/0_<id>
-  const int volume_fd_;      // the subvolume's root, for the ioctls
+  enum State : int { kEnforced, kQuotasOff, kInconsistent };
+
+  std::string Name() const { return "btrfs qgroup 0/" + std::to_string(subvolume_id_); }
+
+  int ApplyLimit(uint64_t bytes) const noexcept {
+    btrfs_ioctl_qgroup_limit_args args{};
+    args.qgroupid = subvolume_id_;  // level 0: the subvolume's own qgroup
+    args.lim.flags = BTRFS_QGROUP_LIMIT_MAX_RFER;
+    args.lim.max_rfer = bytes;
+    return ioctl(volume_fd_, BTRFS_IOC_QGROUP_LIMIT, &args) == 0 ? 0 : -errno;
+  }
+
+  // One log line per change of state, not per statfs.
+  void Enter(State next) const noexcept {
+    int before = state_.exchange(next, std::memory_order_relaxed);
+    if (before == next) return;
+    switch (next) {
+      case kQuotasOff:
+        Warn("the kernel no longer enforces the capacity: btrfs quotas were turned off; df and "
+             "usage show the last figures read (btrfs quota enable restores the limit)");
+        break;
+      case kInconsistent:
+        Warn("btrfs qgroups are inconsistent (a rescan is running or needed): usage figures may "
+             "lag until it ends");
+        break;
+      case kEnforced:
+        Note("the capacity is enforced by the kernel again");
+        break;
+    }
+  }
+  void Warn(const char* what) const noexcept {
+    try {
+      log::Warn("{}: {}", Name(), what);
+    } catch (...) {
+    }
+  }
+  void Note(const char* what) const noexcept {
+    try {
+      log::Info("{}: {}", Name(), what);
+    } catch (...) {
+    }
+  }
+
+  const int fs_dir_fd_;  // /sys/fs/btrfs/<fsid>: qgroups/ is made anew when quotas are enabled
+  const int volume_fd_;  // the subvolume's root, for the ioctls
   const uint64_t subvolume_id_;
+  char referenced_[64], rsv_data_[64], max_referenced_[64];  // paths under fs_dir_fd_
+  std::atomic<uint64_t> limit_{0};             // the limit last set; 0 before SetLimit
+  mutable std::atomic<uint64_t> last_used_{0};  // the last consistent usage
+  mutable std::atomic<int> state_{kEnforced};
 };
 
 // The first higher-level qgroup that qgroup 0/`subvolume_id` belongs to: 0 if none, -errno if
@@ -178,8 +267,8 @@ Result<std::unique_ptr<VolumeLimit>> OpenBtrfsQgroup(int dir_fd) {
     return fail(Status::Unavailable("btrfs qgroups are inconsistent (btrfs quota rescan)"));
   }
   std::string qgroup = "qgroups/0_" + std::to_string(id);
-  int qgroup_dir = openat(fs_dir, qgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (qgroup_dir < 0) {
+  struct stat qgroup_stat;
+  if (fstatat(fs_dir, qgroup.c_str(), &qgroup_stat, 0) != 0) {
     return fail(Status::FromErrno("no qgroup 0/" + std::to_string(id) + " (" + fs_path + "/" +
                                       qgroup + ")",
                                   errno));
@@ -187,21 +276,18 @@ Result<std::unique_ptr<VolumeLimit>> OpenBtrfsQgroup(int dir_fd) {
   int64_t parent = ParentQgroup(dir_fd, id);
   if (parent < 0) {
     return fail(Status::FromErrno("cannot read the qgroup relations of 0/" + std::to_string(id),
-                                  static_cast<int>(-parent)),
-                qgroup_dir);
+                                  static_cast<int>(-parent)));
   }
   if (parent > 0) {
     uint64_t p = static_cast<uint64_t>(parent);
     return fail(Status::Invalid("qgroup 0/" + std::to_string(id) + " is shared: it belongs to qgroup " +
                                 std::to_string(p >> 48) + "/" +
                                 std::to_string(p & ((1ULL << 48) - 1)) +
-                                ", whose limit the volume's size would not show"),
-                qgroup_dir);
+                                ", whose limit the volume's size would not show"));
   }
   int volume_fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
-  if (volume_fd < 0) return fail(Status::FromErrno("cannot keep the volume fd", errno), qgroup_dir);
-  close(fs_dir);
-  return std::unique_ptr<VolumeLimit>(new BtrfsQgroup(qgroup_dir, volume_fd, id));
+  if (volume_fd < 0) return fail(Status::FromErrno("cannot keep the volume fd", errno));
+  return std::unique_ptr<VolumeLimit>(new BtrfsQgroup(fs_dir, volume_fd, id));
 }
 
 Result<std::unique_ptr<VolumeLimit>> OpenVolumeLimit(int dir_fd) { return OpenBtrfsQgroup(dir_fd); }
@@ -243,6 +329,51 @@ Status CreateSubvolume(int pool_fd, const std::string& name) {
     return Status::FromErrno("cannot set the mode of btrfs subvolume " + name, err);
   }
   return Status::Ok();
+}
+
+Status DestroyVolume(int pool_fd, const std::string& name, int wait_ms) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+    return Status::Invalid("invalid volume name \"" + name + "\"");
+  }
+  uint64_t subvolume_id = 0;
+  int fd = openat(pool_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("cannot open volume " + name, errno);
+  struct statfs fs;
+  struct stat st;
+  if (fstatfs(fd, &fs) == 0 && static_cast<uint64_t>(fs.f_type) == BTRFS_SUPER_MAGIC &&
+      fstat(fd, &st) == 0 && st.st_ino == BTRFS_FIRST_FREE_OBJECTID) {
+    btrfs_ioctl_ino_lookup_args lookup{};
+    lookup.objectid = BTRFS_FIRST_FREE_OBJECTID;
+    if (ioctl(fd, BTRFS_IOC_INO_LOOKUP, &lookup) == 0 && lookup.treeid != BTRFS_FS_TREE_OBJECTID) {
+      subvolume_id = lookup.treeid;
+    }
+  }
+  close(fd);
+  if (unlinkat(pool_fd, name.c_str(), AT_REMOVEDIR) != 0) {
+    return Status::FromErrno("cannot remove volume " + name, errno);
+  }
+  if (subvolume_id == 0) return Status::Ok();
+  // btrfs drops a deleted subvolume in the background; until then its qgroup is busy.
+  for (int waited = 0;; waited += 50) {
+    btrfs_ioctl_qgroup_create_args args{};
+    args.create = 0;
+    args.qgroupid = subvolume_id;
+    if (ioctl(pool_fd, BTRFS_IOC_QGROUP_CREATE, &args) == 0) return Status::Ok();
+    int err = errno;
+    // ENOENT: btrfs removed it itself; ENOTCONN or EINVAL: quotas are off, no qgroups at all.
+    if (err == ENOENT || err == ENOTCONN || err == EINVAL) return Status::Ok();
+    if (err != EBUSY) {
+      return Status::FromErrno("cannot remove qgroup 0/" + std::to_string(subvolume_id) +
+                                   " of deleted volume " + name,
+                               err);
+    }
+    if (waited >= wait_ms) {
+      return Status::Unavailable("qgroup 0/" + std::to_string(subvolume_id) + " of deleted volume " +
+                                 name + " is still in use: btrfs has not dropped the subvolume yet");
+    }
+    ioctl(pool_fd, BTRFS_IOC_SYNC, nullptr);  // a commit wakes the cleaner that drops it
+    usleep(50 * 1000);
+  }
 }
 
 }  // namespace claimfs::limits

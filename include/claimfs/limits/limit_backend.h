@@ -19,6 +19,9 @@ namespace claimfs::limits {
 struct LimitUsage {
   uint64_t used_bytes = 0;   // btrfs: referenced + rsv_data (referenced alone lags a commit)
   uint64_t limit_bytes = 0;  // 0: no limit set
+  // False when the kernel no longer enforces the limit (btrfs quotas turned off under a mounted
+  // volume): used_bytes is then the last figure read while it did, limit_bytes the limit set.
+  bool enforced = true;
 };
 
 // The kernel-enforced limit of one volume directory. Thread-safe.
@@ -26,13 +29,17 @@ class VolumeLimit {
  public:
   virtual ~VolumeLimit() = default;
 
-  // "btrfs qgroup 0/257".
+  // "btrfs qgroup 0/257", followed by what is wrong with it now, if anything: "btrfs qgroup
+  // 0/257, limit gone: btrfs quotas were turned off".
   virtual std::string Describe() const = 0;
   // Sets the limit to `bytes` (> 0), live. Does not check usage: see Resize().
   virtual Status SetLimit(uint64_t bytes) = 0;
   // Raises or lowers the limit; a limit below what is used now fails with kForbidden and
   // changes nothing.
   virtual Status Resize(uint64_t bytes) = 0;
+  // The figures; when the limit went away under the volume (quotas turned off) the last figures
+  // read while it was enforced, `enforced` false, and one warning in the log. Quotas turned on
+  // again: the limit last set is set again.
   virtual Result<LimitUsage> Usage() const = 0;
   // The data plane's reader of the same figures (statfs): 0 or -errno, no allocation.
   virtual int ReadUsage(LimitUsage* out) const noexcept = 0;
@@ -54,5 +61,11 @@ std::string PoolLimitProblem(int pool_fd);
 // where PoolLimitProblem() is empty. A subvolume is removed like a directory (rmdir of the empty
 // subvolume; its qgroup goes with it).
 Status CreateSubvolume(int pool_fd, const std::string& name);
+
+// Removes the volume root `name` in `pool_fd`, which must be empty (as rmdir), and, when it was a
+// subvolume, its qgroup 0/<id> too once btrfs has dropped the subvolume (btrfs may keep a
+// qgroup of a deleted subvolume, "<stale>" in `btrfs qgroup show`). A plain directory is just
+// removed. Waits at most `wait_ms` for the drop; kUnavailable if the qgroup is still there then.
+Status DestroyVolume(int pool_fd, const std::string& name, int wait_ms = 10000);
 
 }  // namespace claimfs::limits

@@ -23,6 +23,7 @@
 
 #include "claimfs/fs/server_pool.h"
 #include "claimfs/fs/volume.h"
+#include "claimfs/limits/limit_backend.h"
 #include "fs/mount_fixture.h"
 #include "fs/process_util.h"
 
@@ -462,6 +463,81 @@ TEST_F(KernelMode, DaemonServedOpsMapEdquotToTheQuotaErrno) {
   free(aligned);
   close(fd);
   EXPECT_EQ(OpCount("write"), 0u);
+}
+
+// `btrfs quota disable` under a mounted kernel-mode volume takes the qgroup and its limit away:
+// df kept failing ENOENT, usage showed 0 and nothing said why. Now df shows the capacity and the
+// last usage, the mode and one log line say the limit is gone, and quotas on again bring the
+// limit back.
+TEST_F(KernelMode, QuotaDisableAfterMountKeepsDfAndSaysTheLimitIsGone) {
+  Volume* v = MountLibrary(Subvolume("vol"), kCapacity);
+  ASSERT_NE(v, nullptr);
+  std::string root = mount_points_.back();
+  Sh("dd if=/dev/zero of=" + root + "/f bs=1M count=8 conv=fsync status=none && sync");
+  ASSERT_GE(StatFs(root).used(), 8 * kMi);
+
+  std::string mnt = MountPoint("program");
+  std::unique_ptr<ClaimfsServer> server;
+  ASSERT_TRUE(ClaimfsServer::Start(Subvolume("program"), mnt, ServerOptions{"capacity=64Mi"},
+                                   base_ + "/claimfs.log", &server));
+  servers_.push_back(std::move(server));
+  Sh("dd if=/dev/zero of=" + mnt + "/f bs=1M count=4 conv=fsync status=none && sync");
+  ASSERT_GE(StatFs(mnt).used(), 4 * kMi);
+
+  Sh("btrfs quota disable " + btrfs_);
+  for (const std::string& m : {root, mnt, root, mnt}) {
+    struct statvfs st;
+    ASSERT_EQ(statvfs(m.c_str(), &st), 0) << m << ": " << ErrnoName(errno);
+  }
+  FsUsage after = StatFs(root);
+  EXPECT_EQ(after.total, kCapacity);
+  EXPECT_GE(after.used(), 8 * kMi);
+  EXPECT_GE(StatFs(mnt).used(), 4 * kMi);
+  EXPECT_EQ(v->mode(),
+            "kernel (btrfs qgroup 0/256, limit gone: btrfs quotas were turned off, passthrough)");
+  fs::VolumeUsage usage = v->Usage();
+  EXPECT_GE(usage.used_bytes, 8 * kMi);
+  EXPECT_EQ(usage.capacity_bytes, kCapacity);
+  RunResult df = RunShell("df -B1 " + mnt);
+  EXPECT_TRUE(df.Succeeded()) << df.Describe();
+  std::string log = servers_.back()->Log();
+  size_t first = log.find("btrfs quotas were turned off");
+  EXPECT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find("btrfs quotas were turned off", first + 1), std::string::npos)
+      << "one line, not one per statfs:\n"
+      << log;
+
+  Sh("btrfs quota enable " + btrfs_ + " && btrfs quota rescan -w " + btrfs_);
+  EXPECT_EQ(StatFs(root).total, kCapacity);
+  EXPECT_EQ(v->mode(), "kernel (btrfs qgroup 0/256, passthrough)");
+  auto [written, err] = FillUntilRefused(root + "/big", 100 * kMi);
+  EXPECT_EQ(err, EDQUOT) << "the limit is set again: " << ErrnoName(err);
+  EXPECT_LE(written, kCapacity);
+}
+
+// Deleting a kernel-mode volume removes its subvolume's qgroup too; a plain rmdir left
+// 0/<id> behind as "<stale>" until btrfs dropped the subvolume, or for good when it kept it.
+TEST_F(KernelMode, DestroyVolumeLeavesNoQgroupBehind) {
+  int pool = open(btrfs_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(pool, 0);
+  ASSERT_TRUE(limits::CreateSubvolume(pool, "vol").ok());
+  Sh("dd if=/dev/zero of=" + btrfs_ + "/vol/f bs=1M count=4 status=none && sync && rm " + btrfs_ +
+     "/vol/f && sync");
+  ASSERT_NE(RunShell("btrfs qgroup show " + btrfs_).output.find("0/256"), std::string::npos);
+  Status s = limits::DestroyVolume(pool, "vol");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  struct stat st;
+  EXPECT_NE(lstat((btrfs_ + "/vol").c_str(), &st), 0);
+  RunResult shown = RunShell("btrfs qgroup show " + btrfs_);
+  EXPECT_EQ(shown.output.find("0/256"), std::string::npos) << shown.output;
+
+  // A plain directory is just removed; a name that escapes the pool is refused.
+  ASSERT_EQ(mkdir((btrfs_ + "/plain").c_str(), 0700), 0);
+  EXPECT_TRUE(limits::DestroyVolume(pool, "plain").ok());
+  EXPECT_NE(lstat((btrfs_ + "/plain").c_str(), &st), 0);
+  EXPECT_EQ(limits::DestroyVolume(pool, "../x").code(), StatusCode::kInvalid);
+  EXPECT_EQ(limits::DestroyVolume(pool, "..").code(), StatusCode::kInvalid);
+  close(pool);
 }
 
 }  // namespace

@@ -166,6 +166,38 @@ TEST_F(RequestProfile, FindSendsNoOpendir) {
   EXPECT_GT(Count("readdirplus") + Count("readdir"), 0u);
 }
 
+// tar chmods every directory it extracts, and the kernel then stops trusting that directory's
+// dentry (fuse_setattr). A listing whose later chunks came as plain READDIR left those
+// subdirectories so, and find then sent a LOOKUP for each one it went into (0.7 per directory
+// on /usr/include/linux), du one for each file (11.8 per directory). Every chunk is READDIRPLUS
+// now, which renews the dentries it names.
+TEST_F(RequestProfile, ListingAfterTarLikeChmodsNeedsNoLookups) {
+  ASSERT_EQ(mkdir(M("big").c_str(), 0755), 0);
+  // Long names: the listing takes several requests of 32 KiB.
+  const std::string pad(120, 'n');
+  for (int i = 0; i < 600; ++i) {
+    std::string name = "big/" + std::to_string(i) + pad;
+    if (i % 10 == 0) {
+      ASSERT_EQ(mkdir(M(name).c_str(), 0700), 0);
+      ASSERT_TRUE(Touch(M(name + "/f")));
+      ASSERT_EQ(chmod(M(name).c_str(), 0755), 0);
+    } else {
+      ASSERT_TRUE(Touch(M(name)));
+    }
+  }
+  RunResult listed = claimfs::it::Run({"ls", "-f", M("big")});  // the listing, from the server
+  ASSERT_TRUE(listed.Succeeded()) << listed.Describe();
+  std::this_thread::sleep_for(100ms);
+  uint64_t lookups_before = Count("lookup");
+  RunResult found = claimfs::it::Run({"find", M("big")});
+  ASSERT_TRUE(found.Succeeded()) << found.Describe();
+  EXPECT_EQ(std::count(found.output.begin(), found.output.end(), '\n'), 1 + 600 + 60);
+  RunResult du = claimfs::it::Run({"du", "-s", M("big")});
+  ASSERT_TRUE(du.Succeeded()) << du.Describe();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(Count("lookup") - lookups_before, 0u);
+}
+
 TEST_F(RequestProfile, RandomWriteSendsNoGetxattr) {
   std::string path = M("rand");
   int fd = open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);  // cached, as fio opens
