@@ -30,6 +30,9 @@ constexpr size_t kMaxNameLength = 240;
 constexpr char kTemporarySuffix[] = ".claimfs-new";
 // Directory descriptors the tree walk keeps open; deeper levels are reopened through "..".
 constexpr size_t kMaxOpenDirectories = 32;
+// How long a delete waits for btrfs to drop a kernel-mode volume's subvolume, so that its qgroup
+// can go too (btrfs drops deleted subvolumes in the background).
+constexpr int kQgroupDropWaitMs = 2000;
 
 // Owns one file descriptor.
 class Fd {
@@ -564,8 +567,12 @@ Status RemoveTree(const std::string& path, const std::vector<std::string>& allow
         log::Info("recycled volume directory {}", path);
         return Status::Ok();
       }
-      if (::unlinkat(parent.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
-        return IOError("cannot remove directory " + path, errno);
+      // A kernel-mode volume's root is a btrfs subvolume: its qgroup goes too.
+      Status removed = limits::DestroyVolume(parent.get(), name, kQgroupDropWaitMs);
+      if (removed.code() == StatusCode::kUnavailable) {
+        log::Warn("{}", removed.message());  // the directory is gone; the qgroup stays stale
+      } else if (!removed.ok() && removed.code() != StatusCode::kNotFound) {
+        return Status(removed.code(), "cannot remove directory " + path + ": " + removed.message());
       }
       if (::fsync(parent.get()) != 0) log::Debug("fsync of the parent of {} failed", path);
       log::Info("deleted volume directory {}", path);

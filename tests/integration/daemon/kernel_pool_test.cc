@@ -121,6 +121,10 @@ TEST_F(KernelPoolTest, ClaimIsASubvolumeLimitedByTheKernelGrowsLiveAndIsDeleted)
       << DescribeEvents("PersistentVolume", volume);
   RunResult list = RunShell("btrfs subvolume list " + pool_dir());
   EXPECT_EQ(list.output.find(volume), std::string::npos) << list.output;
+  // ...and so does its qgroup: none is left "<stale>" (btrfs keeps a deleted subvolume's).
+  RunResult qgroups = RunShell("btrfs qgroup show " + pool_dir());
+  ASSERT_TRUE(qgroups.Succeeded()) << qgroups.Describe();
+  EXPECT_EQ(qgroups.output.find("stale"), std::string::npos) << qgroups.output;
 }
 
 }  // namespace
