@@ -20,6 +20,7 @@
 #include "claimfs/model/host_path.h"
 #include "claimfs/yaml/daemon_config.h"
 #include "daemon.h"
+#include "serve_role.h"
 #include "trusted_path.h"
 
 namespace claimfs::claimfsd {
@@ -211,6 +212,8 @@ int Run(const Flags& flags) {
 
 int main(int argc, char** argv) {
   using namespace claimfs::claimfsd;
+  if (IsServeRole(argc, argv)) return RunServeRole(argc, argv);
+  OpenOwnBinary();
   CLI::App app{
       "claimfsd mounts a quota-limited volume for every bound PersistentVolumeClaim and serves "
       "the API claimctl talks to.",
