@@ -26,6 +26,7 @@
 #include "claimfs/provisioner/volume_directory.h"
 #include "claimfs/store/write_batch.h"
 #include "lease_file.h"
+#include "serve_role.h"
 #include "trusted_path.h"
 
 namespace claimfs::claimfsd {
@@ -365,10 +366,10 @@ Status Daemon::Open() {
   auto root = mount::MountRoot::Open(config.mount_root, config.state_dir + "/rw-root");
   if (!root.ok()) return root.status();
   mount_root_ = std::move(*root);
-  Status s = ReconcileMountRoot();
-  if (!s.ok()) return s;
 
   mount::VolumeSetOptions vo;
+  Status s = PrepareServing(config, &vo);
+  if (!s.ok()) return s;
   vo.quota_errno = config.quota_errno;
   vo.threads = config.worker_threads;
   vo.fd_cache_budget = FdCacheBudget(config.max_volumes);
@@ -376,9 +377,12 @@ Status Daemon::Open() {
   if (config.volume_plugin.enabled.value_or(geteuid() == 0)) {
     vo.private_namespaces.insert(config.volume_plugin.namespace_);
   }
+  // Serving processes that outlived an earlier main are taken over first: their mounts stay.
   auto volumes = mount::VolumeSet::Create(vo, mount_root_.get());
   if (!volumes.ok()) return volumes.status();
   volumes_ = std::move(*volumes);
+  s = ReconcileMountRoot();
+  if (!s.ok()) return s;
 
   s = CreateDefaultClassOnFirstStart();
   if (!s.ok()) return s;
@@ -512,7 +516,7 @@ Status Daemon::ReconcileMountRoot() {
     if (claim.status.phase != model::ClaimPhase::kBound) continue;
     keep.insert(controller::ClaimKey(claim));
   }
-  auto detached = mount::ReconcileMounts(*mount_root_, keep);
+  auto detached = mount::ReconcileMounts(*mount_root_, keep, volumes_->ServedDevices());
   if (!detached.ok()) return detached.status();
   return Status::Ok();
 }

@@ -22,6 +22,7 @@
 #include "claimfs/yaml/daemon_config.h"
 #include "daemon.h"
 #include "hold_main.h"
+#include "serve_role.h"
 #include "trusted_path.h"
 
 namespace claimfs::claimfsd {
@@ -215,6 +216,8 @@ int main(int argc, char** argv) {
   using namespace claimfs::claimfsd;
   // Internal roles, started by claimfsd itself.
   if (argc > 1 && std::string_view(argv[1]) == "hold") return HoldMain(argc, argv);
+  if (IsServeRole(argc, argv)) return RunServeRole(argc, argv);
+  OpenOwnBinary();
   CLI::App app{
       "claimfsd mounts a quota-limited volume for every bound PersistentVolumeClaim and serves "
       "the API claimctl talks to.",

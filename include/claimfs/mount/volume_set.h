@@ -1,16 +1,19 @@
 // VolumeSet: the volumes claimfsd serves, each mounted at {mountRoot}/{namespace}/{claim} and
-// served by one shared pool of FUSE threads.
+// served by one of main's serving processes (`claimfsd: serve N volumes`, at most
+// kMaxVolumesPerServer each), which keep serving when main dies (docs/dataplane.md, 3 and 8).
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "claimfs/common/status.h"
@@ -49,18 +52,32 @@ inline constexpr mode_t kPrivateNamespaceMode = 0700;
 struct VolumeSetOptions {
   std::set<std::string> private_namespaces;  // their directories are kPrivateNamespaceMode
   int quota_errno = ENOSPC;
-  unsigned threads = 16;       // FUSE threads shared by every volume
+  unsigned threads = 16;       // FUSE threads of all serving processes together (at least 4 each)
   size_t fd_cache_budget = 0;  // per volume; 0: the fs library's default
+  int max_volumes = 0;         // the daemon's limit (0: none): how many servers share `threads`
+
+  // The serving processes: main's own binary (an fd opened at start, executed with execveat so
+  // that a file replaced on disk does not change what a respawn runs), their run directory
+  // (D/serve-<shard>.sock) and the log level they start with.
+  int server_binary_fd = -1;
+  std::string run_dir;
+  std::string log_level = "info";
+  std::string build_id;  // servers of another build are not adopted
+  // Called (without the set's lock) once per volume whose server died, after it was mounted
+  // again on a new server (ok) or could not be (the error): for an event.
+  std::function<void(const MountedVolume& volume, const Status& remounted)> on_server_lost;
 };
 
 // Thread-safe: every call holds mu_. Mount and Unmount block while the kernel mounts/unmounts.
 class VolumeSet {
  public:
   // Mounts go to <root>/<namespace>/<claim>; `root` makes their directories and must outlive
-  // the set.
+  // the set. Servers already running in the run directory (an earlier main's: kill -9 or a
+  // restart) are taken over with the volumes they serve; the caller unmounts those it does not
+  // want (Unmount).
   static Result<std::unique_ptr<VolumeSet>> Create(const VolumeSetOptions& options,
                                                    MountRoot* root);
-  ~VolumeSet();  // unmounts everything
+  ~VolumeSet();  // unmounts everything and ends every server
 
   // Where a claim ("namespace/name") is mounted.
   std::string MountPath(const std::string& claim) const;
@@ -84,25 +101,54 @@ class VolumeSet {
   std::optional<MountedVolume> Find(const std::string& volume) const;
   std::vector<fs::OperationStats> OperationStats() const;
   unsigned threads() const;
+  // The device numbers of the mounts live servers serve (start-up reconciliation keeps them).
+  std::set<dev_t> ServedDevices() const;
+  // Pids of the serving processes, by shard.
+  std::map<int, pid_t> ServerPids() const;
 
  private:
   struct Entry {
     MountRequest request;
     std::string mount_path;
     dev_t device = 0;
-    std::unique_ptr<fs::Volume> volume;
+    int shard = -1;
   };
-  VolumeSet(VolumeSetOptions options, MountRoot* root, std::unique_ptr<fs::ServerPool> pool);
-  MountedVolume Describe(const Entry& entry) const;
+  struct Server {
+    int shard = -1;
+    pid_t pid = -1;
+    int pidfd = -1;
+    int fd = -1;  // the connection; one request at a time, under mu_
+    unsigned threads = 0;
+    size_t volumes = 0;
+    bool child = false;  // spawned by this main (reaped by it)
+  };
+  VolumeSet(VolumeSetOptions options, MountRoot* root);
+  Status Adopt();
+  Result<int> PlaceLocked();
+  Result<int> SpawnLocked();
+  Result<Server> ConnectServer(int shard);
+  Status MountLocked(const MountRequest& request);
   void UnmountLocked(const std::string& name);
+  // A server that died or stopped answering: its mounts are detached and mounted again on
+  // another server. Returns the volumes it served, with the result of each.
+  std::vector<std::pair<MountedVolume, Status>> ReplaceServerLocked(int shard);
+  void ForgetServerLocked(int shard);
+  std::vector<MountedVolume> ListLocked(const std::string& only) const;
+  void Supervise();
+  void WakeSupervisor() const;
   // Removes a claim's mountpoint directory, and its namespace directory when that is empty.
   void RemoveMountpoint(const std::string& claim);
+  unsigned ThreadsPerServer() const;
 
   const VolumeSetOptions options_;
   MountRoot* const root_;
-  std::unique_ptr<fs::ServerPool> pool_;  // outlives every volume
+  // Lock order: mu_ only (callbacks run without it).
   mutable std::mutex mu_;
   std::map<std::string, Entry> volumes_;  // by PV name; guarded by mu_
+  mutable std::map<int, Server> servers_;  // by shard; guarded by mu_
+  int wake_fd_ = -1;                       // eventfd: the supervisor re-reads servers_
+  bool stopping_ = false;                  // guarded by mu_
+  std::thread supervisor_;
 };
 
 }  // namespace claimfs::mount
