@@ -101,19 +101,9 @@ OpenOut740 MakeOpenOut(uint64_t fh, int backing_id, bool direct_io) {
   return out;
 }
 
-Passthrough* Of(void* userdata) { return static_cast<Volume::Impl*>(userdata)->passthrough.get(); }
-
 }  // namespace
 
 Passthrough::Passthrough(int quota_errno, Quota* quota) : quota_errno_(quota_errno), quota_(quota) {}
-
-int Passthrough::Install(fuse_session* session) {
-  static const fuse_custom_io io = {
-      .writev = WritevHook, .read = ReadHook, .splice_receive = nullptr, .splice_send = nullptr};
-  session_fd_ = fuse_session_fd(session);
-  if (fuse_session_custom_io(session, &io, session_fd_) != 0) return -EINVAL;
-  return 0;
-}
 
 std::string Passthrough::off_reason() const {
   std::lock_guard lock(mu_);
@@ -129,16 +119,8 @@ void Passthrough::TurnOff(std::string reason) {
   if (off_reason_.empty()) off_reason_ = std::move(reason);
 }
 
-ssize_t Passthrough::ReadHook(int fd, void* buf, size_t len, void* userdata) {
-  ssize_t n = read(fd, buf, len);
-  if (n >= static_cast<ssize_t>(sizeof(fuse_in_header))) {
-    Of(userdata)->SeeRequest(buf, static_cast<size_t>(n));
-  }
-  return n;
-}
-
 void Passthrough::SeeRequest(const void* buf, size_t len) {
-  NoteRequest(buf, len);  // the kill-suid/sgid flags, for the handlers (compat_io.h)
+  if (len < sizeof(fuse_in_header)) return;
   fuse_in_header in;
   std::memcpy(&in, buf, sizeof in);
   if (in.opcode != FUSE_INIT) return;
@@ -153,11 +135,6 @@ void Passthrough::SeeRequest(const void* buf, size_t len) {
   }
   offered_.store(offered, std::memory_order_relaxed);
   init_unique_.store(in.unique, std::memory_order_release);
-}
-
-ssize_t Passthrough::WritevHook(int fd, struct iovec* iov, int count, void* userdata) {
-  if (count >= 1 && iov[0].iov_len == sizeof(fuse_out_header)) Of(userdata)->PatchReply(iov, count);
-  return writev(fd, iov, count);
 }
 
 void Passthrough::PatchReply(struct iovec* iov, int count) {
