@@ -395,6 +395,7 @@ Status Daemon::Open() {
     if (!s.ok()) return s;
     if (!worked || failed) break;
   }
+  volumes_->DropUnclaimedBundles();
   volumes_->RemoveStrayDirectories();
   WarnAboutUnnamedVolumeDirectories();
 

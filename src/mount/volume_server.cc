@@ -18,6 +18,8 @@
 #include "claimfs/common/log.h"
 #include "claimfs/fs/server_pool.h"
 #include "claimfs/fs/volume.h"
+#include "claimfs/handoff/bundle_name.h"
+#include "claimfs/handoff/holder_client.h"
 #include "serve_protocol.h"
 
 namespace claimfs::mount {
@@ -91,7 +93,12 @@ class Server {
                                          {"threads", pool_->threads()},
                                          {"volumes", volumes_.size()}});
     }
-    if (op == "MOUNT") return serve::Reply(MountLocked(request));
+    if (op == "MOUNT" || op == "ADOPT") {
+      dev_t device = 0;
+      Status s = op == "MOUNT" ? MountLocked(request, &device) : AdoptLocked(request, &device);
+      if (!s.ok()) return serve::Reply(s);
+      return serve::Reply(s, {{"device", static_cast<uint64_t>(device)}});
+    }
     if (op == "UNMOUNT") {
       UnmountLocked(request.value("volume", std::string()));
       return serve::Reply(Status::Ok());
@@ -122,31 +129,37 @@ class Server {
     return serve::Reply(Status::Invalid("unknown request \"" + op + "\""));
   }
 
-  Status MountLocked(const json& message) {
-    MountRequest request;
+  // The volume's options as main asked for them; the same for a fresh mount and an adoption.
+  Status OptionsFor(const json& message, MountRequest* request, fs::VolumeOptions* o) {
     serve::MountSettings settings;
-    Status s = serve::ParseMountMessage(message, &request, &settings);
+    Status s = serve::ParseMountMessage(message, request, &settings);
     if (!s.ok()) return s;
-    if (volumes_.count(request.volume)) UnmountLocked(request.volume);
+    o->source = request->source;
+    o->mountpoint = settings.mountpoint;
+    o->capacity_bytes = request->capacity_bytes;
+    o->quota_errno = settings.quota_errno;
+    o->allow_other = true;  // containers and every local user reach the volume
+    o->fd_cache_budget = settings.fd_cache_budget;
+    o->kernel_options.push_back("fsname=claimfs:" + request->volume);
+    for (const std::string& option : request->mount_options) {
+      s = fs::ParseMountOptions(option, o);
+      if (!s.ok()) return Status::Invalid(request->volume + ": " + s.message());
+    }
+    if (request->read_only) o->read_only = true;
+    if (o->read_only) o->kernel_options.emplace_back("ro");
+    if (volumes_.count(request->volume)) UnmountLocked(request->volume);
     if (volumes_.size() >= kMaxVolumesPerServer) {
       return Status::Unavailable("serving process " + std::to_string(options_.shard) +
                                  " already serves " + std::to_string(volumes_.size()) + " volumes");
     }
-    fs::VolumeOptions o;
-    o.source = request.source;
-    o.mountpoint = settings.mountpoint;
-    o.capacity_bytes = request.capacity_bytes;
-    o.quota_errno = settings.quota_errno;
-    o.allow_other = true;  // containers and every local user reach the volume
-    o.fd_cache_budget = settings.fd_cache_budget;
-    o.kernel_options.push_back("fsname=claimfs:" + request.volume);
-    for (const std::string& option : request.mount_options) {
-      s = fs::ParseMountOptions(option, &o);
-      if (!s.ok()) return Status::Invalid(request.volume + ": " + s.message());
-    }
-    if (request.read_only) o.read_only = true;
-    if (o.read_only) o.kernel_options.emplace_back("ro");
+    return Status::Ok();
+  }
 
+  Status MountLocked(const json& message, dev_t* device) {
+    MountRequest request;
+    fs::VolumeOptions o;
+    Status s = OptionsFor(message, &request, &o);
+    if (!s.ok()) return s;
     (void)TakeFuseLog();
     auto volume = fs::Volume::Mount(o);
     std::string fuse_said = TakeFuseLog();
@@ -159,24 +172,112 @@ class Server {
       (*volume)->Stop();
       return s;
     }
+    DepositLocked(request.volume, **volume);
+    AddLocked(request, o, std::move(*volume), device);
+    log::Info("mounted {} for claim {} at {} ({} bytes{})", request.volume, request.claim,
+              o.mountpoint, request.capacity_bytes, o.read_only ? ", read-only" : "");
+    return Status::Ok();
+  }
+
+  // Serves a volume whose connection a dead (or released) server served, from the bundle the
+  // holder kept: the programs using it see a pause, not an error (docs/dataplane.md 7). Main
+  // makes sure no other process serves the connection.
+  Status AdoptLocked(const json& message, dev_t* device) {
+    MountRequest request;
+    fs::VolumeOptions o;
+    Status s = OptionsFor(message, &request, &o);
+    if (!s.ok()) return s;
+    handoff::HolderClient* holder = HolderLocked();
+    if (holder == nullptr) return Status::Unavailable("no holder keeps " + request.volume);
+    auto connection_name = handoff::ConnectionName(request.volume);
+    auto arena_name = handoff::ArenaName(request.volume);
+    if (!connection_name.ok()) return connection_name.status();
+    if (!arena_name.ok()) return arena_name.status();
+    auto connection = holder->Take(*connection_name);
+    if (!connection.ok()) return connection.status();
+    auto arena = holder->Take(*arena_name);
+    if (!arena.ok()) return arena.status();
+    fs::VolumeBundle bundle{connection->release(), arena->release()};
+    auto volume = fs::Volume::Adopt(o, bundle);
+    if (!volume.ok()) return volume.status();
+    s = (*volume)->Start(pool_.get());
+    if (!s.ok()) {
+      (*volume)->Release();
+      return s;
+    }
+    AddLocked(request, o, std::move(*volume), device);
+    log::Info("adopted {} for claim {} at {}: its connection and open files carried over",
+              request.volume, request.claim, o.mountpoint);
+    return Status::Ok();
+  }
+
+  void AddLocked(const MountRequest& request, const fs::VolumeOptions& o,
+                 std::unique_ptr<fs::Volume> volume, dev_t* device) {
     Entry entry;
     entry.request = request;
     entry.mountpoint = o.mountpoint;
     struct stat st;
     // The pool serves the mount already, so stat reaches our own GETATTR.
     if (stat(o.mountpoint.c_str(), &st) == 0) entry.device = st.st_dev;
-    entry.volume = std::move(*volume);
-    log::Info("mounted {} for claim {} at {} ({} bytes{})", request.volume, request.claim,
-              entry.mountpoint, request.capacity_bytes, o.read_only ? ", read-only" : "");
+    *device = entry.device;
+    entry.volume = std::move(volume);
     volumes_[request.volume] = std::move(entry);
     Count();
-    return Status::Ok();
+  }
+
+  // The holder (`claimfsd: hold`, started by main) keeps a copy of each volume's connection and
+  // arena, so that the volume outlives this process.
+  handoff::HolderClient* HolderLocked() {
+    if (!holder_) {
+      auto client = handoff::HolderClient::Connect(options_.run_dir, options_.build_id);
+      if (!client.ok()) {
+        log::Warn("serve {}: no holder: {}", options_.shard, client.status().message());
+        return nullptr;
+      }
+      holder_ = std::make_unique<handoff::HolderClient>(std::move(*client));
+    }
+    return holder_.get();
+  }
+
+  void DepositLocked(const std::string& name, const fs::Volume& volume) {
+    auto bundle = volume.Bundle();
+    if (!bundle.ok()) {
+      log::Warn("{} does not outlive its serving process: {}", name, bundle.status().message());
+      return;
+    }
+    handoff::UniqueFd connection(bundle->connection_fd), arena(bundle->arena_fd);
+    auto connection_name = handoff::ConnectionName(name);
+    auto arena_name = handoff::ArenaName(name);
+    auto prefix = handoff::VolumePrefix(name);
+    Status s = !connection_name.ok() ? connection_name.status()
+               : !arena_name.ok()    ? arena_name.status()
+                                     : prefix.status();
+    // Twice: a holder restarted since the last call needs a new connection.
+    for (int attempt = 0; s.ok() && attempt < 2; ++attempt) {
+      handoff::HolderClient* holder = HolderLocked();
+      if (holder == nullptr) {
+        s = Status::Unavailable("no holder");
+        break;
+      }
+      (void)holder->DropPrefix(*prefix);  // an earlier mount's bundle
+      // The connection last: a bundle with a connection is complete.
+      s = holder->Put(*arena_name, arena.get());
+      if (s.ok()) s = holder->Put(*connection_name, connection.get());
+      if (s.ok()) return;
+      holder_.reset();
+      if (attempt == 0) s = Status::Ok();
+    }
+    log::Warn("{} does not outlive its serving process: {}", name, s.message());
   }
 
   void UnmountLocked(const std::string& name) {
     auto it = volumes_.find(name);
     if (it == volumes_.end()) return;
     it->second.volume->Stop();
+    // The holder's copy would keep the connection alive, unserved, under files still open.
+    if (auto prefix = handoff::VolumePrefix(name); prefix.ok()) {
+      if (handoff::HolderClient* holder = HolderLocked()) (void)holder->DropPrefix(*prefix);
+    }
     log::Info("unmounted {} from {}", name, it->second.mountpoint);
     volumes_.erase(it);
     Count();
@@ -209,6 +310,7 @@ class Server {
   const VolumeServerOptions options_;
   std::unique_ptr<fs::ServerPool> pool_;  // outlives every volume
   std::mutex mu_;                         // one request at a time
+  std::unique_ptr<handoff::HolderClient> holder_;  // GUARDED_BY(mu_)
   std::map<std::string, Entry> volumes_;  // by PV name; GUARDED_BY(mu_)
 };
 

@@ -17,6 +17,7 @@
 #include <system_error>
 
 #include "claimfs/common/log.h"
+#include "claimfs/handoff/holder_client.h"
 #include "claimfs/mount/crash_point.h"
 #include "claimfs/mount/volume_server.h"
 #include "serve_protocol.h"
@@ -78,6 +79,11 @@ VolumeSet::~VolumeSet() {
   UnmountAll();
   std::lock_guard lock(mu_);
   while (!servers_.empty()) ForgetServerLocked(servers_.begin()->first);
+  // Nothing is mounted any more: the holder has nothing left to keep.
+  if (holder_ && held_.empty()) {
+    Status s = holder_->Shutdown();
+    if (!s.ok()) log::Warn("the holder did not stop: {}", s.message());
+  }
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
@@ -92,6 +98,10 @@ Result<std::unique_ptr<VolumeSet>> VolumeSet::Create(const VolumeSetOptions& opt
   if (set->wake_fd_ < 0) return Status::FromErrno("eventfd", errno);
   Status s = set->Adopt();
   if (!s.ok()) return s;
+  {
+    std::lock_guard lock(set->mu_);
+    set->ConnectHolderLocked();
+  }
   set->supervisor_ = std::thread([p = set.get()] { p->Supervise(); });
   return set;
 }
@@ -336,17 +346,30 @@ std::vector<std::pair<MountedVolume, Status>> VolumeSet::ReplaceServerLocked(int
       ++it;
       continue;
     }
+    // The holder keeps the connection: a new server adopts it and callers only wait. Without
+    // a holder, or when adoption fails, the mount is detached (the path then shows the
+    // read-only mount root, EROFS) and mounted afresh.
     requests.push_back(it->second.request);
-    // The connection died with its server: its mount answers ENOTCONN. Detached, the path
-    // shows the read-only mount root (EROFS) until the new mount is there.
-    // Adoption (fs::Volume::Adopt, phase 4b) replaces this detach and fresh mount: the new
-    // server takes the kept connection over and no caller sees an error.
-    Detach(it->second.mount_path);
     it = volumes_.erase(it);
   }
   std::vector<std::pair<MountedVolume, Status>> out;
   for (const MountRequest& request : requests) {
-    Status s = MountLocked(request);
+    Status s = AdoptLocked(request);
+    if (s.ok()) {
+      MountedVolume m;
+      m.volume = request.volume;
+      m.claim = request.claim;
+      m.source = request.source;
+      m.mount_path = MountPath(request.claim);
+      m.serving = true;
+      out.emplace_back(std::move(m), s);
+      continue;
+    }
+    log::Warn("{} cannot be adopted ({}): mounted afresh, its open files fail", request.volume,
+              s.message());
+    ForgetBundleLocked(request.volume);  // the connection dies with the holder's copy
+    Detach(MountPath(request.claim));
+    s = MountLocked(request);
     MountedVolume m;
     m.volume = request.volume;
     m.claim = request.claim;
@@ -381,6 +404,23 @@ Status VolumeSet::Mount(const MountRequest& request) {
 }
 
 Status VolumeSet::MountLocked(const MountRequest& request) {
+  if (held_.count(request.volume)) {
+    // Its server died while main was down: the holder kept the connection.
+    std::map<std::string, MountInfo> mounts = HeldMountsLocked();
+    held_.erase(request.volume);
+    auto m = mounts.find(request.volume);
+    Status adopted = Status::Unavailable("its mount is not at " + MountPath(request.claim));
+    const std::string real_path =
+        root_->real_path() + MountPath(request.claim).substr(root_->path().size());
+    if (m != mounts.end() && m->second.mount_point == real_path) {
+      adopted = AdoptLocked(request);
+      if (adopted.ok()) return adopted;
+    }
+    log::Warn("{} cannot be adopted ({}): mounted afresh, its open files fail", request.volume,
+              adopted.message());
+    ForgetBundleLocked(request.volume);
+    if (m != mounts.end()) Detach(m->second.mount_point);
+  }
   fs::VolumeOptions checked;  // the options are checked here, before any directory is made
   for (const std::string& option : request.mount_options) {
     if (SetByDaemon(option)) {
@@ -429,6 +469,7 @@ Status VolumeSet::MountLocked(const MountRequest& request) {
   log::Info("mounted {} for claim {} at {} (serving process {})", request.volume, request.claim,
             entry.mount_path, *shard);
   volumes_[request.volume] = std::move(entry);
+  StoreBundleLocked(request.volume);
   return Status::Ok();
 }
 
@@ -445,6 +486,7 @@ void VolumeSet::UnmountLocked(const std::string& name) {
     unmounted = serve::Call(server->second.fd, {{"op", "UNMOUNT"}, {"volume", volume}}).ok();
     if (server->second.volumes > 0) --server->second.volumes;
   }
+  ForgetBundleLocked(volume);
   if (!unmounted) Detach(path);  // its server is gone: its connection with it
   volumes_.erase(it);
   CrashPoint("unmount.after_unmount");
@@ -617,6 +659,7 @@ std::set<dev_t> VolumeSet::ServedDevices() const {
   std::lock_guard lock(mu_);
   std::set<dev_t> devices;
   for (const auto& [name, entry] : volumes_) devices.insert(entry.device);
+  for (const auto& [name, mount] : HeldMountsLocked()) devices.insert(mount.device);
   return devices;
 }
 

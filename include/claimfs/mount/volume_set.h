@@ -20,6 +20,11 @@
 #include "claimfs/fs/server_pool.h"
 #include "claimfs/fs/volume.h"
 #include "claimfs/mount/mount_root.h"
+#include "claimfs/mount/mount_table.h"
+
+namespace claimfs::handoff {
+class HolderClient;
+}
 
 namespace claimfs::mount {
 
@@ -101,8 +106,13 @@ class VolumeSet {
   std::optional<MountedVolume> Find(const std::string& volume) const;
   std::vector<fs::OperationStats> OperationStats() const;
   unsigned threads() const;
-  // The device numbers of the mounts live servers serve (start-up reconciliation keeps them).
+  // The device numbers of the mounts whose connection lives: served by a live server, or kept
+  // by the holder for a server to adopt (start-up reconciliation keeps them).
   std::set<dev_t> ServedDevices() const;
+  // Drops what the holder keeps for volumes that were not mounted again since the start (their
+  // claims went while claimfsd was down) and detaches their mounts. Call after the recovery
+  // pass.
+  void DropUnclaimedBundles();
   // Pids of the serving processes, by shard.
   std::map<int, pid_t> ServerPids() const;
 
@@ -140,6 +150,20 @@ class VolumeSet {
   void RemoveMountpoint(const std::string& claim);
   unsigned ThreadsPerServer() const;
 
+  // ---- the holder and the fd store (volume_set_handoff.cc) ----
+  // Starts or reaches the holder, gives it what systemd's fd store handed back, and notes the
+  // volumes it keeps that no live server serves (held_).
+  void ConnectHolderLocked();
+  // Places a volume the holder keeps on a server that adopts its connection (no caller sees an
+  // error). Fails when there is no bundle or it cannot be adopted; the caller mounts afresh.
+  Status AdoptLocked(const MountRequest& request);
+  // A mounted volume's bundle goes to systemd's fd store too, when there is one.
+  void StoreBundleLocked(const std::string& volume);
+  // The volume's bundle leaves the holder and the fd store.
+  void ForgetBundleLocked(const std::string& volume);
+  // Mounts of held volumes (fsname "claimfs:<pv>") below the mount root, by PV name.
+  std::map<std::string, MountInfo> HeldMountsLocked() const;
+
   const VolumeSetOptions options_;
   MountRoot* const root_;
   // Lock order: mu_ only (callbacks run without it).
@@ -148,6 +172,9 @@ class VolumeSet {
   mutable std::map<int, Server> servers_;  // by shard; guarded by mu_
   int wake_fd_ = -1;                       // eventfd: the supervisor re-reads servers_
   bool stopping_ = false;                  // guarded by mu_
+  // Null when no holder could be reached: volumes then die with their server, as before.
+  std::unique_ptr<handoff::HolderClient> holder_;  // guarded by mu_
+  std::set<std::string> held_;  // guarded by mu_: kept by the holder, served by nobody yet
   std::thread supervisor_;
 };
 
