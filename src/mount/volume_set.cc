@@ -17,6 +17,7 @@
 #include <system_error>
 
 #include "claimfs/common/log.h"
+#include "claimfs/handoff/fd_store.h"
 #include "claimfs/handoff/holder_client.h"
 #include "claimfs/mount/crash_point.h"
 #include "claimfs/mount/volume_server.h"
@@ -96,11 +97,18 @@ Result<std::unique_ptr<VolumeSet>> VolumeSet::Create(const VolumeSetOptions& opt
   std::unique_ptr<VolumeSet> set(new VolumeSet(options, root));
   set->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (set->wake_fd_ < 0) return Status::FromErrno("eventfd", errno);
+  // First, before any process is started: systemd's fds are not close-on-exec.
+  std::vector<handoff::NamedFd> stored;
+  if (auto taken = handoff::TakeListenFds(); taken.ok()) {
+    stored = std::move(*taken);
+  } else {
+    log::Warn("the fds systemd kept cannot be read: {}", taken.status().message());
+  }
   Status s = set->Adopt();
   if (!s.ok()) return s;
   {
     std::lock_guard lock(set->mu_);
-    set->ConnectHolderLocked();
+    set->ConnectHolderLocked(&stored);
   }
   set->supervisor_ = std::thread([p = set.get()] { p->Supervise(); });
   return set;

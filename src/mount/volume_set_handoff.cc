@@ -22,7 +22,7 @@ constexpr std::string_view kFsnamePrefix = "claimfs:";
 
 }  // namespace
 
-void VolumeSet::ConnectHolderLocked() {
+void VolumeSet::ConnectHolderLocked(std::vector<handoff::NamedFd>* stored) {
   handoff::HolderLaunch launch;
   launch.binary_fd = options_.server_binary_fd;
   launch.build_id = options_.build_id;
@@ -36,16 +36,11 @@ void VolumeSet::ConnectHolderLocked() {
   holder_ = std::make_unique<handoff::HolderClient>(std::move(*holder));
 
   // After a restart of the whole service, systemd's store is where the connections survived.
-  auto stored = handoff::TakeListenFds();
-  if (!stored.ok()) {
-    log::Warn("the fds systemd kept cannot be read: {}", stored.status().message());
-  } else {
-    for (handoff::NamedFd& named : *stored) {
-      if (!handoff::ParseBundleName(named.name).ok()) continue;
-      Status s = holder_->Put(named.name, named.fd.get());
-      if (!s.ok() && s.code() != StatusCode::kAlreadyExists) {
-        log::Warn("{} from systemd's fd store: {}", named.name, s.message());
-      }
+  for (handoff::NamedFd& named : *stored) {
+    if (!handoff::ParseBundleName(named.name).ok()) continue;
+    Status s = holder_->Put(named.name, named.fd.get());
+    if (!s.ok() && s.code() != StatusCode::kAlreadyExists) {
+      log::Warn("{} from systemd's fd store: {}", named.name, s.message());
     }
   }
 

@@ -24,6 +24,7 @@
 
 namespace claimfs::handoff {
 class HolderClient;
+struct NamedFd;
 }
 
 namespace claimfs::mount {
@@ -151,9 +152,9 @@ class VolumeSet {
   unsigned ThreadsPerServer() const;
 
   // ---- the holder and the fd store (volume_set_handoff.cc) ----
-  // Starts or reaches the holder, gives it what systemd's fd store handed back, and notes the
-  // volumes it keeps that no live server serves (held_).
-  void ConnectHolderLocked();
+  // Starts or reaches the holder, gives it `stored` (what systemd's fd store handed back), and
+  // notes the volumes it keeps that no live server serves (held_).
+  void ConnectHolderLocked(std::vector<handoff::NamedFd>* stored);
   // Places a volume the holder keeps on a server that adopts its connection (no caller sees an
   // error). Fails when there is no bundle or it cannot be adopted; the caller mounts afresh.
   Status AdoptLocked(const MountRequest& request);

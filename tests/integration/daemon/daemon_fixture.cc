@@ -531,6 +531,7 @@ void DaemonTest::TearDown() {
   // Serving processes outlive a kill -9 of main by design: a test that ends after one leaves
   // them serving.
   for (const auto& [pid, cmdline] : ServerProcesses()) kill(pid, SIGKILL);
+  for (const auto& [pid, cmdline] : HolderProcesses()) kill(pid, SIGKILL);
   notify_.Stop();
   if (HasFailure() && !base_.empty()) {
     std::cerr << "---- claimfsd log (" << log_path_ << ") ----\n" << DaemonLog() << "----\n";
@@ -621,6 +622,14 @@ void DaemonTest::TearDown() {
 }
 
 std::map<pid_t, std::string> DaemonTest::ServerProcesses() const {
+  return ProcessesNamed("claimfsd-serve");
+}
+
+std::map<pid_t, std::string> DaemonTest::HolderProcesses() const {
+  return ProcessesNamed("claimfsd-hold");
+}
+
+std::map<pid_t, std::string> DaemonTest::ProcessesNamed(const std::string& comm_name) const {
   std::map<pid_t, std::string> out;
   if (base_.empty()) return out;
   std::error_code ec;
@@ -630,7 +639,7 @@ std::map<pid_t, std::string> DaemonTest::ServerProcesses() const {
     std::ifstream comm(e.path() / "comm");
     std::string c;
     std::getline(comm, c);
-    if (c != "claimfsd-serve") continue;
+    if (c != comm_name) continue;
     std::error_code cwd_ec;
     std::string cwd = std::filesystem::read_symlink(e.path() / "cwd", cwd_ec).string();
     if (cwd_ec || cwd.rfind(base_ + "/", 0) != 0) continue;

@@ -197,6 +197,9 @@ class DaemonTest : public ::testing::Test {
   // claimfsd's serving processes of this test's daemon (running in its run directory), by pid,
   // with their command lines as /proc/PID/cmdline shows them (up to the first NUL).
   std::map<pid_t, std::string> ServerProcesses() const;
+  // The holder (`claimfsd: hold`) of this test's daemon, the same way.
+  std::map<pid_t, std::string> HolderProcesses() const;
+  std::map<pid_t, std::string> ProcessesNamed(const std::string& comm_name) const;
   // A path removed at teardown (recursively; mounts below it are detached first).
   void RemoveAtTearDown(const std::string& path) { cleanup_paths_.push_back(path); }
 
