@@ -139,9 +139,12 @@ struct Source {
   struct statvfs backing {};
 };
 
+// `check_mountpoint` false: the mountpoint is a live mount nobody serves yet (adoption), and
+// any look at it would wait for the server we are about to become.
 Result<Source> OpenSource(VolumeOptions* options, bool check_mountpoint) {
   // Absolute paths: the standalone program changes to / when it goes to the background.
   for (std::string* path : {&options->source, &options->mountpoint}) {
+    if (path == &options->mountpoint && !check_mountpoint) continue;
     char resolved[PATH_MAX];
     if (realpath(path->c_str(), resolved) != nullptr) *path = resolved;
   }

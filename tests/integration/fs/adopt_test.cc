@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <dirent.h>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -72,7 +73,7 @@ bool Receive(int sock, std::string* text, std::vector<int>* fds, std::chrono::mi
 // Starts the helper: `mode` mount (no fds) or adopt (the kept connection and arena, inherited
 // as fds 10 and 11). The socket is fd 12 in the child.
 Server Spawn(const std::string& mode, const std::string& source, const std::string& mountpoint,
-             int conn_fd, int arena_fd) {
+             int conn_fd, int arena_fd, const std::string& crash_at = "") {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return {};
   std::vector<std::string> args = {HelperBinary(), mode, source, mountpoint, "12"};
@@ -83,6 +84,14 @@ Server Spawn(const std::string& mode, const std::string& source, const std::stri
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "CLAIMFS_CRASH_AT=", 17) != 0) env_strings.emplace_back(*e);
+  }
+  if (!crash_at.empty()) env_strings.push_back("CLAIMFS_CRASH_AT=" + crash_at);
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
   pid_t pid = fork();
   if (pid == 0) {
     // Only async-signal-safe calls until exec: the test has threads.
@@ -91,7 +100,7 @@ Server Spawn(const std::string& mode, const std::string& source, const std::stri
       dup2(arena_fd, 11);
     }
     dup2(pair[1], 12);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   close(pair[1]);
@@ -143,8 +152,9 @@ class AdoptTest : public ::testing::Test {
   }
 
   // Mounts through a fresh server and keeps its bundle.
-  ::testing::AssertionResult MountFresh() {
-    server_ = Spawn("mount", source_, mnt_, -1, -1);
+  // `crash_at`: the server kills itself there (CLAIMFS_CRASH_AT, see ops_internal.h).
+  ::testing::AssertionResult MountFresh(const std::string& crash_at = "") {
+    server_ = Spawn("mount", source_, mnt_, -1, -1, crash_at);
     std::string text;
     std::vector<int> fds;
     if (!Receive(server_.sock, &text, &fds, 15s)) {
@@ -157,11 +167,14 @@ class AdoptTest : public ::testing::Test {
     // A forked child closes its copies of the test's FUSE files at exec, and each close sends
     // FLUSH and waits for it: with the server killed and its successor the child itself, that
     // would deadlock. One FLUSH answered ENOSYS stops the kernel sending any on the connection.
-    std::string probe = mnt_ + "/.flush-probe";
-    int fd = open(probe.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0) return ::testing::AssertionFailure() << "cannot create " << probe;
+    // (Made in the source and opened through the mount: no CREATE, which a crash point may
+    // be waiting for.)
+    std::string probe = "/.flush-probe";
+    close(open((source_ + probe).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+    int fd = open((mnt_ + probe).c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return ::testing::AssertionFailure() << "cannot open " << mnt_ + probe;
     close(fd);
-    unlink(probe.c_str());
+    unlink((source_ + probe).c_str());
     return ::testing::AssertionSuccess();
   }
 
@@ -180,6 +193,26 @@ class AdoptTest : public ::testing::Test {
     }
     if (text != "A") return ::testing::AssertionFailure() << "adoption failed: " << text;
     return ::testing::AssertionSuccess();
+  }
+
+  // Runs `change` (a syscall on the volume, returning 0 or errno) in a thread while the server
+  // dies between doing it and replying; a new server adopts, the kernel resends the request.
+  // The caller must see success, once.
+  void ExpectDoneOnceAcrossACrashBeforeTheReply(const std::string& op,
+                                                const std::function<int()>& change) {
+    ASSERT_TRUE(MountFresh("reply." + op));
+    std::atomic<int> result{-1};
+    std::thread caller([&] { result = change(); });
+    std::optional<int> status = WaitForExit(server_.pid, 10s);
+    ASSERT_TRUE(status.has_value()) << "the server did not crash at reply." << op;
+    EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL);
+    server_.pid = -1;
+    close(server_.sock);
+    server_.sock = -1;
+    EXPECT_EQ(result.load(), -1) << "answered before the adoption";
+    ASSERT_TRUE(Adopt());
+    caller.join();
+    EXPECT_EQ(result.load(), 0) << op << ": " << ErrnoName(result.load());
   }
 
   std::string base_, source_, mnt_;
@@ -412,6 +445,49 @@ TEST_F(AdoptTest, CleanHandoffReleaseThenAdoptWithFilesOpen) {
   // Stopping the adopter unmounts the volume.
   Finish(&server_);
   EXPECT_TRUE(WaitForMountState(mnt_, false, 5s));
+}
+
+// docs/dataplane.md 7.3: a directory change the dead server made but did not answer is resent
+// and must not fail (EEXIST, ENOENT) the second time.
+TEST_F(AdoptTest, MkdirDoneBeforeTheCrashSucceedsOnce) {
+  std::string dir = mnt_ + "/d";
+  ExpectDoneOnceAcrossACrashBeforeTheReply("mkdir", [&] {
+    return mkdir(dir.c_str(), 0755) == 0 ? 0 : errno;
+  });
+  struct stat st;
+  EXPECT_EQ(stat((source_ + "/d").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+}
+
+TEST_F(AdoptTest, ExclusiveCreateDoneBeforeTheCrashSucceedsOnce) {
+  std::string path = mnt_ + "/c";
+  int fd = -1;
+  ExpectDoneOnceAcrossACrashBeforeTheReply("create", [&] {
+    fd = open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    return fd >= 0 ? 0 : errno;
+  });
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(write(fd, "data", 4), 4) << ErrnoName(errno);
+  close(fd);
+  EXPECT_EQ(ReadFileOrEmpty(source_ + "/c"), "data");
+}
+
+TEST_F(AdoptTest, UnlinkDoneBeforeTheCrashSucceedsOnce) {
+  ASSERT_EQ(close(open((source_ + "/u").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+  std::string path = mnt_ + "/u";
+  ExpectDoneOnceAcrossACrashBeforeTheReply("unlink", [&] {
+    return unlink(path.c_str()) == 0 ? 0 : errno;
+  });
+  EXPECT_NE(access((source_ + "/u").c_str(), F_OK), 0);
+}
+
+TEST_F(AdoptTest, RenameDoneBeforeTheCrashSucceedsOnce) {
+  ASSERT_EQ(close(open((source_ + "/from").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+  ExpectDoneOnceAcrossACrashBeforeTheReply("rename", [&] {
+    return rename((mnt_ + "/from").c_str(), (mnt_ + "/to").c_str()) == 0 ? 0 : errno;
+  });
+  EXPECT_EQ(access((source_ + "/to").c_str(), F_OK), 0);
+  EXPECT_NE(access((source_ + "/from").c_str(), F_OK), 0);
 }
 
 TEST_F(AdoptTest, AdoptionRefusesAnArenaOfAnotherSource) {
