@@ -220,6 +220,16 @@ void Passthrough::Detach(int fd) {
   }
 }
 
+void Passthrough::Restore(Inode* inode, int backing_id, uint32_t refs) {
+  std::lock_guard lock(mu_);
+  by_node_[inode] = Backing{backing_id, refs};
+}
+
+void Passthrough::RestoreHandle(int fd, Inode* inode) {
+  std::lock_guard lock(mu_);
+  by_handle_[fd] = inode;
+}
+
 void Passthrough::Forget() {
   std::lock_guard lock(mu_);
   by_node_.clear();

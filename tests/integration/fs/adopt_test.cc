@@ -73,7 +73,8 @@ bool Receive(int sock, std::string* text, std::vector<int>* fds, std::chrono::mi
 // Starts the helper: `mode` mount (no fds) or adopt (the kept connection and arena, inherited
 // as fds 10 and 11). The socket is fd 12 in the child.
 Server Spawn(const std::string& mode, const std::string& source, const std::string& mountpoint,
-             int conn_fd, int arena_fd, const std::string& crash_at = "") {
+             int conn_fd, int arena_fd, const std::string& crash_at = "",
+             const std::string& capacity = "") {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return {};
   std::vector<std::string> args = {HelperBinary(), mode, source, mountpoint, "12"};
@@ -81,6 +82,7 @@ Server Spawn(const std::string& mode, const std::string& source, const std::stri
     args.push_back("10");
     args.push_back("11");
   }
+  if (!capacity.empty()) args.push_back(capacity);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -147,6 +149,9 @@ class AdoptTest : public ::testing::Test {
     kept_.clear();
     if (!base_.empty()) {
       ForceUnmount(mnt_);
+      if (btrfs_mounted_) {
+        RunShell("umount '" + base_ + "/btrfs' || umount -l '" + base_ + "/btrfs'");
+      }
       RunShell("rm -rf '" + base_ + "'");
     }
   }
@@ -154,7 +159,7 @@ class AdoptTest : public ::testing::Test {
   // Mounts through a fresh server and keeps its bundle.
   // `crash_at`: the server kills itself there (CLAIMFS_CRASH_AT, see ops_internal.h).
   ::testing::AssertionResult MountFresh(const std::string& crash_at = "") {
-    server_ = Spawn("mount", source_, mnt_, -1, -1, crash_at);
+    server_ = Spawn("mount", source_, mnt_, -1, -1, crash_at, capacity_);
     std::string text;
     std::vector<int> fds;
     if (!Receive(server_.sock, &text, &fds, 15s)) {
@@ -185,7 +190,7 @@ class AdoptTest : public ::testing::Test {
   }
 
   ::testing::AssertionResult Adopt() {
-    server_ = Spawn("adopt", source_, mnt_, kept_[0], kept_[1]);
+    server_ = Spawn("adopt", source_, mnt_, kept_[0], kept_[1], "", capacity_);
     std::string text;
     std::vector<int> fds;
     if (!Receive(server_.sock, &text, &fds, 15s)) {
@@ -216,6 +221,8 @@ class AdoptTest : public ::testing::Test {
   }
 
   std::string base_, source_, mnt_;
+  std::string capacity_;  // bytes, for the helper; empty: none
+  bool btrfs_mounted_ = false;
   Server server_;
   std::vector<int> kept_;  // connection, arena
 };
@@ -488,6 +495,46 @@ TEST_F(AdoptTest, RenameDoneBeforeTheCrashSucceedsOnce) {
   });
   EXPECT_EQ(access((source_ + "/to").c_str(), F_OK), 0);
   EXPECT_NE(access((source_ + "/from").c_str(), F_OK), 0);
+}
+
+// Kernel mode (docs/dataplane.md 9.3): backing ids belong to the connection and survive the
+// server; the adopter must reuse them (a second BACKING_OPEN for the node would make every
+// later open of it fail EIO).
+TEST_F(AdoptTest, KernelModeBackingIdSurvivesServerKill) {
+  if (access("/dev/loop-control", F_OK) != 0) GTEST_SKIP() << "no loop devices here";
+  std::string btrfs = base_ + "/btrfs";
+  ASSERT_EQ(mkdir(btrfs.c_str(), 0755), 0);
+  RunResult r = RunShell("truncate -s 1G '" + base_ + "/image' && mkfs.btrfs -q '" + base_ +
+                         "/image' && mount -o loop '" + base_ + "/image' '" + btrfs + "'");
+  if (!r.Succeeded()) GTEST_SKIP() << "cannot make a btrfs here: " << r.Describe();
+  btrfs_mounted_ = true;
+  r = RunShell("btrfs quota enable '" + btrfs + "' && btrfs quota rescan -w '" + btrfs +
+               "' && btrfs -q subvolume create '" + btrfs + "/vol'");
+  ASSERT_TRUE(r.Succeeded()) << r.Describe();
+  source_ = btrfs + "/vol";
+  capacity_ = std::to_string(64ull << 20);
+  ASSERT_TRUE(MountFresh());
+  std::string path = mnt_ + "/p";
+  int fd = open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "one ", 4), 4);
+  ASSERT_TRUE(KillAndAdopt());
+  ASSERT_TRUE(KillAndAdopt());
+  EXPECT_EQ(write(fd, "two", 3), 3) << ErrnoName(errno);
+  // A second open of the node while the first is alive: the same backing id, or EIO.
+  int again = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(again, 0) << ErrnoName(errno);
+  char buf[16] = {};
+  EXPECT_EQ(pread(again, buf, sizeof buf, 0), 7) << ErrnoName(errno);
+  EXPECT_STREQ(buf, "one two");
+  close(again);
+  close(fd);
+  // All closed: the id is released; a new open gets a new one.
+  int later = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(later, 0) << ErrnoName(errno);
+  EXPECT_EQ(pread(later, buf, sizeof buf, 0), 7) << ErrnoName(errno);
+  close(later);
+  Finish(&server_);
 }
 
 TEST_F(AdoptTest, AdoptionRefusesAnArenaOfAnotherSource) {
