@@ -11,6 +11,7 @@
 
 #include "claimfs/common/log.h"
 #include "compat_io.h"
+#include "inode_table.h"
 #include "quota.h"
 #include "volume_impl.h"
 
@@ -193,6 +194,11 @@ int Passthrough::Attach(Inode* inode, int fd) {
   }
   ++b.refs;
   by_handle_[fd] = inode;
+  // Mirrored in the arena before the open's reply names the id: the kernel keeps backing ids
+  // past our death, and an adopter must reuse them (a second BACKING_OPEN for the node would
+  // make its later opens fail EIO).
+  inode->record->backing_id = b.id;
+  inode->record->backing_refs = b.refs;
   return b.id;
 }
 
@@ -200,14 +206,28 @@ void Passthrough::Detach(int fd) {
   std::lock_guard lock(mu_);
   auto h = by_handle_.find(fd);
   if (h == by_handle_.end()) return;
-  auto n = by_node_.find(h->second);
+  Inode* inode = h->second;
+  auto n = by_node_.find(inode);
   by_handle_.erase(h);
-  if (n == by_node_.end() || --n->second.refs > 0) return;
+  if (n == by_node_.end()) return;
+  inode->record->backing_refs = --n->second.refs;
+  if (n->second.refs > 0) return;
   uint32_t id = static_cast<uint32_t>(n->second.id);
   by_node_.erase(n);
+  inode->record->backing_id = 0;
   if (ioctl(session_fd_, kBackingClose, &id) != 0 && errno != ENOTCONN) {
     log::Warn("cannot close FUSE backing id {}: {}", id, std::strerror(errno));
   }
+}
+
+void Passthrough::Restore(Inode* inode, int backing_id, uint32_t refs) {
+  std::lock_guard lock(mu_);
+  by_node_[inode] = Backing{backing_id, refs};
+}
+
+void Passthrough::RestoreHandle(int fd, Inode* inode) {
+  std::lock_guard lock(mu_);
+  by_handle_[fd] = inode;
 }
 
 void Passthrough::Forget() {

@@ -69,6 +69,13 @@ class Passthrough {
   // The connection is gone: its backing ids went with it.
   void Forget();
 
+  // Adoption of a connection whose INIT turned passthrough on: the node's backing id and
+  // count as the arena kept them (the kernel still holds the id), and an open file reopened as
+  // handle `fd` that holds one of those references.
+  void Restore(Inode* inode, int backing_id, uint32_t refs);
+  void RestoreHandle(int fd, Inode* inode);
+  void Resume() { enabled_.store(true, std::memory_order_release); }
+
   // Replies to OPEN / CREATE with a passthrough open of `backing_id`. `direct_io`: reads and
   // writes still go to the daemon (set-id files: see ops.cc), mmap to the backing file.
   // Returns what fuse_reply_buf() returns.

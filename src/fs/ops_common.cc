@@ -13,8 +13,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <cstdio>
 #include <new>
 #include <vector>
 
@@ -281,6 +283,13 @@ void CloseAccounting(Impl* v, Inode* inode) {
     v->table->Unpin(inode);
     v->table->DropFd(inode);
     v->quota->Adjust(-static_cast<int64_t>(freed), -1);
+  }
+}
+
+void CrashPointBeforeReply(const char* op) {
+  static const char* const where = std::getenv("CLAIMFS_CRASH_AT");
+  if (where != nullptr && std::strncmp(where, "reply.", 6) == 0 && std::strcmp(where + 6, op) == 0) {
+    raise(SIGKILL);
   }
 }
 

@@ -329,8 +329,10 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
       fd = openat(pref.fd(), name, flags | O_CREAT | O_EXCL, mode);
       if (fd >= 0) {
         created = true;
-      } else if (errno == EEXIST && !(fi->flags & O_EXCL)) {
-        fd = openat(pref.fd(), name, flags);  // lost a race with another create: open it
+      } else if (errno == EEXIST && (!(fi->flags & O_EXCL) || RequestIsResent())) {
+        // Lost a race with another create, or a CREATE resent after an adoption that the
+        // previous server did before dying (docs/dataplane.md 7.3): open it.
+        fd = openat(pref.fd(), name, flags);
       }
       if (fd < 0) rv = -errno;
     }
@@ -348,6 +350,7 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
   if (!created && (fi->flags & O_TRUNC) && RequestKillsSuidgid()) {
     KillSetIdBits(req, fd, Kill::kFlagged);
   }
+  CrashPointBeforeReply("create");
   ReplyOpened(req, v, inode, fd, fi, &e);
 }
 

@@ -101,6 +101,10 @@ inline int FileFd(Impl* v, const fuse_file_info* fi) { return v->files->Fd(fi->f
 void CloseFile(Impl* v, uint64_t fh);
 void CloseAccounting(Impl* v, Inode* inode);
 
+// Test hook for the adoption tests: with CLAIMFS_CRASH_AT=reply.<op> in the environment the
+// process kills itself (SIGKILL) after <op>'s change is done, before its reply is sent.
+void CrashPointBeforeReply(const char* op);
+
 // ---- ops_names.cc ----
 // Reservations a new name takes: the new object's own block, if it gets one, and a block for
 // the parent directory to grow.

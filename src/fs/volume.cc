@@ -139,9 +139,12 @@ struct Source {
   struct statvfs backing {};
 };
 
+// `check_mountpoint` false: the mountpoint is a live mount nobody serves yet (adoption), and
+// any look at it would wait for the server we are about to become.
 Result<Source> OpenSource(VolumeOptions* options, bool check_mountpoint) {
   // Absolute paths: the standalone program changes to / when it goes to the background.
   for (std::string* path : {&options->source, &options->mountpoint}) {
+    if (path == &options->mountpoint && !check_mountpoint) continue;
     char resolved[PATH_MAX];
     if (realpath(path->c_str(), resolved) != nullptr) *path = resolved;
   }
@@ -381,13 +384,18 @@ Result<std::unique_ptr<Volume>> Volume::Adopt(VolumeOptions options, VolumeBundl
     return fail(Status::Unavailable("the kernel cannot resend requests (no FUSE_HAS_RESEND): "
                                     "adopting " + options.source + " could hang its callers"));
   }
-  if (header->flags & kArenaPassthrough) {
-    return fail(Status::Unavailable("adopting a volume in FUSE passthrough is not supported yet: " +
-                                    options.source));
-  }
 
   auto impl = std::make_unique<Impl>();
   if (Status s = SetUpQuota(impl.get(), src, options); !s.ok()) return fail(s);
+  bool passthrough = (header->flags & kArenaPassthrough) != 0;
+  if (passthrough && !impl->kernel_limit) {
+    return fail(Status::Conflict("the connection of " + options.source +
+                                 " is in FUSE passthrough but the volume is not kernel-enforced now"));
+  }
+  if (passthrough) {
+    impl->passthrough = std::make_unique<Passthrough>(impl->quota_errno, impl->quota.get());
+    impl->passthrough->Resume();
+  }
   if (impl->quota->enabled() != ((header->flags & kArenaAccounted) != 0)) {
     return fail(Status::Conflict("the options of " + options.source +
                                  " disagree with its arena about the quota accounting"));
@@ -404,6 +412,15 @@ Result<std::unique_ptr<Volume>> Volume::Adopt(VolumeOptions options, VolumeBundl
     impl->table->root()->allocated = static_cast<uint64_t>(src.root_stat.st_blocks) * 512;
   }
   int64_t nodes = impl->table->Rebuild();
+  if (impl->passthrough) {
+    // The kernel keeps backing ids past the old server: reuse them, never open a second one.
+    for (uint32_t slot = kRootSlot + 1; slot < impl->arena->nodes_high(); ++slot) {
+      NodeRecord* r = impl->arena->NodeSlot(slot);
+      if (r->state != kRecordLive || r->backing_id <= 0 || r->backing_refs == 0) continue;
+      Inode* inode = impl->table->Get(MakeId(slot, r->generation));
+      if (!impl->table->IsStale(inode)) impl->passthrough->Restore(inode, r->backing_id, r->backing_refs);
+    }
+  }
   impl->files = std::make_unique<OpenFiles>(impl->arena.get());
   size_t failed = 0;
   size_t files = impl->files->Reopen([&](uint64_t fh, const OpenFileRecord& r) {
@@ -422,6 +439,9 @@ Result<std::unique_ptr<Volume>> Volume::Adopt(VolumeOptions options, VolumeBundl
         fd = open(path, r.flags | O_CLOEXEC);
         if (fd < 0) fd = -errno;
       }
+    }
+    if (fd >= 0 && impl->passthrough && r.kind == static_cast<uint8_t>(FileKind::kPassthrough)) {
+      impl->passthrough->RestoreHandle(fd, inode);
     }
     if (fd < 0) {
       ++failed;
@@ -450,7 +470,8 @@ Result<std::unique_ptr<Volume>> Volume::Adopt(VolumeOptions options, VolumeBundl
     close(session_fd);
     return fail_session(Status::Internal("cannot set up a FUSE session for " + o.source));
   }
-  if (int rv = InstallChannelIo(impl->session, session_fd, true); rv < 0) {
+  if (impl->passthrough) impl->passthrough->Bind(impl->conn_fd);
+  if (int rv = InstallChannelIo(impl->session, session_fd, !impl->passthrough); rv < 0) {
     close(session_fd);
     return fail_session(Status::FromErrno("cannot set up the FUSE channel of " + o.source, -rv));
   }

@@ -76,8 +76,8 @@ class Volume {
   // mounted there). Takes ownership of both fds, also on failure. The caller makes sure no
   // other process serves the connection. Serving starts with Start()/Serve(): the saved INIT is
   // replayed to libfuse, then the kernel is asked to resend the requests the previous server
-  // read but did not answer. Fails (kUnavailable) when the kernel cannot resend, or for a
-  // volume in FUSE passthrough (not adoptable yet).
+  // read but did not answer. Fails (kUnavailable) when the kernel cannot resend. A volume in
+  // FUSE passthrough keeps the backing ids the kernel holds.
   static Result<std::unique_ptr<Volume>> Adopt(VolumeOptions options, VolumeBundle bundle);
 
   // Dups of the connection and arena fds (O_CLOEXEC), owned by the caller. Fails when the
