@@ -370,6 +370,9 @@ Status Daemon::Open() {
   mount::VolumeSetOptions vo;
   Status s = PrepareServing(config, &vo);
   if (!s.ok()) return s;
+  vo.on_server_lost = [this](const mount::MountedVolume& v, const Status& remounted) {
+    RecordServerLost(v, remounted);
+  };
   vo.quota_errno = config.quota_errno;
   vo.threads = config.worker_threads;
   vo.fd_cache_budget = FdCacheBudget(config.max_volumes);
@@ -683,7 +686,7 @@ std::set<std::string> Daemon::ClaimsInUse(const store::Snapshot& snapshot) {
     return in_use;
   }
   std::map<std::string, std::string> reasons;
-  for (const auto& [device, users] : scanner_.Scan(primary)) {
+  for (const auto& [device, users] : scanner_.Scan(primary, volumes_->ServerPids())) {
     if (!users.any()) continue;
     in_use.insert(claim_of[device]);
     reasons[claim_of[device]] = users.Describe();
@@ -1009,7 +1012,7 @@ std::vector<api::VolumeUser> Daemon::Users(const std::string& claim_key) {
   std::vector<api::VolumeUser> users;
   for (const mount::MountedVolume& m : volumes_->List()) {
     if (m.claim != claim_key || m.device == 0) continue;
-    mount::VolumeUsers found = scanner_.Scan({{m.device, m.mount_path}})[m.device];
+    mount::VolumeUsers found = scanner_.Scan({{m.device, m.mount_path}}, volumes_->ServerPids())[m.device];
     auto add = [&](const char* kind, pid_t pid) {
       api::VolumeUser user{kind, static_cast<int>(pid), found.commands[pid], "", ""};
       if (auto c = found.containers.find(pid); c != found.containers.end()) {

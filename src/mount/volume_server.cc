@@ -91,7 +91,11 @@ class Server {
                                          {"threads", pool_->threads()},
                                          {"volumes", volumes_.size()}});
     }
-    if (op == "MOUNT") return serve::Reply(MountLocked(request));
+    if (op == "MOUNT") {
+      dev_t device = 0;
+      Status s = MountLocked(request, &device);
+      return serve::Reply(s, {{"device", static_cast<uint64_t>(device)}});
+    }
     if (op == "UNMOUNT") {
       UnmountLocked(request.value("volume", std::string()));
       return serve::Reply(Status::Ok());
@@ -122,7 +126,7 @@ class Server {
     return serve::Reply(Status::Invalid("unknown request \"" + op + "\""));
   }
 
-  Status MountLocked(const json& message) {
+  Status MountLocked(const json& message, dev_t* device) {
     MountRequest request;
     serve::MountSettings settings;
     Status s = serve::ParseMountMessage(message, &request, &settings);
@@ -166,6 +170,7 @@ class Server {
     // The pool serves the mount already, so stat reaches our own GETATTR.
     if (stat(o.mountpoint.c_str(), &st) == 0) entry.device = st.st_dev;
     entry.volume = std::move(*volume);
+    *device = entry.device;
     log::Info("mounted {} for claim {} at {} ({} bytes{})", request.volume, request.claim,
               entry.mountpoint, request.capacity_bytes, o.read_only ? ", read-only" : "");
     volumes_[request.volume] = std::move(entry);

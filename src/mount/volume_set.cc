@@ -620,10 +620,10 @@ std::set<dev_t> VolumeSet::ServedDevices() const {
   return devices;
 }
 
-std::map<int, pid_t> VolumeSet::ServerPids() const {
+std::set<pid_t> VolumeSet::ServerPids() const {
   std::lock_guard lock(mu_);
-  std::map<int, pid_t> pids;
-  for (const auto& [shard, server] : servers_) pids[shard] = server.pid;
+  std::set<pid_t> pids;
+  for (const auto& [shard, server] : servers_) pids.insert(server.pid);
   return pids;
 }
 

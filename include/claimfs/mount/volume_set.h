@@ -103,8 +103,8 @@ class VolumeSet {
   unsigned threads() const;
   // The device numbers of the mounts live servers serve (start-up reconciliation keeps them).
   std::set<dev_t> ServedDevices() const;
-  // Pids of the serving processes, by shard.
-  std::map<int, pid_t> ServerPids() const;
+  // Pids of the serving processes.
+  std::set<pid_t> ServerPids() const;
 
  private:
   struct Entry {
