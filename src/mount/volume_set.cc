@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <linux/close_range.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -217,6 +218,9 @@ Result<int> VolumeSet::SpawnLocked() {
     // Async-signal-safe calls only: this is a copy of a multithreaded process.
     int null = open("/dev/null", O_RDONLY);
     if (null >= 0) dup2(null, 0);
+    // Nothing of main's but stdout and stderr (its log) reaches the server: an inherited socket
+    // or pipe would outlive main in it.
+    syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
     syscall(SYS_execveat, options_.server_binary_fd, "", argv.data(), environ, AT_EMPTY_PATH);
     _exit(127);
   }
