@@ -672,10 +672,12 @@ std::set<std::string> Daemon::ClaimsInUse(const store::Snapshot& snapshot) {
   // The /proc scan costs a walk over every process: only claims on their way out need it.
   std::map<dev_t, std::string> primary;
   std::map<dev_t, std::string> claim_of;
+  std::optional<std::vector<mount::MountedVolume>> mounted;  // one LIST of the servers a pass
   for (const model::PersistentVolumeClaim& claim : snapshot.claims) {
     if (!claim.metadata.deletion_timestamp) continue;
     std::string key = controller::ClaimKey(claim);
-    for (const mount::MountedVolume& m : volumes_->List()) {
+    if (!mounted) mounted = volumes_->List();
+    for (const mount::MountedVolume& m : *mounted) {
       if (m.claim != key || m.device == 0) continue;
       primary[m.device] = m.mount_path;
       claim_of[m.device] = key;

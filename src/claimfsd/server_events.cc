@@ -38,9 +38,8 @@ void Daemon::RecordServerLost(const mount::MountedVolume& volume, const Status& 
   e.type = "Warning";
   if (remounted.ok()) {
     e.reason = "VolumeServerRestarted";
-    e.message = "the process serving volume " + volume.volume +
-                " died; it is mounted again at " + volume.mount_path +
-                " (files open across the restart failed with ENOTCONN)";
+    e.message = "the process serving volume " + volume.volume + " died; it is mounted again at " +
+                volume.mount_path + " (files open across the restart failed with ENOTCONN)";
   } else {
     e.reason = "FailedMount";
     e.message = "the process serving volume " + volume.volume +

@@ -2,8 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <linux/close_range.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -199,16 +199,11 @@ Status VolumeSet::Adopt() {
 Result<int> VolumeSet::SpawnLocked() {
   int shard = 0;
   while (servers_.count(shard)) ++shard;
-  std::vector<std::string> args = {"claimfsd",
-                                   "serve",
-                                   "--run-dir",
-                                   options_.run_dir,
-                                   "--shard",
-                                   std::to_string(shard),
-                                   "--threads",
-                                   std::to_string(ThreadsPerServer()),
-                                   "--log-level",
-                                   options_.log_level};
+  std::vector<std::string> args = {"claimfsd",    "serve",
+                                   "--run-dir",   options_.run_dir,
+                                   "--shard",     std::to_string(shard),
+                                   "--threads",   std::to_string(ThreadsPerServer()),
+                                   "--log-level", options_.log_level};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -273,7 +268,8 @@ void VolumeSet::ForgetServerLocked(int shard) {
   servers_.erase(it);
   (void)serve::Call(server.fd, {{"op", "SHUTDOWN"}});
   close(server.fd);
-  if (!Exited(server.pidfd, static_cast<int>(std::chrono::milliseconds(kShutdownTimeout).count()))) {
+  if (!Exited(server.pidfd,
+              static_cast<int>(std::chrono::milliseconds(kShutdownTimeout).count()))) {
     log::Warn("serving process {} (pid {}) did not exit: killed", shard, server.pid);
     syscall(SYS_pidfd_send_signal, server.pidfd, SIGKILL, nullptr, 0);
     (void)Exited(server.pidfd, 1000);
@@ -361,8 +357,8 @@ std::vector<std::pair<MountedVolume, Status>> VolumeSet::ReplaceServerLocked(int
       log::Info("{} mounted again at {} after its serving process died", request.volume,
                 m.mount_path);
     } else {
-      log::Error("{} could not be mounted again after its serving process died: {}",
-                 request.volume, s.message());
+      log::Error("{} could not be mounted again after its serving process died: {}", request.volume,
+                 s.message());
     }
     out.emplace_back(std::move(m), s);
   }
@@ -602,7 +598,8 @@ std::vector<fs::OperationStats> VolumeSet::OperationStats() const {
       if (it->second.bucket_counts.size() < op.bucket_counts.size()) {
         it->second.bucket_counts.resize(op.bucket_counts.size());
       }
-      for (size_t i = 0; i < op.bucket_counts.size(); ++i) it->second.bucket_counts[i] += op.bucket_counts[i];
+      for (size_t i = 0; i < op.bucket_counts.size(); ++i)
+        it->second.bucket_counts[i] += op.bucket_counts[i];
     }
   }
   std::vector<fs::OperationStats> out;

@@ -144,7 +144,7 @@ class VolumeSet {
   MountRoot* const root_;
   // Lock order: mu_ only (callbacks run without it).
   mutable std::mutex mu_;
-  std::map<std::string, Entry> volumes_;  // by PV name; guarded by mu_
+  std::map<std::string, Entry> volumes_;   // by PV name; guarded by mu_
   mutable std::map<int, Server> servers_;  // by shard; guarded by mu_
   int wake_fd_ = -1;                       // eventfd: the supervisor re-reads servers_
   bool stopping_ = false;                  // guarded by mu_

@@ -55,8 +55,8 @@ TEST_F(Serve, ProcessesAreNamedServeNVolumesAndAStopLeavesNone) {
       << Titles(ServerProcesses());
 
   ASSERT_TRUE(StopDaemon());
-  EXPECT_TRUE(WaitFor([&] { return ServerProcesses().empty(); }, 10s))
-      << "left after a stop:\n" << Titles(ServerProcesses());
+  EXPECT_TRUE(WaitFor([&] { return ServerProcesses().empty(); }, 10s)) << "left after a stop:\n"
+                                                                       << Titles(ServerProcesses());
   EXPECT_TRUE(VolumeMountsUnder(data_dir()).empty());
 }
 
@@ -95,12 +95,23 @@ TEST_F(Serve, Kill9OfMainServersKeepServing) {
     while (read(p[0], &c, sizeof c) == sizeof c) written = c;
   };
   fcntl(p[0], F_SETFL, O_NONBLOCK);
-  ASSERT_TRUE(WaitFor([&] { drain(); return written >= 20; }, 10s)) << written;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        drain();
+        return written >= 20;
+      },
+      10s))
+      << written;
 
   Kill9();
   EXPECT_EQ(ServerProcesses().size(), 1u) << "the serving process died with main";
   uint32_t at_kill = written;
-  ASSERT_TRUE(WaitFor([&] { drain(); return written >= at_kill + 50; }, 10s))
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        drain();
+        return written >= at_kill + 50;
+      },
+      10s))
       << "the writer stopped when main was killed: " << at_kill << " -> " << written;
   ASSERT_TRUE(StartDaemon());
 
