@@ -49,9 +49,7 @@ Status PrepareServing(const yaml::DaemonConfig& config, mount::VolumeSetOptions*
   return Status::Ok();
 }
 
-bool IsServeRole(int argc, char** argv) {
-  return argc > 1 && std::string(argv[1]) == "serve";
-}
+bool IsServeRole(int argc, char** argv) { return argc > 1 && std::string(argv[1]) == "serve"; }
 
 int RunServeRole(int argc, char** argv) {
   InitProcessTitle(argc, argv);

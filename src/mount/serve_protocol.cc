@@ -50,7 +50,8 @@ int ShardOfSocketName(const std::string& name) {
     return -1;
   }
   std::string digits = name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
-  if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos) {
+  if (digits.empty() || digits.size() > 6 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
     return -1;
   }
   return std::stoi(digits);
@@ -156,16 +157,18 @@ json Reply(const Status& status, json body) {
 Status StatusOf(const json& reply) {
   int code = reply.value("code", static_cast<int>(StatusCode::kInternal));
   if (code == 0) return Status::Ok();
-  if (code < 0 || code > static_cast<int>(StatusCode::kInternal)) code = static_cast<int>(StatusCode::kInternal);
-  return Status(static_cast<StatusCode>(code), reply.value("message", std::string("unknown error")));
+  if (code < 0 || code > static_cast<int>(StatusCode::kInternal))
+    code = static_cast<int>(StatusCode::kInternal);
+  return Status(static_cast<StatusCode>(code),
+                reply.value("message", std::string("unknown error")));
 }
 
 namespace {
 
 json RequestJson(const MountRequest& r) {
-  return {{"volume", r.volume},           {"claim", r.claim},
-          {"source", r.source},           {"capacity", r.capacity_bytes},
-          {"read_only", r.read_only},     {"mount_options", r.mount_options}};
+  return {{"volume", r.volume},       {"claim", r.claim},
+          {"source", r.source},       {"capacity", r.capacity_bytes},
+          {"read_only", r.read_only}, {"mount_options", r.mount_options}};
 }
 
 Status RequestFromJson(const json& j, MountRequest* r) {
@@ -224,7 +227,8 @@ json ToJson(const ListedVolume& v) {
 
 Result<ListedVolume> ListedVolumeFromJson(const json& j) {
   ListedVolume v;
-  if (!j.is_object() || !j.contains("request")) return Status::Invalid("a LIST entry without a request");
+  if (!j.is_object() || !j.contains("request"))
+    return Status::Invalid("a LIST entry without a request");
   Status s = RequestFromJson(j["request"], &v.request);
   if (!s.ok()) return s;
   try {

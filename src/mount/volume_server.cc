@@ -8,8 +8,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdarg>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -114,7 +114,8 @@ class Server {
       return serve::Reply(s);
     }
     if (op == "LIST") {
-      return ListLocked(request.value("after", std::string()), request.value("only", std::string()));
+      return ListLocked(request.value("after", std::string()),
+                        request.value("only", std::string()));
     }
     if (op == "STATS") {
       json ops = json::array();

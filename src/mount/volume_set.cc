@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
@@ -216,16 +217,11 @@ Status VolumeSet::Adopt() {
 Result<int> VolumeSet::SpawnLocked() {
   int shard = 0;
   while (servers_.count(shard)) ++shard;
-  std::vector<std::string> args = {"claimfsd",
-                                   "serve",
-                                   "--run-dir",
-                                   options_.run_dir,
-                                   "--shard",
-                                   std::to_string(shard),
-                                   "--threads",
-                                   std::to_string(ThreadsPerServer()),
-                                   "--log-level",
-                                   options_.log_level};
+  std::vector<std::string> args = {"claimfsd",    "serve",
+                                   "--run-dir",   options_.run_dir,
+                                   "--shard",     std::to_string(shard),
+                                   "--threads",   std::to_string(ThreadsPerServer()),
+                                   "--log-level", options_.log_level};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -235,6 +231,9 @@ Result<int> VolumeSet::SpawnLocked() {
     // Async-signal-safe calls only: this is a copy of a multithreaded process.
     int null = open("/dev/null", O_RDONLY);
     if (null >= 0) dup2(null, 0);
+    // Nothing of main's but stdout and stderr (its log) reaches the server: an inherited socket
+    // or pipe would outlive main in it.
+    syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
     syscall(SYS_execveat, options_.server_binary_fd, "", argv.data(), environ, AT_EMPTY_PATH);
     _exit(127);
   }
@@ -287,7 +286,8 @@ void VolumeSet::ForgetServerLocked(int shard) {
   servers_.erase(it);
   (void)serve::Call(server.fd, {{"op", "SHUTDOWN"}});
   close(server.fd);
-  if (!Exited(server.pidfd, static_cast<int>(std::chrono::milliseconds(kShutdownTimeout).count()))) {
+  if (!Exited(server.pidfd,
+              static_cast<int>(std::chrono::milliseconds(kShutdownTimeout).count()))) {
     log::Warn("serving process {} (pid {}) did not exit: killed", shard, server.pid);
     syscall(SYS_pidfd_send_signal, server.pidfd, SIGKILL, nullptr, 0);
     (void)Exited(server.pidfd, 1000);
@@ -325,7 +325,7 @@ void VolumeSet::Supervise() {
     for (size_t i = 1; i < fds.size(); ++i) {
       if (!(fds[i].revents & POLLIN)) continue;
       auto [shard, pidfd] = watched[i - 1];
-      std::vector<std::pair<MountedVolume, Status>> lost;
+      std::vector<ServerLoss> lost;
       {
         std::lock_guard lock(mu_);
         if (stopping_) return;
@@ -334,13 +334,13 @@ void VolumeSet::Supervise() {
         lost = ReplaceServerLocked(shard);
       }
       if (options_.on_server_lost) {
-        for (const auto& [volume, status] : lost) options_.on_server_lost(volume, status);
+        for (const ServerLoss& loss : lost) options_.on_server_lost(loss);
       }
     }
   }
 }
 
-std::vector<std::pair<MountedVolume, Status>> VolumeSet::ReplaceServerLocked(int shard) {
+std::vector<ServerLoss> VolumeSet::ReplaceServerLocked(int shard) {
   Server dead = servers_[shard];
   servers_.erase(shard);
   if (dead.child) waitpid(dead.pid, nullptr, WNOHANG);
@@ -360,38 +360,31 @@ std::vector<std::pair<MountedVolume, Status>> VolumeSet::ReplaceServerLocked(int
     requests.push_back(it->second.request);
     it = volumes_.erase(it);
   }
-  std::vector<std::pair<MountedVolume, Status>> out;
+  std::vector<ServerLoss> out;
   for (const MountRequest& request : requests) {
-    Status s = AdoptLocked(request);
-    if (s.ok()) {
-      MountedVolume m;
-      m.volume = request.volume;
-      m.claim = request.claim;
-      m.source = request.source;
-      m.mount_path = MountPath(request.claim);
-      m.serving = true;
-      out.emplace_back(std::move(m), s);
-      continue;
+    ServerLoss loss;
+    loss.volume.volume = request.volume;
+    loss.volume.claim = request.claim;
+    loss.volume.source = request.source;
+    loss.volume.mount_path = MountPath(request.claim);
+    loss.remounted = AdoptLocked(request);
+    loss.adopted = loss.remounted.ok();
+    if (!loss.adopted) {
+      log::Warn("{} cannot be adopted ({}): mounted afresh, its open files fail", request.volume,
+                loss.remounted.message());
+      ForgetBundleLocked(request.volume);  // the connection dies with the holder's copy
+      Detach(loss.volume.mount_path);
+      loss.remounted = MountLocked(request);
+      if (loss.remounted.ok()) {
+        log::Info("{} mounted again at {} after its serving process died", request.volume,
+                  loss.volume.mount_path);
+      } else {
+        log::Error("{} could not be mounted again after its serving process died: {}",
+                   request.volume, loss.remounted.message());
+      }
     }
-    log::Warn("{} cannot be adopted ({}): mounted afresh, its open files fail", request.volume,
-              s.message());
-    ForgetBundleLocked(request.volume);  // the connection dies with the holder's copy
-    Detach(MountPath(request.claim));
-    s = MountLocked(request);
-    MountedVolume m;
-    m.volume = request.volume;
-    m.claim = request.claim;
-    m.source = request.source;
-    m.mount_path = MountPath(request.claim);
-    m.serving = s.ok();
-    if (s.ok()) {
-      log::Info("{} mounted again at {} after its serving process died", request.volume,
-                m.mount_path);
-    } else {
-      log::Error("{} could not be mounted again after its serving process died: {}",
-                 request.volume, s.message());
-    }
-    out.emplace_back(std::move(m), s);
+    loss.volume.serving = loss.remounted.ok();
+    out.push_back(std::move(loss));
   }
   return out;
 }
@@ -648,7 +641,8 @@ std::vector<fs::OperationStats> VolumeSet::OperationStats() const {
       if (it->second.bucket_counts.size() < op.bucket_counts.size()) {
         it->second.bucket_counts.resize(op.bucket_counts.size());
       }
-      for (size_t i = 0; i < op.bucket_counts.size(); ++i) it->second.bucket_counts[i] += op.bucket_counts[i];
+      for (size_t i = 0; i < op.bucket_counts.size(); ++i)
+        it->second.bucket_counts[i] += op.bucket_counts[i];
     }
   }
   std::vector<fs::OperationStats> out;
@@ -671,10 +665,10 @@ std::set<dev_t> VolumeSet::ServedDevices() const {
   return devices;
 }
 
-std::map<int, pid_t> VolumeSet::ServerPids() const {
+std::set<pid_t> VolumeSet::ServerPids() const {
   std::lock_guard lock(mu_);
-  std::map<int, pid_t> pids;
-  for (const auto& [shard, server] : servers_) pids[shard] = server.pid;
+  std::set<pid_t> pids;
+  for (const auto& [shard, server] : servers_) pids.insert(server.pid);
   return pids;
 }
 

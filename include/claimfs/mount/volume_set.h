@@ -55,6 +55,13 @@ inline constexpr mode_t kMountRootMode = 0711;
 // A namespace directory only root enters (the Docker volume plugin's, as /var/lib/docker/volumes).
 inline constexpr mode_t kPrivateNamespaceMode = 0700;
 
+// What became of a volume whose serving process died.
+struct ServerLoss {
+  MountedVolume volume;
+  Status remounted;      // ok: served again
+  bool adopted = false;  // served again on the same connection: its open files carried over
+};
+
 struct VolumeSetOptions {
   std::set<std::string> private_namespaces;  // their directories are kPrivateNamespaceMode
   int quota_errno = ENOSPC;
@@ -69,9 +76,9 @@ struct VolumeSetOptions {
   std::string run_dir;
   std::string log_level = "info";
   std::string build_id;  // servers of another build are not adopted
-  // Called (without the set's lock) once per volume whose server died, after it was mounted
-  // again on a new server (ok) or could not be (the error): for an event.
-  std::function<void(const MountedVolume& volume, const Status& remounted)> on_server_lost;
+  // Called (without the set's lock) once per volume whose server died, after a new server
+  // adopted it or mounted it again (ok) or could not (the error): for an event.
+  std::function<void(const ServerLoss& loss)> on_server_lost;
 };
 
 // Thread-safe: every call holds mu_. Mount and Unmount block while the kernel mounts/unmounts.
@@ -114,8 +121,8 @@ class VolumeSet {
   // claims went while claimfsd was down) and detaches their mounts. Call after the recovery
   // pass.
   void DropUnclaimedBundles();
-  // Pids of the serving processes, by shard.
-  std::map<int, pid_t> ServerPids() const;
+  // Pids of the serving processes.
+  std::set<pid_t> ServerPids() const;
 
  private:
   struct Entry {
@@ -142,7 +149,7 @@ class VolumeSet {
   void UnmountLocked(const std::string& name);
   // A server that died or stopped answering: its mounts are detached and mounted again on
   // another server. Returns the volumes it served, with the result of each.
-  std::vector<std::pair<MountedVolume, Status>> ReplaceServerLocked(int shard);
+  std::vector<ServerLoss> ReplaceServerLocked(int shard);
   void ForgetServerLocked(int shard);
   std::vector<MountedVolume> ListLocked(const std::string& only) const;
   void Supervise();
@@ -169,7 +176,7 @@ class VolumeSet {
   MountRoot* const root_;
   // Lock order: mu_ only (callbacks run without it).
   mutable std::mutex mu_;
-  std::map<std::string, Entry> volumes_;  // by PV name; guarded by mu_
+  std::map<std::string, Entry> volumes_;   // by PV name; guarded by mu_
   mutable std::map<int, Server> servers_;  // by shard; guarded by mu_
   int wake_fd_ = -1;                       // eventfd: the supervisor re-reads servers_
   bool stopping_ = false;                  // guarded by mu_

@@ -36,10 +36,10 @@ TEST_F(Scale, TwoThousandClaimsBoundMountedReachableThenAllDeleted) {
   ASSERT_TRUE(StartDaemon());
   std::string manifest;
   for (int i = 0; i < kClaims; ++i) {
-    manifest += "---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: " +
-                ClaimName(i) +
-                "\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n"
-                "      storage: 1Mi\n";
+    manifest +=
+        "---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: " + ClaimName(i) +
+        "\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n"
+        "      storage: 1Mi\n";
   }
   const std::string path = WriteManifest("claims.yaml", manifest);
   auto start = std::chrono::steady_clock::now();
@@ -52,7 +52,8 @@ TEST_F(Scale, TwoThousandClaimsBoundMountedReachableThenAllDeleted) {
       [&] {
         mounted = VolumeMountsUnder(claims_dir).size();
         if (mounted < kClaims) return false;
-        bound = BoundClaims(Http("GET", "/api/v1/namespaces/default/persistentvolumeclaims").Json());
+        bound =
+            BoundClaims(Http("GET", "/api/v1/namespaces/default/persistentvolumeclaims").Json());
         return bound == kClaims;
       },
       600s, 500ms);
