@@ -237,8 +237,7 @@ class Server {
     if (!held()) DepositLocked(name, *it->second.volume);
     if (!held()) return Status::Unavailable("the holder does not keep " + name);
     it->second.volume->Release();
-    log::Info("released {} (claim {}) for another serving process", name,
-              it->second.request.claim);
+    log::Info("released {} (claim {}) for another serving process", name, it->second.request.claim);
     volumes_.erase(it);
     Count();
     return Status::Ok();

@@ -19,13 +19,11 @@ void VolumeSet::MoveOffOtherBuildsLocked() {
       if (entry.shard == shard) names.push_back(name);
     }
     if (!holder_) {
-      log::Warn("serving process {} is of another build and keeps its {} volumes: no holder "
-                "carries them over",
-                shard, names.size());
+      log::Warn("serving process {} is of another build; no holder: its {} volumes stay", shard,
+                names.size());
       continue;
     }
-    log::Info("serving process {} is of another build: moving its {} volumes", shard,
-              names.size());
+    log::Info("serving process {} is of another build: moving its {} volumes", shard, names.size());
     for (const std::string& name : names) {
       Entry entry = volumes_[name];
       auto released = serve::Call(servers_[shard].fd, {{"op", "RELEASE"}, {"volume", name}});

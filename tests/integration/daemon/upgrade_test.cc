@@ -213,8 +213,8 @@ class Upgrade : public DaemonTest {
       for (const Progress* p : {&shared_->writers[i], &shared_->readers[i]}) {
         if (p->error != 0) {
           out += (p == &shared_->writers[i] ? "writer " : "reader ") + std::to_string(i) +
-                 ": call " + std::to_string(p->where.load()) + " failed: " +
-                 std::strerror(p->error) + "\n";
+                 ": call " + std::to_string(p->where.load()) +
+                 " failed: " + std::strerror(p->error) + "\n";
         }
       }
     }
@@ -227,7 +227,8 @@ class Upgrade : public DaemonTest {
       std::optional<int> status = WaitSpawned(child, 30s);
       ASSERT_TRUE(status.has_value()) << "a writer or reader hangs\n" << Errors();
       EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-          << "wait status " << *status << "\n" << Errors();
+          << "wait status " << *status << "\n"
+          << Errors();
     }
     EXPECT_EQ(Errors(), "");
     for (int i = 0; i < kVolumes; ++i) {
@@ -245,7 +246,8 @@ class Upgrade : public DaemonTest {
       EXPECT_GE(records, fsynced) << path;
       EXPECT_LE(records, fsynced + 1) << path;
       for (uint64_t r = 0; r < records; ++r) {
-        ASSERT_EQ(CheckRecord(&data[r * kRecord]), static_cast<int64_t>(r)) << path << " record " << r;
+        ASSERT_EQ(CheckRecord(&data[r * kRecord]), static_cast<int64_t>(r))
+            << path << " record " << r;
       }
       EXPECT_GT(shared_->readers[i].reads.load(), 0u) << "reader " << i << " never read";
     }
