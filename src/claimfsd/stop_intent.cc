@@ -3,6 +3,7 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@ namespace claimfs::claimfsd {
 namespace {
 
 constexpr char kSystemd[] = "org.freedesktop.systemd1";
+constexpr uint64_t kBusTimeoutUsec = 5'000'000;
 
 bool IsRestartJob(std::string_view type) {
   return type == "restart" || type == "try-restart" || type == "reload-or-restart";
@@ -22,6 +24,8 @@ bool IsRestartJob(std::string_view type) {
 std::string JobTypeOfOurUnit() {
   sd_bus* bus = nullptr;
   if (sd_bus_open_system(&bus) < 0) return "";
+  // A hung bus must not hold up the stop for sd-bus's default 25 s.
+  (void)sd_bus_set_method_call_timeout(bus, kBusTimeoutUsec);
   std::string type;
   sd_bus_error error = SD_BUS_ERROR_NULL;
   sd_bus_message* reply = nullptr;
