@@ -20,6 +20,7 @@
 #include "claimfs/fs/volume.h"
 #include "claimfs/handoff/bundle_name.h"
 #include "claimfs/handoff/holder_client.h"
+#include "claimfs/mount/crash_point.h"
 #include "serve_protocol.h"
 
 namespace claimfs::mount {
@@ -237,6 +238,7 @@ class Server {
     if (!held()) DepositLocked(name, *it->second.volume);
     if (!held()) return Status::Unavailable("the holder does not keep " + name);
     it->second.volume->Release();
+    CrashPoint("serve.after_release");  // served by nobody, and main not told yet
     log::Info("released {} (claim {}) for another serving process", name, it->second.request.claim);
     volumes_.erase(it);
     Count();

@@ -137,6 +137,7 @@ class Upgrade : public DaemonTest {
   void TearDown() override {
     if (shared_ != nullptr) shared_->stop = true;
     unsetenv("CLAIMFS_STOP_INTENT");
+    unsetenv("CLAIMFS_CRASH_AT");
     if (!saved_binary_.empty()) setenv("CLAIMFSD_BINARY", saved_binary_.c_str(), 1);
     if (replaced_binary_ && saved_binary_.empty()) unsetenv("CLAIMFSD_BINARY");
     DaemonTest::TearDown();
@@ -323,6 +324,27 @@ TEST_F(Upgrade, UpgradesToAFreshlyBuiltBinary) {
     ASSERT_TRUE(Progressed(before, 5, 20s)) << "round " << round << "\n" << Errors();
     ASSERT_EQ(Errors(), "") << "round " << round;
   }
+  StopAndVerify();
+  for (int i = 0; i < kVolumes; ++i) EXPECT_EQ(ClaimPhase("u" + std::to_string(i)), "Bound");
+}
+
+// The old server dies right after it released a volume, before main hears of it: the volume,
+// served by nobody, is adopted from the holder by a server of the new build, and every other
+// volume of the dead server too.
+TEST_F(Upgrade, AServerThatDiesDuringTheHandoverCostsNoError) {
+  UseInstalledCopy();
+  setenv("CLAIMFS_CRASH_AT", "serve.after_release", 1);
+  ASSERT_TRUE(StartDaemon());
+  CreateClaims();
+  StartWorkload();
+  ASSERT_TRUE(Progressed(Counts(), 20, 20s)) << Errors();
+  ASSERT_TRUE(Install(original_));
+  ino_t new_ino = InodeOf(installed_);
+  std::vector<uint64_t> before = Counts();
+  ASSERT_TRUE(RestartInPlace());
+  EXPECT_TRUE(WaitFor([&] { return ServersRun(new_ino); }, 20s)) << DaemonLog();
+  ASSERT_TRUE(Progressed(before, 5, 20s)) << Errors();
+  EXPECT_NE(DaemonLog().find("died"), std::string::npos) << "the crash point was not reached";
   StopAndVerify();
   for (int i = 0; i < kVolumes; ++i) EXPECT_EQ(ClaimPhase("u" + std::to_string(i)), "Bound");
 }
