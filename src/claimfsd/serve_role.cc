@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -17,7 +18,16 @@ namespace {
 
 int g_own_binary = -1;
 
-std::string BuildId() { return "claimfsd " CLAIMFS_VERSION; }
+// The installed binary this process runs, not only its version: a file copied or installed over
+// the old one is another build, whose servers main replaces (docs/dataplane.md 7.4).
+std::string BuildId() {
+  struct stat st;
+  int r = g_own_binary >= 0 ? fstat(g_own_binary, &st) : stat("/proc/self/exe", &st);
+  if (r != 0) return "claimfsd " CLAIMFS_VERSION;
+  return "claimfsd " CLAIMFS_VERSION " " + std::to_string(major(st.st_dev)) + ":" +
+         std::to_string(minor(st.st_dev)) + ":" + std::to_string(st.st_ino) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
 
 }  // namespace
 

@@ -6,6 +6,9 @@
 //   HELLO                                    -> {"version", "build", "pid", "shard", "volumes"}
 //   MOUNT {"request", "mountpoint", "options"} -> {"device"}
 //   UNMOUNT {"volume"}                        -> {}
+//   ADOPT (as MOUNT)                          -> {"device"} (the holder's bundle, no new mount)
+//   RELEASE {"volume"}                        -> {} (served no more, still mounted; the holder
+//                                                keeps its bundle for an ADOPT elsewhere)
 //   SET_CAPACITY {"volume", "bytes"}          -> {}
 //   LIST {"after"}                            -> {"volumes": [...], "more"} (kListPage a page)
 //   STATS                                     -> {"threads", "ops": [...]}

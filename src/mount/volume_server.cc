@@ -20,6 +20,7 @@
 #include "claimfs/fs/volume.h"
 #include "claimfs/handoff/bundle_name.h"
 #include "claimfs/handoff/holder_client.h"
+#include "claimfs/mount/crash_point.h"
 #include "serve_protocol.h"
 
 namespace claimfs::mount {
@@ -103,6 +104,7 @@ class Server {
       UnmountLocked(request.value("volume", std::string()));
       return serve::Reply(Status::Ok());
     }
+    if (op == "RELEASE") return serve::Reply(ReleaseLocked(request.value("volume", std::string())));
     if (op == "SET_CAPACITY") {
       auto it = volumes_.find(request.value("volume", std::string()));
       if (it == volumes_.end()) {
@@ -209,6 +211,38 @@ class Server {
     AddLocked(request, o, std::move(*volume), device);
     log::Info("adopted {} for claim {} at {}: its connection and open files carried over",
               request.volume, request.claim, o.mountpoint);
+    return Status::Ok();
+  }
+
+  // Stops serving a volume without unmounting it, for a server of main's build to adopt
+  // (docs/dataplane.md 7.4): only once the holder keeps its bundle. Requests wait in the kernel.
+  Status ReleaseLocked(const std::string& name) {
+    auto it = volumes_.find(name);
+    if (it == volumes_.end()) return Status::NotFound("volume " + name + " is not served here");
+    auto connection_name = handoff::ConnectionName(name);
+    auto arena_name = handoff::ArenaName(name);
+    if (!connection_name.ok()) return connection_name.status();
+    if (!arena_name.ok()) return arena_name.status();
+    auto held = [&] {
+      handoff::HolderClient* holder = HolderLocked();
+      if (holder == nullptr) return false;
+      auto names = holder->List();
+      if (!names.ok()) return false;
+      bool connection = false, arena = false;
+      for (const std::string& n : *names) {
+        connection = connection || n == *connection_name;
+        arena = arena || n == *arena_name;
+      }
+      return connection && arena;
+    };
+    // Under systemd the bundle went on to the fd store: the holder gets a fresh copy.
+    if (!held()) DepositLocked(name, *it->second.volume);
+    if (!held()) return Status::Unavailable("the holder does not keep " + name);
+    it->second.volume->Release();
+    CrashPoint("serve.after_release");  // served by nobody, and main not told yet
+    log::Info("released {} (claim {}) for another serving process", name, it->second.request.claim);
+    volumes_.erase(it);
+    Count();
     return Status::Ok();
   }
 

@@ -110,6 +110,7 @@ Result<std::unique_ptr<VolumeSet>> VolumeSet::Create(const VolumeSetOptions& opt
   {
     std::lock_guard lock(set->mu_);
     set->ConnectHolderLocked(&stored);
+    set->MoveOffOtherBuildsLocked();
   }
   set->supervisor_ = std::thread([p = set.get()] { p->Supervise(); });
   return set;
@@ -149,8 +150,9 @@ Result<VolumeSet::Server> VolumeSet::ConnectServer(int shard) {
                                std::to_string(hello->value("version", 0)));
   }
   if (hello->value("build", std::string()) != options_.build_id) {
-    log::Warn("serving process {} is of claimfsd {} (this is {}): kept", shard,
+    log::Info("serving process {} is of {} (this is {})", shard,
               hello->value("build", std::string()), options_.build_id);
+    server.other_build = true;
   }
   server.pid = peer;
   server.threads = hello->value("threads", 0u);
@@ -272,7 +274,7 @@ Result<int> VolumeSet::SpawnLocked() {
 Result<int> VolumeSet::PlaceLocked() {
   int best = -1;
   for (const auto& [shard, server] : servers_) {
-    if (server.volumes >= kMaxVolumesPerServer) continue;
+    if (server.volumes >= kMaxVolumesPerServer || server.other_build) continue;
     if (best < 0 || server.volumes < servers_[best].volumes) best = shard;
   }
   if (best >= 0) return best;
@@ -292,7 +294,7 @@ void VolumeSet::ForgetServerLocked(int shard) {
     syscall(SYS_pidfd_send_signal, server.pidfd, SIGKILL, nullptr, 0);
     (void)Exited(server.pidfd, 1000);
   }
-  if (server.child) waitpid(server.pid, nullptr, WNOHANG);
+  waitpid(server.pid, nullptr, WNOHANG);  // also a child of this pid's image before SIGUSR2
   close(server.pidfd);
   log::Debug("serving process {} (pid {}) ended", shard, server.pid);
   WakeSupervisor();
@@ -343,7 +345,7 @@ void VolumeSet::Supervise() {
 std::vector<ServerLoss> VolumeSet::ReplaceServerLocked(int shard) {
   Server dead = servers_[shard];
   servers_.erase(shard);
-  if (dead.child) waitpid(dead.pid, nullptr, WNOHANG);
+  waitpid(dead.pid, nullptr, WNOHANG);
   close(dead.fd);
   close(dead.pidfd);
   log::Error("serving process {} (pid {}) died; mounting its {} volumes again", shard, dead.pid,

@@ -75,7 +75,7 @@ struct VolumeSetOptions {
   int server_binary_fd = -1;
   std::string run_dir;
   std::string log_level = "info";
-  std::string build_id;  // servers of another build are not adopted
+  std::string build_id;  // servers of another build hand their volumes over to this build's
   // Called (without the set's lock) once per volume whose server died, after a new server
   // adopted it or mounted it again (ok) or could not (the error): for an event.
   std::function<void(const ServerLoss& loss)> on_server_lost;
@@ -139,6 +139,7 @@ class VolumeSet {
     unsigned threads = 0;
     size_t volumes = 0;
     bool child = false;  // spawned by this main (reaped by it)
+    bool other_build = false;  // runs another binary: its volumes move off it at start
   };
   VolumeSet(VolumeSetOptions options, MountRoot* root);
   Status Adopt();
@@ -165,6 +166,10 @@ class VolumeSet {
   // Places a volume the holder keeps on a server that adopts its connection (no caller sees an
   // error). Fails when there is no bundle or it cannot be adopted; the caller mounts afresh.
   Status AdoptLocked(const MountRequest& request);
+  // Moves the volumes of servers of another build to servers of this one, one at a time
+  // (RELEASE, then ADOPT; volume_set_upgrade.cc), and ends the emptied servers. A volume that
+  // cannot move stays where it was.
+  void MoveOffOtherBuildsLocked();
   // A mounted volume's bundle goes to systemd's fd store too, when there is one.
   void StoreBundleLocked(const std::string& volume);
   // The volume's bundle leaves the holder and the fd store.
