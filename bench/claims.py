@@ -4,7 +4,10 @@
 Starts the real claimfsd on a fresh quick-start data directory and measures, through its API:
   - apply → Bound-and-mounted, for 1 claim at a time (repeated --single-runs times) and for N
     claims posted at once (p50, p99, max);
-  - the daemon's RSS and thread count with N volumes mounted;
+  - RSS and threads at 0, 200 and N volumes, of main and of its serving processes
+    (`claimfsd: serve N volumes`), summed and per role;
+  - with N volumes mounted, a kill -9 of main and a new start: the time until its API answers
+    (the serving processes keep the volumes; nothing is mounted again);
   - delete → unmounted and data gone, for 1 claim at a time and when all N are deleted at once.
 A claim counts as Bound-and-mounted when the API shows it Bound and its mountpoint is a
 claimfs mount in /proc/self/mountinfo; as deleted when the claim is gone from the API, its
@@ -93,6 +96,38 @@ def proc_status(pid):
             key, _, value = line.partition(":")
             out[key] = value.strip()
     return out
+
+
+def roles(main_pid, workdir):
+    """{"main": (rss_kib, threads, processes), "serve": (...)} of main and its servers."""
+    def add(acc, role, pid):
+        st = proc_status(pid)
+        rss, threads, n = acc.get(role, (0, 0, 0))
+        acc[role] = (rss + int(st["VmRSS"].split()[0]), threads + int(st["Threads"]), n + 1)
+    acc = {}
+    add(acc, "main", main_pid)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != "claimfsd-serve":
+                    continue
+            if not os.readlink(f"/proc/{entry}/cwd").startswith(workdir + "/"):
+                continue
+            add(acc, "serve", int(entry))
+        except OSError:
+            continue
+    acc.setdefault("serve", (0, 0, 0))
+    return acc
+
+
+def fmt_roles(r):
+    rss = sum(v[0] for v in r.values())
+    threads = sum(v[1] for v in r.values())
+    return (f"{rss / 1024:.0f} MiB, {threads} threads (main {r['main'][0] / 1024:.0f} MiB, "
+            f"{r['main'][1]} threads; {r['serve'][2]} serve: {r['serve'][0] / 1024:.0f} MiB, "
+            f"{r['serve'][1]} threads)")
 
 
 def apply_and_wait(api, data_dir, names, size):
@@ -188,11 +223,40 @@ def main():
             single += apply_and_wait(api, args.workdir, [name], args.size)
             single_deletes += delete_and_wait(api, args.workdir, [name])
         names = [f"c{i:04d}" for i in range(args.claims)]
+        base_roles = roles(daemon.pid, args.workdir)
+        at_200 = None
         t0 = time.monotonic()
-        many = apply_and_wait(api, args.workdir, names, args.size)
+        if args.claims > 200:
+            many = apply_and_wait(api, args.workdir, names[:200], args.size)
+            time.sleep(2)
+            at_200 = roles(daemon.pid, args.workdir)
+            t0 += 2
+            many += apply_and_wait(api, args.workdir, names[200:], args.size)
+        else:
+            many = apply_and_wait(api, args.workdir, names, args.size)
         all_mounted = time.monotonic() - t0
         time.sleep(2)  # settle: idle threads exit, the control loop is idle
         loaded = proc_status(daemon.pid)
+        loaded_roles = roles(daemon.pid, args.workdir)
+        # kill -9 of main with every volume mounted, then a new main: how long until it serves
+        # its API again (it takes the serving processes over; nothing is mounted again).
+        daemon.kill()
+        daemon.wait()
+        t1 = time.monotonic()
+        daemon = subprocess.Popen([args.claimfsd, "--data-dir", args.workdir, "--log-level", "warn"],
+                                  stderr=log)
+        api = Api(sock)
+        while True:
+            try:
+                status, body = api.call("GET", "/api/v1/namespaces/default/persistentvolumeclaims")
+                if status == 200 and sum(1 for i in body["items"]
+                                         if i.get("status", {}).get("phase") == "Bound") == len(names):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.01)
+        restart = time.monotonic() - t1
+        still = sum(1 for p in claimfs_mounts() if p.startswith(args.workdir + "/claims/"))
         deletes = delete_and_wait(api, args.workdir, names)
 
         rows = [
@@ -206,13 +270,20 @@ def main():
             (f"delete → unmounted and data gone, {args.claims} at once",
              fmt_ms(statistics.median(deletes)), fmt_ms(percentile(deletes, 99)),
              f"max {fmt_ms(max(deletes))}"),
+            (f"kill -9 of main → new main serves its API, {args.claims} volumes", fmt_ms(restart), "",
+             f"{still} mounts kept"),
         ]
         table = ["| Measure | p50 | p99 | Note |", "|---|---|---|---|"]
         table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
         table += ["", "| Daemon | idle, 0 volumes | {} volumes mounted |".format(args.claims),
                   "|---|---|---|",
                   f"| RSS | {base['VmRSS']} | {loaded['VmRSS']} |",
-                  f"| Threads | {base['Threads']} | {loaded['Threads']} |"]
+                  f"| Threads | {base['Threads']} | {loaded['Threads']} |",
+                  "", "| Volumes | all processes (main + serve) |", "|---|---|",
+                  f"| 0 | {fmt_roles(base_roles)} |"]
+        if at_200:
+            table += [f"| 200 | {fmt_roles(at_200)} |"]
+        table += [f"| {args.claims} | {fmt_roles(loaded_roles)} |"]
         text = "\n".join(table)
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         print(f"claimfsd, {args.claims} claims of {args.size}, {stamp}, load {os.getloadavg()[0]:.1f}")

@@ -26,6 +26,7 @@
 #include "claimfs/provisioner/volume_directory.h"
 #include "claimfs/store/write_batch.h"
 #include "lease_file.h"
+#include "serve_role.h"
 #include "trusted_path.h"
 
 namespace claimfs::claimfsd {
@@ -365,10 +366,13 @@ Status Daemon::Open() {
   auto root = mount::MountRoot::Open(config.mount_root, config.state_dir + "/rw-root");
   if (!root.ok()) return root.status();
   mount_root_ = std::move(*root);
-  Status s = ReconcileMountRoot();
-  if (!s.ok()) return s;
 
   mount::VolumeSetOptions vo;
+  Status s = PrepareServing(config, &vo);
+  if (!s.ok()) return s;
+  vo.on_server_lost = [this](const mount::ServerLoss& loss) {
+    RecordServerLost(loss);
+  };
   vo.quota_errno = config.quota_errno;
   vo.threads = config.worker_threads;
   vo.fd_cache_budget = FdCacheBudget(config.max_volumes);
@@ -376,9 +380,12 @@ Status Daemon::Open() {
   if (config.volume_plugin.enabled.value_or(geteuid() == 0)) {
     vo.private_namespaces.insert(config.volume_plugin.namespace_);
   }
+  // Serving processes that outlived an earlier main are taken over first: their mounts stay.
   auto volumes = mount::VolumeSet::Create(vo, mount_root_.get());
   if (!volumes.ok()) return volumes.status();
   volumes_ = std::move(*volumes);
+  s = ReconcileMountRoot();
+  if (!s.ok()) return s;
 
   s = CreateDefaultClassOnFirstStart();
   if (!s.ok()) return s;
@@ -391,6 +398,7 @@ Status Daemon::Open() {
     if (!s.ok()) return s;
     if (!worked || failed) break;
   }
+  volumes_->DropUnclaimedBundles();
   volumes_->RemoveStrayDirectories();
   WarnAboutUnnamedVolumeDirectories();
 
@@ -512,7 +520,7 @@ Status Daemon::ReconcileMountRoot() {
     if (claim.status.phase != model::ClaimPhase::kBound) continue;
     keep.insert(controller::ClaimKey(claim));
   }
-  auto detached = mount::ReconcileMounts(*mount_root_, keep);
+  auto detached = mount::ReconcileMounts(*mount_root_, keep, volumes_->ServedDevices());
   if (!detached.ok()) return detached.status();
   return Status::Ok();
 }
@@ -665,10 +673,12 @@ std::set<std::string> Daemon::ClaimsInUse(const store::Snapshot& snapshot) {
   // The /proc scan costs a walk over every process: only claims on their way out need it.
   std::map<dev_t, std::string> primary;
   std::map<dev_t, std::string> claim_of;
+  std::optional<std::vector<mount::MountedVolume>> mounted;  // one LIST of the servers a pass
   for (const model::PersistentVolumeClaim& claim : snapshot.claims) {
     if (!claim.metadata.deletion_timestamp) continue;
     std::string key = controller::ClaimKey(claim);
-    for (const mount::MountedVolume& m : volumes_->List()) {
+    if (!mounted) mounted = volumes_->List();
+    for (const mount::MountedVolume& m : *mounted) {
       if (m.claim != key || m.device == 0) continue;
       primary[m.device] = m.mount_path;
       claim_of[m.device] = key;
@@ -679,7 +689,7 @@ std::set<std::string> Daemon::ClaimsInUse(const store::Snapshot& snapshot) {
     return in_use;
   }
   std::map<std::string, std::string> reasons;
-  for (const auto& [device, users] : scanner_.Scan(primary)) {
+  for (const auto& [device, users] : scanner_.Scan(primary, volumes_->ServerPids())) {
     if (!users.any()) continue;
     in_use.insert(claim_of[device]);
     reasons[claim_of[device]] = users.Describe();
@@ -1005,7 +1015,7 @@ std::vector<api::VolumeUser> Daemon::Users(const std::string& claim_key) {
   std::vector<api::VolumeUser> users;
   for (const mount::MountedVolume& m : volumes_->List()) {
     if (m.claim != claim_key || m.device == 0) continue;
-    mount::VolumeUsers found = scanner_.Scan({{m.device, m.mount_path}})[m.device];
+    mount::VolumeUsers found = scanner_.Scan({{m.device, m.mount_path}}, volumes_->ServerPids())[m.device];
     auto add = [&](const char* kind, pid_t pid) {
       api::VolumeUser user{kind, static_cast<int>(pid), found.commands[pid], "", ""};
       if (auto c = found.containers.find(pid); c != found.containers.end()) {

@@ -109,6 +109,9 @@ class Daemon : public api::DaemonHooks {
   // At start, before any mount: detaches the claimfs mounts an earlier claimfsd left under the
   // mount root and removes the directories of claims that are no longer Bound.
   Status ReconcileMountRoot();
+  // One claim event for a volume whose serving process died (server_events.cc); runs on the
+  // volume set's supervision thread.
+  void RecordServerLost(const mount::ServerLoss& loss);
   void SaveLeasesLocked();
 
   mutable std::mutex config_mu_;

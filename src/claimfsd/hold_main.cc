@@ -56,7 +56,7 @@ int HoldMain(int argc, char** argv) {
   ProtectFromOomKiller();
   InitProcessTitle(argc, argv);
   SetProcessTitle("claimfsd: hold");
-  SetProcessName("claimfsd-hold");
+  SetProcessComm("claimfsd-hold");
 
   Status s = handoff::RunHolder(options);
   if (!s.ok()) {

@@ -5,10 +5,13 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -22,6 +25,8 @@
 #include "claimfs/yaml/daemon_config.h"
 #include "daemon.h"
 #include "hold_main.h"
+#include "serve_role.h"
+#include "stop_intent.h"
 #include "trusted_path.h"
 
 namespace claimfs::claimfsd {
@@ -37,6 +42,30 @@ struct Flags {
   std::string log_level;
   std::optional<std::string> kube_api;  // --kube-api ADDRESS|off
 };
+
+// What SIGUSR2 executes again: the path this program was started from (a file installed there
+// since runs), with the same arguments.
+struct Reexec {
+  std::string binary;
+  std::vector<std::string> argv;
+};
+Reexec g_reexec;
+
+// SIGUSR2: this process becomes the binary installed at the recorded path, keeping its pid.
+// Nothing is unmounted: the new image finds the serving processes and the holder as after a
+// kill -9 of main. Returns only when the exec failed.
+void RestartInPlace() {
+  sd_notify(0, "RELOADING=1\nSTATUS=restarting in place");
+  log::Info("SIGUSR2: restarting in place as {}", g_reexec.binary);
+  std::vector<char*> argv;
+  for (std::string& a : g_reexec.argv) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fflush(nullptr);
+  execv(g_reexec.binary.c_str(), argv.data());
+  log::Error("SIGUSR2: cannot execute {}: {}; going on as before", g_reexec.binary,
+             strerror(errno));
+  sd_notify(0, "READY=1");
+}
 
 // Reads the configuration the flags name; prints every error and returns nullopt when it is
 // not usable. `consequence` ends the error summary: what happens instead.
@@ -143,7 +172,7 @@ int Run(const Flags& flags) {
   // Signals are taken synchronously by this thread; every other thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, sig);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR2}) sigaddset(&signals, sig);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -179,10 +208,19 @@ int Run(const Flags& flags) {
   timespec timeout{wait_ns / 1'000'000'000, wait_ns % 1'000'000'000};
   while (true) {
     int sig = sigtimedwait(&signals, nullptr, &timeout);
+    if (sig == SIGTERM && SystemdStopIntent()->OnSigterm() == StopKind::kRestart) {
+      // systemd restarts the unit (KillMode=process leaves the other processes be): the next
+      // start adopts the serving processes, the holder and every mount.
+      log::Info("SIGTERM for a restart: exiting with the volumes mounted and served");
+      sd_notify(0, "STOPPING=1\nSTATUS=restarting: the volumes stay mounted");
+      std::fflush(nullptr);
+      _exit(kExitOk);
+    }
     if (sig == SIGTERM || sig == SIGINT) {
       log::Info("{}: unmounting and stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
       break;
     }
+    if (sig == SIGUSR2) RestartInPlace();
     if (sig == SIGHUP) {
       sd_notify(0, "RELOADING=1");
       std::optional<yaml::DaemonConfig> reloaded =
@@ -215,6 +253,11 @@ int main(int argc, char** argv) {
   using namespace claimfs::claimfsd;
   // Internal roles, started by claimfsd itself.
   if (argc > 1 && std::string_view(argv[1]) == "hold") return HoldMain(argc, argv);
+  if (IsServeRole(argc, argv)) return RunServeRole(argc, argv);
+  OpenOwnBinary();
+  std::error_code ec;
+  g_reexec.binary = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  g_reexec.argv.assign(argv, argv + argc);
   CLI::App app{
       "claimfsd mounts a quota-limited volume for every bound PersistentVolumeClaim and serves "
       "the API claimctl talks to.",

@@ -1,23 +1,21 @@
-// A process's visible command line and name, set the way PostgreSQL does it (ps_status.c):
-// the argv area is rewritten in place (PR_SET_MM_ARG_START would need CAP_SYS_RESOURCE), after
-// moving the environment strings that follow it out of the way. `ps` and /proc/PID/cmdline
-// then show e.g. "claimfsd: hold".
+// The process title ps and /proc/PID/cmdline show: "claimfsd: serve 3 volumes" instead of the
+// internal role's arguments (PostgreSQL's technique: the argv area is rewritten in place, after
+// the environment it shares the area with has been moved to the heap; PR_SET_MM would need
+// CAP_SYS_RESOURCE).
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace claimfs::claimfsd {
 
-// Claims argv[0..argc) and the environment strings contiguous with them as the title area;
-// copies environ elsewhere first, so getenv() keeps working. Call once, from main, after the
-// arguments were parsed into copies (argv's strings are overwritten by SetProcessTitle).
+// Takes over the argv area. Call once, first thing in main: afterwards argv[i] point to heap
+// copies (so parsing still works) and environ is a heap copy.
 void InitProcessTitle(int argc, char** argv);
-
-// Writes `title` into the area (cut to its size) and pads the rest with NULs. No-op before
-// InitProcessTitle.
+// Sets comm, the name top and /proc/PID/comm show (at most 15 bytes kept).
+void SetProcessComm(std::string_view comm);
+// Rewrites the visible command line; a title longer than the argv area is cut. Not thread-safe
+// with itself: call from one thread at a time.
 void SetProcessTitle(std::string_view title);
-
-// Sets the thread's comm (what top and /proc/PID/comm show; 15 characters at most).
-void SetProcessName(std::string_view name);
 
 }  // namespace claimfs::claimfsd

@@ -5,10 +5,14 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+
+#include "arena.h"
+#include "volume_impl.h"
 
 namespace claimfs::fs {
 namespace {
@@ -19,6 +23,7 @@ struct CurrentRequest {
   uint32_t opcode = 0;
   uint64_t unique = 0;
   bool kill_suidgid = false;
+  bool resent = false;
   uint32_t init_flags = 0;  // INIT only: what the kernel offered
 };
 thread_local CurrentRequest current;
@@ -36,6 +41,7 @@ void Record(const char* request, size_t size) {
   std::memcpy(&header, request, sizeof header);
   current.opcode = header.opcode;
   current.unique = header.unique;
+  current.resent = (header.unique & kResentUnique) != 0;
   switch (header.opcode) {
     case FUSE_WRITE:
       if (auto* in = Body<fuse_write_in>(request, size)) {
@@ -65,14 +71,46 @@ void Record(const char* request, size_t size) {
   }
 }
 
-ssize_t Read(int fd, void* buf, size_t len, void*) {
-  ssize_t n = read(fd, buf, len);
-  if (n > 0) {
-    Record(static_cast<const char*>(buf), static_cast<size_t>(n));
+Volume::Impl* Of(void* userdata) { return static_cast<Volume::Impl*>(userdata); }
+
+// An adopted session's first request: the INIT the kernel sent the first server, as saved.
+ssize_t ReplayInit(const ArenaHeader& h, void* buf, size_t len) {
+  size_t size = sizeof(fuse_in_header) + h.init_in_len;
+  if (len < size || h.init_in_len > sizeof h.init_in) {
+    errno = EINVAL;
+    return -1;
+  }
+  fuse_in_header header{};
+  header.len = static_cast<uint32_t>(size);
+  header.opcode = FUSE_INIT;
+  header.unique = kReplayedInitUnique;
+  std::memcpy(buf, &header, sizeof header);
+  std::memcpy(static_cast<char*>(buf) + sizeof header, h.init_in, h.init_in_len);
+  return static_cast<ssize_t>(size);
+}
+
+ssize_t Read(int fd, void* buf, size_t len, void* userdata) {
+  Volume::Impl* v = Of(userdata);
+  ssize_t n;
+  bool replay = v->replay_init.exchange(false);
+  if (replay) {
+    n = ReplayInit(*v->arena->header(), buf, len);
   } else {
+    n = read(fd, buf, len);
+  }
+  if (n <= 0) {
     int saved = errno;
     current = CurrentRequest{};
     errno = saved;
+    return n;
+  }
+  Record(static_cast<const char*>(buf), static_cast<size_t>(n));
+  if (v->passthrough) v->passthrough->SeeRequest(buf, static_cast<size_t>(n));
+  if (!replay && current.opcode == FUSE_INIT) {
+    ArenaHeader* h = v->arena->header();
+    size_t body = std::min(static_cast<size_t>(n) - sizeof(fuse_in_header), sizeof h->init_in);
+    std::memcpy(h->init_in, static_cast<const char*>(buf) + sizeof(fuse_in_header), body);
+    h->init_in_len = static_cast<uint32_t>(body);
   }
   return n;
 }
@@ -81,7 +119,7 @@ ssize_t Read(int fd, void* buf, size_t len, void*) {
 // decides how much of it is sent. With KILLPRIV_V2 the kernel stops asking for
 // security.capability before every write (it marks the superblock SB_NOSEC) and leaves
 // clearing set-id bits to the server, which the handlers do (RequestKillsSuidgid).
-ssize_t Writev(int fd, struct iovec* iov, int count, void*) {
+void PatchKillprivV2(struct iovec* iov, int count) {
   if (current.opcode == FUSE_INIT && (current.init_flags & FUSE_HANDLE_KILLPRIV_V2) && count == 2 &&
       iov[0].iov_len == sizeof(fuse_out_header) &&
       iov[1].iov_len >= offsetof(fuse_init_out, flags) + sizeof(uint32_t)) {
@@ -95,6 +133,32 @@ ssize_t Writev(int fd, struct iovec* iov, int count, void*) {
       std::memcpy(out + offsetof(fuse_init_out, flags), &flags, sizeof flags);
     }
   }
+}
+
+ssize_t Writev(int fd, struct iovec* iov, int count, void* userdata) {
+  Volume::Impl* v = Of(userdata);
+  fuse_out_header header{};
+  bool has_header = count >= 1 && iov[0].iov_len >= sizeof header;
+  if (has_header) std::memcpy(&header, iov[0].iov_base, sizeof header);
+  if (has_header && header.unique == kReplayedInitUnique) {
+    // The replayed INIT's reply: the kernel lives by the first one, which the arena keeps.
+    ssize_t total = 0;
+    for (int i = 0; i < count; ++i) total += static_cast<ssize_t>(iov[i].iov_len);
+    return total;
+  }
+  if (v->passthrough) {
+    if (has_header && iov[0].iov_len == sizeof(fuse_out_header)) v->passthrough->PatchReply(iov, count);
+  } else {
+    PatchKillprivV2(iov, count);
+  }
+  if (has_header && header.unique != 0 && header.unique == current.unique &&
+      current.opcode == FUSE_INIT && header.error == 0 && count >= 2) {
+    ArenaHeader* h = v->arena->header();
+    size_t body = std::min(iov[1].iov_len, sizeof h->init_out);
+    std::memcpy(h->init_out, iov[1].iov_base, body);
+    h->init_out_len = static_cast<uint32_t>(body);
+    if (v->passthrough && v->passthrough->enabled()) h->flags |= kArenaPassthrough;
+  }
   return writev(fd, iov, count);
 }
 
@@ -106,16 +170,16 @@ ssize_t SpliceSend(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
 
 }  // namespace
 
-int InstallCompatIo(fuse_session* session) {
+int InstallChannelIo(fuse_session* session, int fd, bool splice_send) {
   fuse_custom_io io{};
   io.read = Read;
   io.writev = Writev;
-  io.splice_send = SpliceSend;
-  return fuse_session_custom_io(session, &io, fuse_session_fd(session));
+  if (splice_send) io.splice_send = SpliceSend;
+  return fuse_session_custom_io(session, &io, fd) == 0 ? 0 : -EINVAL;
 }
 
-void NoteRequest(const void* buf, size_t len) { Record(static_cast<const char*>(buf), len); }
-
 bool RequestKillsSuidgid() { return current.kill_suidgid; }
+
+bool RequestIsResent() { return current.resent; }
 
 }  // namespace claimfs::fs

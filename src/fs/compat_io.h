@@ -14,19 +14,28 @@
 
 namespace claimfs::fs {
 
-// Puts the hooks on `session`, whose fd is open (after fuse_session_mount). Reads and writes
-// stay plain read(2)/writev(2)/splice(2) on the fd libfuse passes. 0 or -errno.
-int InstallCompatIo(fuse_session* session);
+// The unique of the INIT an adopting session replays (never one the kernel uses: its uniques
+// count up from 1, and bit 63 marks a resent request).
+inline constexpr uint64_t kReplayedInitUnique = uint64_t{1} << 62;
+// Bit 63 of a request's unique: the kernel resent it after FUSE_NOTIFY_RESEND.
+inline constexpr uint64_t kResentUnique = uint64_t{1} << 63;
 
-// Notes what RequestKillsSuidgid() answers for the request in `buf` (`len` bytes as read from
-// the device), which the calling thread is about to handle. For other custom I/O hooks
-// (Passthrough's) that take the place of these.
-void NoteRequest(const void* buf, size_t len);
+// Puts the volume's one set of custom I/O hooks on `session`, on connection fd `fd` (the
+// session's userdata is the volume's Volume::Impl). Reads and writes stay plain
+// read(2)/writev(2)/splice(2). The hooks save the kernel's INIT and our reply (after patching:
+// KILLPRIV_V2, and passthrough through the volume's Passthrough) in the volume's arena, and for
+// an adopted volume (Impl::replay_init) the first read returns the saved INIT, whose reply is
+// swallowed. 0 or -errno.
+int InstallChannelIo(fuse_session* session, int fd, bool splice_send);
 
 // Whether the request the calling thread is processing asks the server to clear set-uid, and
 // set-gid where group-execute is set (the kernel's should_remove_suid()): a WRITE, SETATTR,
 // OPEN or CREATE by a caller without CAP_FSETID on a connection with KILLPRIV_V2. Valid in the
 // handler only: the hook records it when the thread reads the request.
 bool RequestKillsSuidgid();
+
+// Whether the request the calling thread is processing was resent by the kernel after an
+// adoption: the server that read it first may have done it already (docs/dataplane.md 7.3).
+bool RequestIsResent();
 
 }  // namespace claimfs::fs

@@ -12,6 +12,7 @@
 #include "claimfs/common/log.h"
 #include "claimfs/limits/resource_cap.h"
 #include "compat_io.h"
+#include "inode_table.h"
 #include "quota.h"
 #include "volume_impl.h"
 
@@ -102,24 +103,15 @@ OpenOut740 MakeOpenOut(uint64_t fh, int backing_id, bool direct_io) {
   return out;
 }
 
-Passthrough* Of(void* userdata) { return static_cast<Volume::Impl*>(userdata)->passthrough.get(); }
-
 }  // namespace
 
-Passthrough::Passthrough(int quota_errno, Quota* quota) : quota_errno_(quota_errno), quota_(quota) {}
-
-int Passthrough::Install(fuse_session* session) {
-  static const fuse_custom_io io = {
-      .writev = WritevHook, .read = ReadHook, .splice_receive = nullptr, .splice_send = nullptr};
-  session_fd_ = fuse_session_fd(session);
-  if (fuse_session_custom_io(session, &io, session_fd_) != 0) return -EINVAL;
+Passthrough::Passthrough(int quota_errno, Quota* quota) : quota_errno_(quota_errno), quota_(quota) {
   // The serving threads run already (the pool is shared): CAP_SYS_RESOURCE, if there, is left
   // out of the credentials at each BACKING_OPEN (Attach) rather than dropped.
   if (auto caps = limits::ReadCapabilities(); caps.ok()) {
     limits::ResourceCapDecision d = limits::DecideResourceCap(*caps, true, false);
     if (d.action != limits::ResourceCapAction::kNone) log::Info("passthrough: {}", d.why);
   }
-  return 0;
 }
 
 std::string Passthrough::off_reason() const {
@@ -136,16 +128,8 @@ void Passthrough::TurnOff(std::string reason) {
   if (off_reason_.empty()) off_reason_ = std::move(reason);
 }
 
-ssize_t Passthrough::ReadHook(int fd, void* buf, size_t len, void* userdata) {
-  ssize_t n = read(fd, buf, len);
-  if (n >= static_cast<ssize_t>(sizeof(fuse_in_header))) {
-    Of(userdata)->SeeRequest(buf, static_cast<size_t>(n));
-  }
-  return n;
-}
-
 void Passthrough::SeeRequest(const void* buf, size_t len) {
-  NoteRequest(buf, len);  // the kill-suid/sgid flags, for the handlers (compat_io.h)
+  if (len < sizeof(fuse_in_header)) return;
   fuse_in_header in;
   std::memcpy(&in, buf, sizeof in);
   if (in.opcode != FUSE_INIT) return;
@@ -160,11 +144,6 @@ void Passthrough::SeeRequest(const void* buf, size_t len) {
   }
   offered_.store(offered, std::memory_order_relaxed);
   init_unique_.store(in.unique, std::memory_order_release);
-}
-
-ssize_t Passthrough::WritevHook(int fd, struct iovec* iov, int count, void* userdata) {
-  if (count >= 1 && iov[0].iov_len == sizeof(fuse_out_header)) Of(userdata)->PatchReply(iov, count);
-  return writev(fd, iov, count);
 }
 
 void Passthrough::PatchReply(struct iovec* iov, int count) {
@@ -229,6 +208,11 @@ int Passthrough::Attach(Inode* inode, int fd) {
   }
   ++b.refs;
   by_handle_[fd] = inode;
+  // Mirrored in the arena before the open's reply names the id: the kernel keeps backing ids
+  // past our death, and an adopter must reuse them (a second BACKING_OPEN for the node would
+  // make its later opens fail EIO).
+  inode->record->backing_id = b.id;
+  inode->record->backing_refs = b.refs;
   return b.id;
 }
 
@@ -236,14 +220,28 @@ void Passthrough::Detach(int fd) {
   std::lock_guard lock(mu_);
   auto h = by_handle_.find(fd);
   if (h == by_handle_.end()) return;
-  auto n = by_node_.find(h->second);
+  Inode* inode = h->second;
+  auto n = by_node_.find(inode);
   by_handle_.erase(h);
-  if (n == by_node_.end() || --n->second.refs > 0) return;
+  if (n == by_node_.end()) return;
+  inode->record->backing_refs = --n->second.refs;
+  if (n->second.refs > 0) return;
   uint32_t id = static_cast<uint32_t>(n->second.id);
   by_node_.erase(n);
+  inode->record->backing_id = 0;
   if (ioctl(session_fd_, kBackingClose, &id) != 0 && errno != ENOTCONN) {
     log::Warn("cannot close FUSE backing id {}: {}", id, std::strerror(errno));
   }
+}
+
+void Passthrough::Restore(Inode* inode, int backing_id, uint32_t refs) {
+  std::lock_guard lock(mu_);
+  by_node_[inode] = Backing{backing_id, refs};
+}
+
+void Passthrough::RestoreHandle(int fd, Inode* inode) {
+  std::lock_guard lock(mu_);
+  by_handle_[fd] = inode;
 }
 
 void Passthrough::Forget() {

@@ -2,20 +2,17 @@
 // the one module that talks to the kernel past libfuse's back.
 //
 // What it does, and what a libfuse with native passthrough (3.17+) would replace:
-//  - custom I/O hooks (fuse_session_custom_io) that see INIT and patch its reply with
+//  - seeing INIT and patching its reply (called from the volume's custom I/O hooks, compat_io) with
 //    FUSE_INIT_EXT, flags2 FUSE_PASSTHROUGH and max_stack_depth (3.17: conn->want_ext
 //    FUSE_CAP_PASSTHROUGH and conn->max_backing_stack_depth in the init handler), and with
 //    FUSE_HANDLE_KILLPRIV_V2 (3.17: FUSE_CAP_HANDLE_KILLPRIV_V2): without it the kernel asks for
 //    security.capability (GETXATTR) before every write, passthrough writes included;
-//  - the read hook hands each request to compat_io's NoteRequest, which keeps the
-//    kill-suid/sgid flags 3.14 drops (3.17: fi->kill_priv, FUSE_SET_ATTR_KILL_SUIDGID); these
-//    hooks take the place of compat_io's on a kernel-mode volume;
 //  - FUSE_DEV_IOC_BACKING_OPEN/CLOSE on the session fd, one backing id per node, refcounted
 //    (3.17: fuse_passthrough_open()/fuse_passthrough_close());
 //  - open and create replies carrying FOPEN_PASSTHROUGH and the backing id in what 3.14 calls
 //    fuse_open_out.padding, built by hand and sent with fuse_reply_buf() (3.17: fi->backing_id
 //    and fuse_reply_open()/fuse_reply_create());
-// plus one thing 3.17 would not: the writev hook turns EDQUOT in the replies of requests the
+// plus one thing 3.17 would not: PatchReply turns EDQUOT in the replies of requests the
 // daemon serves into the volume's quota errno (the kernel's own passthrough I/O keeps EDQUOT).
 //
 // Kernel rules kept here: every open of an inode that has a backing file must be a passthrough
@@ -48,9 +45,13 @@ class Passthrough {
   Passthrough(const Passthrough&) = delete;
   Passthrough& operator=(const Passthrough&) = delete;
 
-  // Takes over the session's I/O on its fd. Before the session reads its first request (INIT).
-  // 0 or -errno.
-  int Install(fuse_session* session);
+  // The connection fd the backing ioctls go to. Before the session reads its first request.
+  void Bind(int connection_fd) { session_fd_ = connection_fd; }
+  // From the volume's read hook: each request as read (INIT: what the kernel offers).
+  void SeeRequest(const void* buf, size_t len);
+  // From the volume's writev hook: each reply before it is written (INIT: patched for
+  // passthrough; EDQUOT: the volume's quota errno).
+  void PatchReply(struct iovec* iov, int count);
 
   // True once INIT negotiated passthrough and no BACKING_OPEN was refused for good.
   bool enabled() const { return enabled_.load(std::memory_order_acquire); }
@@ -68,6 +69,13 @@ class Passthrough {
   // The connection is gone: its backing ids went with it.
   void Forget();
 
+  // Adoption of a connection whose INIT turned passthrough on: the node's backing id and
+  // count as the arena kept them (the kernel still holds the id), and an open file reopened as
+  // handle `fd` that holds one of those references.
+  void Restore(Inode* inode, int backing_id, uint32_t refs);
+  void RestoreHandle(int fd, Inode* inode);
+  void Resume() { enabled_.store(true, std::memory_order_release); }
+
   // Replies to OPEN / CREATE with a passthrough open of `backing_id`. `direct_io`: reads and
   // writes still go to the daemon (set-id files: see ops.cc), mmap to the backing file.
   // Returns what fuse_reply_buf() returns.
@@ -76,10 +84,6 @@ class Passthrough {
                          bool direct_io);
 
  private:
-  static ssize_t ReadHook(int fd, void* buf, size_t len, void* userdata);
-  static ssize_t WritevHook(int fd, struct iovec* iov, int count, void* userdata);
-  void SeeRequest(const void* buf, size_t len);
-  void PatchReply(struct iovec* iov, int count);
   void TurnOff(std::string reason);
 
   const int quota_errno_;

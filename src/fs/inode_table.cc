@@ -8,10 +8,20 @@
 
 namespace claimfs::fs {
 
-InodeTable::InodeTable(int root_fd, const struct stat& root_stat, size_t fd_budget)
+InodeTable::InodeTable(int root_fd, const struct stat& root_stat, size_t fd_budget, Arena* arena)
     : root_(new Inode(root_stat.st_dev, root_stat.st_ino, root_stat.st_mode & S_IFMT)),
-      fd_budget_(fd_budget) {
-  root_->nlookup = 1;
+      fd_budget_(fd_budget),
+      arena_(arena) {
+  stale_.record = &stale_record_;
+  stale_.pinned = true;
+  root_->record = arena_->NodeSlot(kRootSlot);
+  root_->slot = kRootSlot;
+  root_->generation = 0;
+  root_->record->dev = root_stat.st_dev;
+  root_->record->ino = root_stat.st_ino;
+  root_->record->type = root_stat.st_mode & S_IFMT;
+  if (root_->nlookup().load() == 0) root_->nlookup().store(1);
+  by_slot_.Set(kRootSlot, root_);
   root_->path_fd = root_fd;
   root_->pinned = true;
   // Handles work only when the fs exports them and we may open them (CAP_DAC_READ_SEARCH).
@@ -29,21 +39,14 @@ InodeTable::InodeTable(int root_fd, const struct stat& root_stat, size_t fd_budg
 InodeTable::~InodeTable() {
   std::lock_guard lock(mu_);
   std::lock_guard cache_lock(cache_mu_);
-  for (auto& [key, inode] : index_) {
-    if (inode == root_) continue;
+  // Every inode the kernel still knows, indexed or not (unlinked while known); the session is
+  // gone. Their arena records stay as they are: an adopter after a handoff still needs them.
+  for (uint32_t slot = kRootSlot + 1; slot < arena_->nodes_high(); ++slot) {
+    Inode* inode = by_slot_.Get(slot);
+    if (inode == nullptr) continue;
     int fd = inode->path_fd.exchange(-1);
     if (fd >= 0) close(fd);
-  }
-  // Inodes no longer indexed (unlinked) are still owned by the kernel's references; the
-  // session is gone, so free what the ring still knows of.
-  for (Inode* inode : ring_) {
-    if (inode && inode != root_) {
-      int fd = inode->path_fd.exchange(-1);
-      if (fd >= 0) close(fd);
-    }
-  }
-  for (auto& [key, inode] : index_) {
-    if (inode != root_) delete inode;
+    delete inode;
   }
   int fd = root_->path_fd.exchange(-1);
   if (fd >= 0) close(fd);
@@ -60,6 +63,12 @@ int InodeTable::MakeHandle(Inode* inode, int fd) {
   size_t size = sizeof(file_handle) + fh->handle_bytes;
   inode->handle.reset(new char[size]);
   std::memcpy(inode->handle.get(), buffer, size);
+  if (NodeRecord* r = inode->record; r != nullptr && fh->handle_bytes <= sizeof r->handle) {
+    r->handle_type = fh->handle_type;
+    r->mount_id = mount_id;
+    std::memcpy(r->handle, fh->f_handle, fh->handle_bytes);
+    r->handle_bytes = static_cast<uint16_t>(fh->handle_bytes);
+  }
   auto it = mount_fds_.find(mount_id);
   if (it == mount_fds_.end()) {
     // open_by_handle_at() wants a real open fd on the filesystem, not an O_PATH one. A mount
@@ -82,13 +91,63 @@ int InodeTable::MakeHandle(Inode* inode, int fd) {
   return 0;
 }
 
+void InodeTable::Publish(Inode* inode, int64_t id) {
+  inode->slot = SlotOf(static_cast<uint64_t>(id));
+  inode->generation = GenerationOf(static_cast<uint64_t>(id));
+  inode->record = arena_->NodeSlot(inode->slot);
+  inode->record->dev = inode->dev;
+  inode->record->ino = inode->ino;
+  inode->record->type = inode->type;
+}
+
+int64_t InodeTable::Rebuild() {
+  std::lock_guard lock(mu_);
+  int64_t count = 0;
+  for (uint32_t slot = kRootSlot + 1; slot < arena_->nodes_high(); ++slot) {
+    NodeRecord* r = arena_->NodeSlot(slot);
+    if (r->state != kRecordLive) continue;
+    auto inode = std::make_unique<Inode>(static_cast<dev_t>(r->dev), static_cast<ino_t>(r->ino),
+                                         static_cast<mode_t>(r->type));
+    inode->record = r;
+    inode->slot = slot;
+    inode->generation = r->generation;
+    inode->pinned = true;  // until its handle is known to work
+    auto mount = mount_fds_.find(r->mount_id);
+    if (r->handle_bytes > 0 && r->handle_bytes <= sizeof r->handle && mount != mount_fds_.end()) {
+      inode->handle.reset(new char[sizeof(file_handle) + r->handle_bytes]);
+      auto* fh = reinterpret_cast<file_handle*>(inode->handle.get());
+      fh->handle_bytes = r->handle_bytes;
+      fh->handle_type = r->handle_type;
+      std::memcpy(fh->f_handle, r->handle, r->handle_bytes);
+      inode->mount_fd = mount->second;
+      int fd = open_by_handle_at(inode->mount_fd, fh, O_PATH | O_CLOEXEC);
+      struct stat st;
+      if (fd >= 0 && fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+          st.st_dev == inode->dev && st.st_ino == inode->ino) {
+        inode->allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+        inode->pinned = false;
+        if (index_.find(Key{inode->dev, inode->ino}) == index_.end()) {
+          index_[Key{inode->dev, inode->ino}] = inode.get();
+        }
+      }
+      if (fd >= 0) close(fd);
+    }
+    // A node whose object is gone (unlinked, its last fd closed with the old process) stays
+    // known to the kernel until it forgets it; every use answers ESTALE.
+    if (inode->pinned) inode->handle.reset();
+    by_slot_.Set(slot, inode.release());
+    ++count;
+  }
+  return count;
+}
+
 int InodeTable::Intern(int fd, const struct stat& st, Inode** out, bool* created) {
   std::lock_guard lock(mu_);
   Key key{st.st_dev, st.st_ino};
   auto it = index_.find(key);
   if (it != index_.end() && it->second->type == (st.st_mode & S_IFMT)) {
     Inode* inode = it->second;
-    inode->nlookup.fetch_add(1);
+    inode->nlookup().fetch_add(1);
     {
       std::lock_guard cache_lock(cache_mu_);
       if (inode->path_fd.load() < 0) {
@@ -103,8 +162,14 @@ int InodeTable::Intern(int fd, const struct stat& st, Inode** out, bool* created
     *created = false;
     return 0;
   }
+  int64_t id = arena_->NewNode();
+  if (id < 0) {
+    close(fd);
+    return static_cast<int>(id);
+  }
   auto inode = std::make_unique<Inode>(st.st_dev, st.st_ino, st.st_mode & S_IFMT);
-  inode->nlookup = 1;
+  Publish(inode.get(), id);
+  inode->nlookup().store(1);
   inode->path_fd = fd;
   bool pinned = !handles_usable_ || MakeHandle(inode.get(), fd) != 0;
   {
@@ -117,6 +182,7 @@ int InodeTable::Intern(int fd, const struct stat& st, Inode** out, bool* created
   }
   if (it != index_.end()) index_.erase(it);  // a stale entry of a reused inode number
   *out = inode.get();
+  by_slot_.Set(inode->slot, inode.get());
   index_[key] = inode.release();
   *created = true;
   return 0;
@@ -135,10 +201,12 @@ void InodeTable::Unindex(Inode* inode) {
 }
 
 void InodeTable::Forget(Inode* inode, uint64_t n) {
-  if (inode == root_) return;
+  if (inode == root_ || inode == &stale_) return;
   std::lock_guard lock(mu_);
-  uint64_t before = inode->nlookup.fetch_sub(n);
+  uint64_t before = inode->nlookup().fetch_sub(n);
   if (before > n) return;
+  by_slot_.Set(inode->slot, nullptr);
+  arena_->FreeNode(inode->slot);
   auto it = index_.find(Key{inode->dev, inode->ino});
   if (it != index_.end() && it->second == inode) index_.erase(it);
   {

@@ -13,6 +13,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "arena.h"
+#include "slot_array.h"
+
 namespace claimfs::fs {
 
 struct Inode {
@@ -22,11 +25,18 @@ struct Inode {
   const ino_t ino;
   const mode_t type;  // S_IFMT bits
 
+  // Set once before the inode is published: its node record in the arena and its id there
+  // (the nodeid the kernel holds).
+  NodeRecord* record = nullptr;
+  uint32_t slot = 0;
+  uint32_t generation = 0;
+  uint64_t id() const { return MakeId(slot, generation); }
+  // The kernel's references (lookup count), kept in the arena so an adopter knows them.
+  std::atomic_ref<uint64_t> nlookup() const { return std::atomic_ref<uint64_t>(record->nlookup); }
+
   // Set once at creation, before the inode is published; read-only afterwards.
   std::unique_ptr<char[]> handle;  // struct file_handle, or null when the fs has none
   int mount_fd = -1;               // an fd on the handle's filesystem, owned by the table
-
-  std::atomic<uint64_t> nlookup{0};  // the kernel's references (lookup count)
 
   // fd cache state; see InodeTable::Acquire for the protocol.
   std::atomic<int> path_fd{-1};
@@ -71,19 +81,34 @@ class FdRef {
 class InodeTable {
  public:
   // Takes ownership of root_fd (an O_PATH fd of the volume's root). `fd_budget` bounds the
-  // cached fds of non-pinned inodes.
-  InodeTable(int root_fd, const struct stat& root_stat, size_t fd_budget);
+  // cached fds of non-pinned inodes. Node records live in `arena` (which must outlive the
+  // table); a fresh arena gets the root's record filled in.
+  InodeTable(int root_fd, const struct stat& root_stat, size_t fd_budget, Arena* arena);
   ~InodeTable();
 
   Inode* root() { return root_; }
   bool handles_usable() const { return handles_usable_; }
+
+  // The inode of a nodeid the kernel holds; a process-local stand-in that answers ESTALE to
+  // every use (no handle, no fd) when the id names no live node (a stale id).
+  Inode* Get(uint64_t id) {
+    if (id == kRootNodeId) return root_;
+    Inode* inode = by_slot_.Get(SlotOf(id));
+    return inode != nullptr && inode->generation == GenerationOf(id) ? inode : &stale_;
+  }
+  bool IsStale(const Inode* inode) const { return inode == &stale_; }
+
+  // Adoption: makes the arena's live node records known again (their handles reopen on
+  // demand), with what they hold on disk now measured. Before any request is served.
+  // Returns the number of nodes, or -errno.
+  int64_t Rebuild();
 
   // Registers a lookup of the object behind `fd` (an O_PATH fd; the table keeps or closes it)
   // whose stat is `st`, and counts one kernel reference. *created says whether the inode was
   // new to the table. Returns 0 or -errno.
   int Intern(int fd, const struct stat& st, Inode** out, bool* created);
   // Adds one kernel reference to a known inode (link, readdirplus of a known entry).
-  void Ref(Inode* inode) { inode->nlookup.fetch_add(1); }
+  void Ref(Inode* inode) { inode->nlookup().fetch_add(1); }
   // Drops `n` kernel references; the inode is destroyed at zero.
   void Forget(Inode* inode, uint64_t n);
   // Finds the inode of (dev, ino) if the kernel knows it. Not counted as a reference.
@@ -127,9 +152,17 @@ class InodeTable {
   void RingRemoveLocked(Inode* inode);
   void EvictLocked();
 
+  static constexpr uint64_t kRootNodeId = 1;
+  void Publish(Inode* inode, int64_t id);
+  int MountFdFor(int mount_id);
+
   Inode* root_;
   bool handles_usable_ = false;
   const size_t fd_budget_;
+  Arena* const arena_;
+  NodeRecord stale_record_{};
+  Inode stale_{0, 0, 0};
+  SlotArray<Inode*> by_slot_;  // lock-free reads; written under mu_
 
   // Lock order: mu_ before cache_mu_.
   std::mutex mu_;

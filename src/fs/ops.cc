@@ -154,11 +154,7 @@ fuse_lowlevel_ops MakeOperations() {
 
 void CloseHandlesLeftOpen(Volume::Impl* v) {
   if (v->passthrough) v->passthrough->Forget();
-  {
-    std::lock_guard lock(v->handles_mu);
-    for (int fd : v->open_files) close(fd);
-    v->open_files.clear();
-  }
+  if (v->files) v->files->CloseAll();
   std::lock_guard lock(v->dir_streams_mu);
   for (Volume::Impl::DirStream& s : v->dir_streams) ops::CloseDirStream(&s);
   v->dir_streams.clear();

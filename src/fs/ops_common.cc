@@ -13,8 +13,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <cstdio>
 #include <new>
 #include <vector>
 
@@ -124,6 +126,7 @@ void RemeasureRecentWrites(Impl* v) {
 void FillEntry(Impl* v, Inode* inode, const struct stat& st, fuse_entry_param* e) {
   *e = fuse_entry_param{};
   e->ino = v->ToIno(inode);
+  e->generation = inode->generation;
   e->attr = st;
   e->attr_timeout = v->timeout;
   e->entry_timeout = v->timeout;
@@ -254,18 +257,14 @@ void PinIfOpen(Impl* v, Inode* victim, const struct stat& st) {
   if (open) v->table->Pin(victim);
 }
 
-void TrackFile(Impl* v, int fd) {
-  std::lock_guard lock(v->handles_mu);
-  v->open_files.insert(fd);
+int64_t TrackFile(Impl* v, Inode* inode, int fd, int open_flags, FileKind kind) {
+  return v->files->Add(*inode, fd, open_flags, kind);
 }
 
 // Forgets the fd before closing it: once closed, its number may be reused by another open.
-void CloseFile(Impl* v, int fd) {
-  {
-    std::lock_guard lock(v->handles_mu);
-    v->open_files.erase(fd);
-  }
-  close(fd);
+void CloseFile(Impl* v, uint64_t fh) {
+  int fd = v->files->Remove(fh);
+  if (fd >= 0) close(fd);
 }
 
 void CloseAccounting(Impl* v, Inode* inode) {
@@ -284,6 +283,13 @@ void CloseAccounting(Impl* v, Inode* inode) {
     v->table->Unpin(inode);
     v->table->DropFd(inode);
     v->quota->Adjust(-static_cast<int64_t>(freed), -1);
+  }
+}
+
+void CrashPointBeforeReply(const char* op) {
+  static const char* const where = std::getenv("CLAIMFS_CRASH_AT");
+  if (where != nullptr && std::strncmp(where, "reply.", 6) == 0 && std::strcmp(where + 6, op) == 0) {
+    raise(SIGKILL);
   }
 }
 

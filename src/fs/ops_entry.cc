@@ -122,7 +122,7 @@ void Getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 namespace {
 
 int DoTruncate(Impl* v, Inode* inode, int path_fd, fuse_file_info* fi, off_t size) {
-  int fd = fi ? static_cast<int>(fi->fh) : -1;
+  int fd = fi ? FileFd(v, fi) : -1;
   int owned = -1;
   if (fd < 0) {
     owned = open(ProcPath(path_fd).buf, O_WRONLY | O_CLOEXEC);
@@ -157,7 +157,7 @@ int DoSetattr(fuse_req_t req, Impl* v, Inode* inode, struct stat* attr, int vali
   int fd = ref.fd();
   if (valid & FUSE_SET_ATTR_MODE) {
     if (fi) {
-      rv = fchmod(static_cast<int>(fi->fh), attr->st_mode) == 0 ? 0 : -errno;
+      rv = fchmod(FileFd(v, fi), attr->st_mode) == 0 ? 0 : -errno;
     } else if (inode->type == S_IFLNK) {
       rv = -EOPNOTSUPP;
     } else {
@@ -193,7 +193,7 @@ int DoSetattr(fuse_req_t req, Impl* v, Inode* inode, struct stat* attr, int vali
       times[1] = attr->st_mtim;
     }
     if (fi) {
-      rv = futimens(static_cast<int>(fi->fh), times) == 0 ? 0 : -errno;
+      rv = futimens(FileFd(v, fi), times) == 0 ? 0 : -errno;
     } else {
       rv = utimensat(fd, "", times, AT_EMPTY_PATH) == 0 ? 0 : -errno;
       if (rv == -EINVAL || rv == -ENOENT) {

@@ -234,8 +234,11 @@ void SetCaching(fuse_file_info* fi, int fd) {
 // The flags for the backing open. O_DIRECT is dropped (FUSE's buffers are not aligned for it;
 // the kernel already bypasses its cache). For cached opens O_SYNC/O_DSYNC are dropped too:
 // the kernel follows every such write with FSYNC, and honouring both flushed the disk twice.
+// O_APPEND is dropped: the kernel sends every WRITE with its offset (the end of file for an
+// append), and a pwrite on an O_APPEND fd would ignore it, so a WRITE resent after an adoption
+// would append twice.
 int BackingOpenFlags(int open_flags) {
-  int flags = open_flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
+  int flags = open_flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_APPEND);
   if (!UsesDirectIo(open_flags)) flags &= ~(O_SYNC | O_DSYNC);
   return flags | O_CLOEXEC;
 }
@@ -268,13 +271,22 @@ void ReplyOpened(fuse_req_t req, Impl* v, Inode* inode, int fd, fuse_file_info* 
     fuse_reply_err(req, -backing);
     return;
   }
+  SetCaching(fi, fd);
+  FileKind kind = backing > 0 ? FileKind::kPassthrough
+                  : fi->direct_io ? FileKind::kDirect
+                                  : FileKind::kCached;
+  int64_t fh = TrackFile(v, inode, fd, BackingOpenFlags(fi->flags) & ~O_CLOEXEC, kind);
+  if (fh < 0) {
+    if (backing > 0) v->passthrough->Detach(fd);
+    close(fd);
+    fuse_reply_err(req, static_cast<int>(-fh));
+    return;
+  }
   {
     std::lock_guard lock(inode->mu);
     ++inode->open_count;
   }
-  fi->fh = static_cast<uint64_t>(fd);
-  SetCaching(fi, fd);
-  TrackFile(v, fd);
+  fi->fh = static_cast<uint64_t>(fh);
   int sent;
   if (backing > 0) {
     sent = entry ? Passthrough::ReplyCreate(req, *entry, fi->fh, backing, direct_io)
@@ -284,7 +296,7 @@ void ReplyOpened(fuse_req_t req, Impl* v, Inode* inode, int fd, fuse_file_info* 
   }
   if (sent != 0) {
     if (backing > 0) v->passthrough->Detach(fd);
-    CloseFile(v, fd);
+    CloseFile(v, fi->fh);
     CloseAccounting(v, inode);
   }
 }
@@ -317,8 +329,10 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
       fd = openat(pref.fd(), name, flags | O_CREAT | O_EXCL, mode);
       if (fd >= 0) {
         created = true;
-      } else if (errno == EEXIST && !(fi->flags & O_EXCL)) {
-        fd = openat(pref.fd(), name, flags);  // lost a race with another create: open it
+      } else if (errno == EEXIST && (!(fi->flags & O_EXCL) || RequestIsResent())) {
+        // Lost a race with another create, or a CREATE resent after an adoption that the
+        // previous server did before dying (docs/dataplane.md 7.3): open it.
+        fd = openat(pref.fd(), name, flags);
       }
       if (fd < 0) rv = -errno;
     }
@@ -336,6 +350,7 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
   if (!created && (fi->flags & O_TRUNC) && RequestKillsSuidgid()) {
     KillSetIdBits(req, fd, Kill::kFlagged);
   }
+  CrashPointBeforeReply("create");
   ReplyOpened(req, v, inode, fd, fi, &e);
 }
 
@@ -375,23 +390,37 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Impl* v = V(req);
-  if (v->passthrough) v->passthrough->Detach(static_cast<int>(fi->fh));
-  CloseFile(v, static_cast<int>(fi->fh));
+  int fd = FileFd(v, fi);
+  if (fd == -EBADF) {  // a RELEASE resent after an adoption, already done
+    fuse_reply_err(req, 0);
+    return;
+  }
+  if (v->passthrough && fd >= 0) v->passthrough->Detach(fd);
+  CloseFile(v, fi->fh);
   CloseAccounting(v, v->ToInode(ino));
   fuse_reply_err(req, 0);
 }
 
 void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  int fd = FileFd(V(req), fi);
+  if (fd < 0) {
+    fuse_reply_err(req, -fd);
+    return;
+  }
   fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
   buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  buf.buf[0].fd = static_cast<int>(fi->fh);
+  buf.buf[0].fd = fd;
   buf.buf[0].pos = off;
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
 void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fuse_file_info* fi) {
   Impl* v = V(req);
-  int fd = static_cast<int>(fi->fh);
+  int fd = FileFd(v, fi);
+  if (fd < 0) {
+    fuse_reply_err(req, -fd);
+    return;
+  }
   size_t size = fuse_buf_size(in_buf);
   if (RequestKillsSuidgid()) {
     if (int rv = KillSetIdBits(req, fd, Kill::kFlagged); rv < 0) {
@@ -419,7 +448,11 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in_buf, off_t off, fu
 }
 
 void Fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
-  int fd = static_cast<int>(fi->fh);
+  int fd = FileFd(V(req), fi);
+  if (fd < 0) {
+    fuse_reply_err(req, -fd);
+    return;
+  }
   int rv = datasync ? fdatasync(fd) : fsync(fd);
   fuse_reply_err(req, rv == 0 ? 0 : errno);
 }
@@ -428,7 +461,11 @@ void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
                fuse_file_info* fi) {
   Impl* v = V(req);
   if (RefusedAsReadOnly(req, v)) return;
-  int fd = static_cast<int>(fi->fh);
+  int fd = FileFd(v, fi);
+  if (fd < 0) {
+    fuse_reply_err(req, -fd);
+    return;
+  }
   if (int rv = KillSetIdBits(req, fd, Kill::kUnflagged); rv < 0) {
     fuse_reply_err(req, -rv);
     return;
@@ -456,7 +493,12 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
                    fuse_ino_t ino_out, off_t off_out, fuse_file_info* fi_out, size_t len,
                    int flags) {
   Impl* v = V(req);
-  int out_fd = static_cast<int>(fi_out->fh);
+  int out_fd = FileFd(v, fi_out);
+  int in_fd = FileFd(v, fi_in);
+  if (out_fd < 0 || in_fd < 0) {
+    fuse_reply_err(req, out_fd < 0 ? -out_fd : -in_fd);
+    return;
+  }
   if (int rv = KillSetIdBits(req, out_fd, Kill::kUnflagged); rv < 0) {
     fuse_reply_err(req, -rv);
     return;
@@ -469,7 +511,7 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
   }
   loff_t in_pos = off_in;
   loff_t out_pos = off_out;
-  ssize_t n = copy_file_range(static_cast<int>(fi_in->fh), &in_pos, out_fd, &out_pos,
+  ssize_t n = copy_file_range(in_fd, &in_pos, out_fd, &out_pos,
                               static_cast<size_t>(allowed), static_cast<unsigned>(flags));
   int err = errno;
   EndQuotaWrite(v, v->ToInode(ino_out), out_fd, off_out, n, quota);
@@ -481,7 +523,12 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_
 }
 
 void Lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
-  off_t result = lseek(static_cast<int>(fi->fh), off, whence);
+  int fd = FileFd(V(req), fi);
+  if (fd < 0) {
+    fuse_reply_err(req, -fd);
+    return;
+  }
+  off_t result = lseek(fd, off, whence);
   if (result < 0) {
     fuse_reply_err(req, errno);
   } else {

@@ -91,9 +91,19 @@ bool RefusedAsReadOnly(fuse_req_t req, Impl* v);
 int Refuse(Impl* v);
 void AccountRemoved(Impl* v, Inode* victim, const struct stat& before);
 void PinIfOpen(Impl* v, Inode* victim, const struct stat& st);
-void TrackFile(Impl* v, int fd);
-void CloseFile(Impl* v, int fd);
+// Registers the open file `fd` of `inode` (owned from now on): its fh, or -errno (fd still the
+// caller's).
+int64_t TrackFile(Impl* v, Inode* inode, int fd, int open_flags, FileKind kind);
+// The backing fd of an open file: -EBADF for an unknown fh, -EIO when its reopen failed at
+// adoption.
+inline int FileFd(Impl* v, const fuse_file_info* fi) { return v->files->Fd(fi->fh); }
+// Forgets the open file and closes its fd.
+void CloseFile(Impl* v, uint64_t fh);
 void CloseAccounting(Impl* v, Inode* inode);
+
+// Test hook for the adoption tests: with CLAIMFS_CRASH_AT=reply.<op> in the environment the
+// process kills itself (SIGKILL) after <op>'s change is done, before its reply is sent.
+void CrashPointBeforeReply(const char* op);
 
 // ---- ops_names.cc ----
 // Reservations a new name takes: the new object's own block, if it gets one, and a block for

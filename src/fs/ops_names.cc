@@ -79,6 +79,7 @@ void MakeNode(fuse_req_t req, fuse_ino_t parent_ino, const char* name, NodeKind 
   }
   fuse_entry_param e;
   Inode* inode = nullptr;
+  bool redone = false;
   {
     NamespaceChange ns(v);
     FdRef pref;
@@ -94,14 +95,24 @@ void MakeNode(fuse_req_t req, fuse_ino_t parent_ino, const char* name, NodeKind 
       }
       rv = r == 0 ? 0 : -errno;
     }
+    // Resent after an adoption: the previous server made the name and died before replying
+    // (the kernel holds the parent's lock, so nobody else can have). Its usage was counted by
+    // the adoption's rescan. Without the in-flight journal (docs/dataplane.md 7.3), a name that
+    // existed before the request is answered the same way.
+    redone = rv == -EEXIST && RequestIsResent();
+    if (redone) rv = 0;
     if (rv == 0) rv = DoLookup(v, parent, name, &e, &inode);
   }
-  CommitName(v, reservation, parent, rv == 0 ? static_cast<int64_t>(AllocatedBytes(e.attr)) : 0,
-             rv == 0);
+  bool created = rv == 0 && !redone;
+  CommitName(v, reservation, parent, created ? static_cast<int64_t>(AllocatedBytes(e.attr)) : 0,
+             created);
   if (rv < 0) {
     fuse_reply_err(req, -rv);
     return;
   }
+  CrashPointBeforeReply(kind == NodeKind::kDirectory ? "mkdir"
+                        : kind == NodeKind::kSymlink ? "symlink"
+                                                     : "mknod");
   fuse_reply_entry(req, &e);
 }
 
@@ -144,6 +155,7 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char* 
                  ? 0
                  : -errno;
       }
+      if (rv == -EEXIST && RequestIsResent()) rv = 0;  // done before an adoption (see MakeNode)
     }
     if (rv == 0) rv = StatFd(ref.fd(), &st);
   }
@@ -168,7 +180,11 @@ int RemoveName(Impl* v, Inode* parent, const char* name, bool directory) {
   int rv = v->table->Acquire(parent, &pref);
   if (rv < 0) return rv;
   struct stat st;
-  if (fstatat(pref.fd(), name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -errno;
+  if (fstatat(pref.fd(), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    // Resent after an adoption: the previous server removed it and died before replying.
+    if (errno == ENOENT && RequestIsResent()) return 0;
+    return -errno;
+  }
   Inode* victim = v->quota->enabled() || !S_ISDIR(st.st_mode) ? v->table->Find(st.st_dev, st.st_ino)
                                                                : nullptr;
   PinIfOpen(v, victim, st);
@@ -195,13 +211,17 @@ int RemoveName(Impl* v, Inode* parent, const char* name, bool directory) {
 void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Impl* v = V(req);
   if (RefusedAsReadOnly(req, v)) return;
-  fuse_reply_err(req, -RemoveName(v, v->ToInode(parent), name, false));
+  int rv = RemoveName(v, v->ToInode(parent), name, false);
+  if (rv == 0) CrashPointBeforeReply("unlink");
+  fuse_reply_err(req, -rv);
 }
 
 void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Impl* v = V(req);
   if (RefusedAsReadOnly(req, v)) return;
-  fuse_reply_err(req, -RemoveName(v, v->ToInode(parent), name, true));
+  int rv = RemoveName(v, v->ToInode(parent), name, true);
+  if (rv == 0) CrashPointBeforeReply("rmdir");
+  fuse_reply_err(req, -rv);
 }
 
 void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t newparent_ino,
@@ -240,6 +260,9 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
     }
     if (rv == 0) {
       rv = renameat2(pref.fd(), name, npref.fd(), newname, flags) == 0 ? 0 : -errno;
+      // Resent after an adoption: the source gone and the target there means the previous
+      // server renamed it (without the journal, 7.3, a coincidence reads the same).
+      if (rv == -ENOENT && target_exists && RequestIsResent()) rv = 0;
     }
     if (rv == 0 && replaces) {
       if (v->quota->enabled()) {
@@ -256,6 +279,7 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
     }
   }
   if (reservation.bytes != 0) v->quota->Commit(reservation.bytes, 0);
+  if (rv == 0) CrashPointBeforeReply("rename");
   fuse_reply_err(req, -rv);
 }
 

@@ -1,4 +1,6 @@
 #include <fcntl.h>
+#include <linux/fuse.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -114,47 +116,78 @@ void MatchBackingReadahead(dev_t backing, const std::string& mountpoint) {
 
 Volume::Volume(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
+namespace {
+
+// An adopted volume was mounted by another process: it is detached (as fuse_session_unmount
+// would) only when the mount at its mountpoint is still its connection's.
+void DetachAdoptedMount(Volume::Impl* impl) {
+  std::optional<dev_t> dev = MountDevice(impl->options.mountpoint);
+  if (!dev || *dev != impl->arena->header()->fuse_dev) return;
+  if (umount2(impl->options.mountpoint.c_str(), MNT_DETACH) != 0) {
+    log::Warn("cannot unmount {}: {}", impl->options.mountpoint, std::strerror(errno));
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// The source's root, opened and checked: root_fd (O_PATH, owned by the caller on success).
+struct Source {
+  int root_fd = -1;
+  struct stat root_stat {};
+  struct statvfs backing {};
+};
+
+// `check_mountpoint` false: the mountpoint is a live mount nobody serves yet (adoption), and
+// any look at it would wait for the server we are about to become.
+Result<Source> OpenSource(VolumeOptions* options, bool check_mountpoint) {
   // Absolute paths: the standalone program changes to / when it goes to the background.
-  for (std::string* path : {&options.source, &options.mountpoint}) {
+  for (std::string* path : {&options->source, &options->mountpoint}) {
+    if (path == &options->mountpoint && !check_mountpoint) continue;
     char resolved[PATH_MAX];
     if (realpath(path->c_str(), resolved) != nullptr) *path = resolved;
   }
-  int root_fd = open(options.source.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd < 0) {
+  Source src;
+  src.root_fd = open(options->source.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (src.root_fd < 0) {
     int err = errno;
-    if (err == ENOENT) return Status::NotFound("source directory " + options.source + " does not exist");
-    if (err == ENOTDIR) return Status::Invalid("source " + options.source + " is not a directory");
-    return Status::FromErrno("cannot open source directory " + options.source, err);
+    if (err == ENOENT) return Status::NotFound("source directory " + options->source + " does not exist");
+    if (err == ENOTDIR) return Status::Invalid("source " + options->source + " is not a directory");
+    return Status::FromErrno("cannot open source directory " + options->source, err);
   }
   auto fail = [&](Status s) {
-    close(root_fd);
+    close(src.root_fd);
     return s;
   };
-  struct stat mount_stat;
-  if (stat(options.mountpoint.c_str(), &mount_stat) != 0) {
-    return fail(Status::FromErrno("mount point " + options.mountpoint, errno));
+  if (check_mountpoint) {
+    struct stat mount_stat;
+    if (stat(options->mountpoint.c_str(), &mount_stat) != 0) {
+      return fail(Status::FromErrno("mount point " + options->mountpoint, errno));
+    }
+    if (!S_ISDIR(mount_stat.st_mode)) {
+      return fail(Status::Invalid("mount point " + options->mountpoint + " is not a directory"));
+    }
   }
-  if (!S_ISDIR(mount_stat.st_mode)) {
-    return fail(Status::Invalid("mount point " + options.mountpoint + " is not a directory"));
+  if (fstatat(src.root_fd, "", &src.root_stat, AT_EMPTY_PATH) != 0) {
+    return fail(Status::FromErrno("cannot stat " + options->source, errno));
   }
-  struct stat root_stat;
-  if (fstatat(root_fd, "", &root_stat, AT_EMPTY_PATH) != 0) {
-    return fail(Status::FromErrno("cannot stat " + options.source, errno));
+  if (fstatvfs(src.root_fd, &src.backing) != 0) {
+    return fail(Status::FromErrno("cannot statfs " + options->source, errno));
   }
-  struct statvfs backing;
-  if (fstatvfs(root_fd, &backing) != 0) {
-    return fail(Status::FromErrno("cannot statfs " + options.source, errno));
-  }
+  return src;
+}
 
-  auto impl = std::make_unique<Impl>();
+// How the capacity is enforced (kernel limit or our accounting), with the usage scanned for an
+// accounted volume.
+Status SetUpQuota(Volume::Impl* impl, const Source& src, const VolumeOptions& options) {
   impl->quota_errno = options.quota_errno;
   impl->timeout = options.cache_timeout_seconds;
-  impl->block_size = backing.f_bsize ? backing.f_bsize : 4096;
+  impl->block_size = src.backing.f_bsize ? src.backing.f_bsize : 4096;
 
   std::string accounted_why;
   if (options.capacity_bytes) {
-    impl->kernel_limit = KernelLimitFor(root_fd, options, &accounted_why);
+    impl->kernel_limit = KernelLimitFor(src.root_fd, options, &accounted_why);
   }
   if (impl->kernel_limit) {
     impl->mode = "kernel (" + impl->kernel_limit->Describe() + ")";
@@ -177,8 +210,8 @@ Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
 
   TreeUsage usage;
   if (options.capacity_bytes && !impl->kernel_limit) {
-    auto scanned = ScanTree(root_fd);
-    if (!scanned.ok()) return fail(scanned.status());
+    auto scanned = ScanTree(src.root_fd);
+    if (!scanned.ok()) return scanned.status();
     usage = *scanned;
     if (usage.bytes > *options.capacity_bytes) {
       log::Warn("{} already uses {} bytes, more than its capacity of {}: writes that allocate "
@@ -192,41 +225,102 @@ Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
       impl->kernel_limit ? std::nullopt : options.capacity_bytes;
   impl->quota = std::make_unique<Quota>(accounted_capacity, options.inode_limit, usage.bytes,
                                         usage.inodes);
-  size_t fd_budget = options.fd_cache_budget ? options.fd_cache_budget : DefaultFdBudget();
-  impl->table = std::make_unique<InodeTable>(root_fd, root_stat, fd_budget);
-  {
-    std::lock_guard lock(impl->table->root()->mu);
-    impl->table->root()->allocated = static_cast<uint64_t>(root_stat.st_blocks) * 512;
-  }
-  if (!impl->table->handles_usable()) {
-    log::Warn("{}: file handles are not usable here (not root, or the filesystem cannot export "
-              "them): every known inode keeps an open fd",
-              options.source);
-  }
+  return Status::Ok();
+}
 
-  std::string mount_options = "default_permissions,subtype=claimfs";
-  bool has_fsname = false;
-  for (const std::string& o : options.kernel_options) {
-    if (o.rfind("fsname=", 0) == 0) has_fsname = true;
-    mount_options += "," + o;
+// libfuse's arguments for a session of `options` (mount options matter only to a fresh mount).
+std::vector<std::string> SessionArguments(const VolumeOptions& options, bool mount) {
+  std::vector<std::string> arguments = {"claimfs"};
+  if (mount) {
+    std::string mount_options = "default_permissions,subtype=claimfs";
+    bool has_fsname = false;
+    for (const std::string& o : options.kernel_options) {
+      if (o.rfind("fsname=", 0) == 0) has_fsname = true;
+      mount_options += "," + o;
+    }
+    if (!has_fsname) mount_options += ",fsname=" + EscapeOptionValue(options.source);
+    if (options.allow_other) mount_options += ",allow_other";
+    arguments.push_back("-o");
+    arguments.push_back(mount_options);
   }
-  if (!has_fsname) mount_options += ",fsname=" + EscapeOptionValue(options.source);
-  if (options.allow_other) mount_options += ",allow_other";
-  std::vector<std::string> arguments = {"claimfs", "-o", mount_options};
   if (options.debug) arguments.emplace_back("-d");
+  return arguments;
+}
+
+fuse_session* NewSession(std::vector<std::string> arguments, Volume::Impl* impl) {
   std::vector<char*> argv;
   for (std::string& a : arguments) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  fuse_session* se = fuse_session_new(&args, &VolumeOperations(), sizeof(fuse_lowlevel_ops), impl);
+  fuse_opt_free_args(&args);
+  return se;
+}
+
+constexpr uint32_t kInitInFlagsOffset = 12;
+constexpr uint32_t kInitInFlags2Offset = 16;
+constexpr uint32_t kInitExt = 1u << 30;
+constexpr uint64_t kHasResend = uint64_t{1} << 39;  // FUSE_HAS_RESEND (protocol 7.40)
+constexpr int32_t kNotifyResend = 7;                 // FUSE_NOTIFY_RESEND (protocol 7.40)
+
+bool KernelCanResend(const ArenaHeader& h) {
+  if (h.init_in_len < kInitInFlags2Offset + 4) return false;
+  uint32_t flags, flags2;
+  std::memcpy(&flags, h.init_in + kInitInFlagsOffset, 4);
+  std::memcpy(&flags2, h.init_in + kInitInFlags2Offset, 4);
+  return (flags & kInitExt) && ((uint64_t{flags2} << 32) & kHasResend);
+}
+
+std::string ArenaName(const VolumeOptions& options) {
+  std::string name = options.mountpoint;
+  if (name.size() > 200) name = name.substr(name.size() - 200);
+  return name;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
+  auto source = OpenSource(&options, true);
+  if (!source.ok()) return source.status();
+  Source src = *source;
+  int root_fd = src.root_fd;
+  auto fail = [&](Status s) {
+    close(root_fd);
+    return s;
+  };
+
+  auto impl = std::make_unique<Impl>();
+  if (Status s = SetUpQuota(impl.get(), src, options); !s.ok()) return fail(s);
+  auto arena = Arena::Create(ArenaName(options));
+  if (!arena.ok()) return fail(arena.status());
+  impl->arena = std::move(*arena);
+  ArenaHeader* header = impl->arena->header();
+  header->root_dev = src.root_stat.st_dev;
+  header->root_ino = src.root_stat.st_ino;
+  header->owner_pid = getpid();
+  if (impl->quota->enabled()) header->flags |= kArenaAccounted;
+
+  size_t fd_budget = options.fd_cache_budget ? options.fd_cache_budget : DefaultFdBudget();
+  impl->table = std::make_unique<InodeTable>(root_fd, src.root_stat, fd_budget, impl->arena.get());
+  impl->files = std::make_unique<OpenFiles>(impl->arena.get());
+  {
+    std::lock_guard lock(impl->table->root()->mu);
+    impl->table->root()->allocated = static_cast<uint64_t>(src.root_stat.st_blocks) * 512;
+  }
+  if (!impl->table->handles_usable()) {
+    log::Warn("{}: file handles are not usable here (not root, or the filesystem cannot export "
+              "them): every known inode keeps an open fd, and the volume cannot be adopted",
+              options.source);
+  }
 
   // New objects get exactly the mode the kernel sends (it already applied the caller's umask).
   umask(0);
   impl->options = std::move(options);
   const VolumeOptions& o = impl->options;
-  impl->session = fuse_session_new(&args, &VolumeOperations(), sizeof(fuse_lowlevel_ops), impl.get());
-  fuse_opt_free_args(&args);
+  impl->session = NewSession(SessionArguments(o, true), impl.get());
   if (impl->session == nullptr) {
     return Status::Invalid("cannot set up a FUSE session for " + o.mountpoint +
-                           " (libfuse refused the mount options: " + mount_options + ")");
+                           " (libfuse refused the mount options: " +
+                           SessionArguments(o, true)[2] + ")");
   }
   if (fuse_session_mount(impl->session, o.mountpoint.c_str()) != 0) {
     fuse_session_destroy(impl->session);
@@ -235,34 +329,217 @@ Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
                            " (is /dev/fuse there, and are we root?)");
   }
   impl->mounted = true;
-  impl->backing_device = root_stat.st_dev;
-  // One set of custom I/O hooks per session: Passthrough's on a kernel-mode volume (they keep
-  // compat_io's duties), compat_io's otherwise.
+  impl->backing_device = src.root_stat.st_dev;
+  int session_fd = fuse_session_fd(impl->session);
+  impl->conn_fd = fcntl(session_fd, F_DUPFD_CLOEXEC, 0);
+  if (std::optional<dev_t> dev = MountDevice(o.mountpoint)) header->fuse_dev = *dev;
   if (impl->kernel_limit) {
     impl->passthrough = std::make_unique<Passthrough>(impl->quota_errno, impl->quota.get());
-    if (impl->passthrough->Install(impl->session) != 0) {
-      log::Warn("{}: cannot take over the FUSE session's I/O: no passthrough (the kernel still "
-                "enforces the capacity)",
-                o.source);
-      impl->passthrough.reset();
-    }
+    impl->passthrough->Bind(session_fd);
   }
-  if (!impl->passthrough) {
-    if (int rv = InstallCompatIo(impl->session); rv < 0) {
-      fuse_session_unmount(impl->session);
-      fuse_session_destroy(impl->session);
-      impl->session = nullptr;
-      return Status::FromErrno("cannot set up the FUSE channel of " + o.mountpoint, -rv);
-    }
+  // One set of custom I/O hooks per session, on the connection fd (no FUSE_DEV_IOC_CLONE ever:
+  // a cloned device's requests die with its process).
+  int rv = impl->conn_fd < 0 ? -errno : InstallChannelIo(impl->session, session_fd, !impl->passthrough);
+  if (rv < 0) {
+    fuse_session_unmount(impl->session);
+    fuse_session_destroy(impl->session);
+    impl->session = nullptr;
+    if (impl->conn_fd >= 0) close(impl->conn_fd);
+    return Status::FromErrno("cannot set up the FUSE channel of " + o.mountpoint, -rv);
   }
+  header->state = static_cast<uint32_t>(ArenaState::kServing);
   return std::unique_ptr<Volume>(new Volume(std::move(impl)));
 }
+
+Result<std::unique_ptr<Volume>> Volume::Adopt(VolumeOptions options, VolumeBundle bundle) {
+  if (bundle.connection_fd < 0 || bundle.arena_fd < 0) {
+    if (bundle.connection_fd >= 0) close(bundle.connection_fd);
+    if (bundle.arena_fd >= 0) close(bundle.arena_fd);
+    return Status::Invalid("a volume bundle needs a connection fd and an arena fd");
+  }
+  int conn_fd = bundle.connection_fd;
+  auto close_conn = [&](Status s) {
+    if (conn_fd >= 0) close(conn_fd);
+    return s;
+  };
+  auto arena = Arena::Open(bundle.arena_fd);
+  if (!arena.ok()) return close_conn(arena.status());
+  ArenaHeader* header = (*arena)->header();
+  auto source = OpenSource(&options, false);
+  if (!source.ok()) return close_conn(source.status());
+  Source src = *source;
+  auto fail = [&](Status s) {
+    close(src.root_fd);
+    return close_conn(s);
+  };
+  if (header->root_dev != src.root_stat.st_dev || header->root_ino != src.root_stat.st_ino) {
+    return fail(Status::Conflict("the arena is not " + options.source +
+                                 "'s (its root was replaced?): the volume must be mounted afresh"));
+  }
+  if (header->init_in_len == 0 || header->init_out_len == 0) {
+    return fail(Status::Unavailable("the connection of " + options.source +
+                                    " was never initialised (no INIT saved)"));
+  }
+  if (!KernelCanResend(*header)) {
+    return fail(Status::Unavailable("the kernel cannot resend requests (no FUSE_HAS_RESEND): "
+                                    "adopting " + options.source + " could hang its callers"));
+  }
+
+  auto impl = std::make_unique<Impl>();
+  if (Status s = SetUpQuota(impl.get(), src, options); !s.ok()) return fail(s);
+  bool passthrough = (header->flags & kArenaPassthrough) != 0;
+  if (passthrough && !impl->kernel_limit) {
+    return fail(Status::Conflict("the connection of " + options.source +
+                                 " is in FUSE passthrough but the volume is not kernel-enforced now"));
+  }
+  if (passthrough) {
+    impl->passthrough = std::make_unique<Passthrough>(impl->quota_errno, impl->quota.get());
+    impl->passthrough->Resume();
+  }
+  if (impl->quota->enabled() != ((header->flags & kArenaAccounted) != 0)) {
+    return fail(Status::Conflict("the options of " + options.source +
+                                 " disagree with its arena about the quota accounting"));
+  }
+  impl->arena = std::move(*arena);
+  size_t fd_budget = options.fd_cache_budget ? options.fd_cache_budget : DefaultFdBudget();
+  impl->table = std::make_unique<InodeTable>(src.root_fd, src.root_stat, fd_budget, impl->arena.get());
+  if (!impl->table->handles_usable()) {
+    return close_conn(Status::Unavailable("file handles are not usable for " + options.source +
+                                          ": its nodes cannot be found again"));
+  }
+  {
+    std::lock_guard lock(impl->table->root()->mu);
+    impl->table->root()->allocated = static_cast<uint64_t>(src.root_stat.st_blocks) * 512;
+  }
+  int64_t nodes = impl->table->Rebuild();
+  if (impl->passthrough) {
+    // The kernel keeps backing ids past the old server: reuse them, never open a second one.
+    for (uint32_t slot = kRootSlot + 1; slot < impl->arena->nodes_high(); ++slot) {
+      NodeRecord* r = impl->arena->NodeSlot(slot);
+      if (r->state != kRecordLive || r->backing_id <= 0 || r->backing_refs == 0) continue;
+      Inode* inode = impl->table->Get(MakeId(slot, r->generation));
+      if (!impl->table->IsStale(inode)) impl->passthrough->Restore(inode, r->backing_id, r->backing_refs);
+    }
+  }
+  impl->files = std::make_unique<OpenFiles>(impl->arena.get());
+  size_t failed = 0;
+  size_t files = impl->files->Reopen([&](uint64_t fh, const OpenFileRecord& r) {
+    Inode* inode = impl->table->Get(MakeId(r.node_slot, r.node_generation));
+    int fd = -ESTALE;
+    if (!impl->table->IsStale(inode)) {
+      {
+        std::lock_guard lock(inode->mu);
+        ++inode->open_count;
+      }
+      FdRef ref;
+      fd = impl->table->Acquire(inode, &ref);
+      if (fd == 0) {
+        char path[32];
+        std::snprintf(path, sizeof path, "/proc/self/fd/%d", ref.fd());
+        fd = open(path, r.flags | O_CLOEXEC);
+        if (fd < 0) fd = -errno;
+      }
+    }
+    if (fd >= 0 && impl->passthrough && r.kind == static_cast<uint8_t>(FileKind::kPassthrough)) {
+      impl->passthrough->RestoreHandle(fd, inode);
+    }
+    if (fd < 0) {
+      ++failed;
+      log::Warn("{}: cannot reopen open file {:#x} (node {}): {}; it answers EIO", options.source,
+                fh, r.node_slot, std::strerror(-fd));
+    }
+    return fd;
+  });
+
+  umask(0);
+  impl->options = std::move(options);
+  const VolumeOptions& o = impl->options;
+  impl->backing_device = src.root_stat.st_dev;
+  impl->conn_fd = conn_fd;
+  conn_fd = -1;
+  auto fail_session = [&](Status s) {
+    if (impl->session != nullptr) fuse_session_destroy(impl->session);
+    impl->session = nullptr;
+    close(impl->conn_fd);
+    return s;
+  };
+  int session_fd = fcntl(impl->conn_fd, F_DUPFD_CLOEXEC, 0);
+  if (session_fd < 0) return fail_session(Status::FromErrno("cannot dup the connection of " + o.source, errno));
+  impl->session = NewSession(SessionArguments(o, false), impl.get());
+  if (impl->session == nullptr) {
+    close(session_fd);
+    return fail_session(Status::Internal("cannot set up a FUSE session for " + o.source));
+  }
+  if (impl->passthrough) impl->passthrough->Bind(impl->conn_fd);
+  if (int rv = InstallChannelIo(impl->session, session_fd, !impl->passthrough); rv < 0) {
+    close(session_fd);
+    return fail_session(Status::FromErrno("cannot set up the FUSE channel of " + o.source, -rv));
+  }
+  impl->adopted = true;
+  impl->replay_init = true;
+  header->epoch++;
+  header->owner_pid = getpid();
+  header->state = static_cast<uint32_t>(ArenaState::kServing);
+  log::Info("{}: adopted its FUSE connection (epoch {}): {} nodes, {} open files ({} lost)",
+            o.source, header->epoch, nodes, files, failed);
+  return std::unique_ptr<Volume>(new Volume(std::move(impl)));
+}
+
+Result<VolumeBundle> Volume::Bundle() const {
+  if (impl_->session == nullptr || impl_->conn_fd < 0) {
+    return Status::Unavailable("the volume " + impl_->options.mountpoint + " is not being served");
+  }
+  if (!impl_->table->handles_usable()) {
+    return Status::Unavailable("the volume " + impl_->options.mountpoint +
+                               " cannot be adopted: file handles are not usable");
+  }
+  VolumeBundle b;
+  b.connection_fd = fcntl(impl_->conn_fd, F_DUPFD_CLOEXEC, 0);
+  if (b.connection_fd < 0) return Status::FromErrno("cannot dup the FUSE connection", errno);
+  b.arena_fd = fcntl(impl_->arena->fd(), F_DUPFD_CLOEXEC, 0);
+  if (b.arena_fd < 0) {
+    int err = errno;
+    close(b.connection_fd);
+    return Status::FromErrno("cannot dup the arena", err);
+  }
+  return b;
+}
+
+namespace {
+
+// An adopted session: libfuse gets the saved INIT (compat_io's read hook; the reply is
+// swallowed), then the kernel puts the requests the previous server read but did not answer
+// back in the queue, marked resent. Before the session's first real read.
+Status FinishAdoption(Volume::Impl* impl) {
+  if (!impl->replay_init) return Status::Ok();
+  fuse_buf buf{};
+  int res = fuse_session_receive_buf(impl->session, &buf);
+  if (res > 0) fuse_session_process_buf(impl->session, &buf);
+  std::free(buf.mem);
+  if (res <= 0) return Status::FromErrno("cannot replay the INIT of " + impl->options.source, -res);
+  fuse_out_header resend{};
+  resend.len = sizeof resend;
+  resend.error = kNotifyResend;
+  resend.unique = 0;
+  if (write(impl->conn_fd, &resend, sizeof resend) != static_cast<ssize_t>(sizeof resend)) {
+    // Without it, requests the dead server had read stay unanswered: say so loudly.
+    log::Error("{}: FUSE_NOTIFY_RESEND failed: {}; requests in flight at the previous server's "
+               "end stay unanswered",
+               impl->options.source, std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Volume::~Volume() { Stop(); }
 
 Status Volume::Serve() {
+  if (Status s = FinishAdoption(impl_.get()); !s.ok()) return s;
   fuse_loop_config* config = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_clone_fd(config, 1);
+  // Every thread reads the one connection fd: a cloned device (clone_fd) ends its unanswered
+  // requests with ECONNABORTED when its process dies, which no adopter could answer.
+  fuse_loop_cfg_set_clone_fd(config, 0);
   fuse_loop_cfg_set_max_threads(config, impl_->options.max_threads);
   // Idle workers are kept up to half the maximum, so bursts of requests do not create and
   // destroy threads.
@@ -301,6 +578,10 @@ Status Volume::Start(ServerPool* pool) {
   }
   // Set before the pool can read INIT, whose handler looks at it.
   impl_->pool = pool->impl();
+  if (Status s = FinishAdoption(impl_.get()); !s.ok()) {
+    impl_->pool = nullptr;
+    return s;
+  }
   auto channel = pool->impl()->Add(impl_->session);
   if (!channel.ok()) {
     impl_->pool = nullptr;
@@ -329,11 +610,41 @@ void Volume::Stop() {
     // Unmounting ends the workers' reads on /dev/fuse, which ends the loop.
     fuse_session_unmount(impl_->session);
     impl_->mounted = false;
+  } else if (impl_->adopted) {
+    DetachAdoptedMount(impl_.get());
   }
   if (impl_->server.joinable()) impl_->server.join();
   fuse_session_destroy(impl_->session);
   impl_->session = nullptr;
   CloseHandlesLeftOpen(impl_.get());
+  if (impl_->conn_fd >= 0) close(impl_->conn_fd);
+  impl_->conn_fd = -1;
+}
+
+void Volume::Release() {
+  if (impl_->session == nullptr) return;
+  impl_->stopping = true;
+  fuse_session_exit(impl_->session);
+  if (impl_->channel) {
+    impl_->pool->Remove(impl_->channel);  // waits until no request is in the handlers
+    impl_->channel.reset();
+  } else if (impl_->server.joinable()) {
+    log::Warn("{}: released while served by its own threads, which stop only at the next "
+              "request; serve it with a ServerPool to hand it over",
+              impl_->options.mountpoint);
+    impl_->server.detach();
+  }
+  if (impl_->handles_signals) fuse_remove_signal_handlers(impl_->session);
+  impl_->mounted = false;  // the next server serves it; nothing is unmounted
+  ArenaHeader* header = impl_->arena->header();
+  header->state = static_cast<uint32_t>(ArenaState::kReleased);
+  header->owner_pid = 0;
+  // The kernel keeps its backing ids: Passthrough::Forget closes none.
+  fuse_session_destroy(impl_->session);
+  impl_->session = nullptr;
+  CloseHandlesLeftOpen(impl_.get());
+  if (impl_->conn_fd >= 0) close(impl_->conn_fd);
+  impl_->conn_fd = -1;
 }
 
 Status Volume::SetCapacity(uint64_t bytes) {

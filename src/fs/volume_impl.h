@@ -16,9 +16,11 @@
 #include <vector>
 
 #include "claimfs/fs/volume.h"
+#include "arena.h"
 #include "claimfs/limits/limit_backend.h"
 #include "compat_passthrough.h"
 #include "inode_table.h"
+#include "open_files.h"
 #include "quota.h"
 #include "server_pool_impl.h"
 
@@ -36,7 +38,10 @@ class Volume::Impl {
   std::unique_ptr<limits::VolumeLimit> kernel_limit;
   std::unique_ptr<Passthrough> passthrough;
   std::string mode;
+  // Node and open-file records (the ids the kernel holds); outlives table and files.
+  std::unique_ptr<Arena> arena;
   std::unique_ptr<InodeTable> table;
+  std::unique_ptr<OpenFiles> files;
 
   // Serialises namespace changes (create, link, unlink, rename, ...) so the accounting of an
   // object losing its last link sees no concurrent change to the same names. Taken before any
@@ -56,12 +61,6 @@ class Volume::Impl {
   // Set when writes near full have written back and counted the recent writes; cleared by a
   // write with room to spare (see kNearFullBlocks in ops.cc).
   std::atomic<bool> recent_settled{false};
-
-  // Open files the kernel holds. The kernel sends no RELEASE for a file still open when its
-  // connection ends (a release queued behind the unmount, an abort), so Stop() closes what is
-  // left once no request can arrive.
-  std::mutex handles_mu;               // a leaf lock
-  std::unordered_set<int> open_files;  // guarded by handles_mu
 
   // Directories have no handles: OPENDIR is answered ENOSYS, so the kernel sends neither
   // OPENDIR nor RELEASEDIR and a READDIR names only the directory and an offset (a cookie of
@@ -94,6 +93,13 @@ class Volume::Impl {
   std::atomic<bool> readahead_pending{true};  // see MatchBackingReadahead
 
   fuse_session* session = nullptr;
+  // Our own fd of the FUSE connection (the session reads through a dup of it, which
+  // fuse_session_destroy closes); kept for Bundle() and the resend notification.
+  int conn_fd = -1;
+  // Adopted: the session's first read returns the saved INIT (compat_io), whose reply is
+  // swallowed; then FUSE_NOTIFY_RESEND. Set by Adopt, cleared when the INIT was replayed.
+  bool adopted = false;
+  std::atomic<bool> replay_init{false};
   bool mounted = false;
   bool handles_signals = false;
   std::thread server;
@@ -102,12 +108,10 @@ class Volume::Impl {
   std::shared_ptr<ServerPool::Impl::Channel> channel;
   std::atomic<bool> stopping{false};
 
-  Inode* ToInode(fuse_ino_t ino) {
-    return ino == FUSE_ROOT_ID ? table->root() : reinterpret_cast<Inode*>(ino);
-  }
-  fuse_ino_t ToIno(Inode* inode) {
-    return inode == table->root() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(inode);
-  }
+  // A stale nodeid (one that names no live node) gives a stand-in whose every use fails
+  // ESTALE (InodeTable::Get).
+  Inode* ToInode(fuse_ino_t ino) { return table->Get(ino); }
+  fuse_ino_t ToIno(Inode* inode) { return inode->id(); }
 };
 
 // Gives the FUSE mount at `mountpoint` the readahead of the backing device `backing`. Must run

@@ -97,6 +97,10 @@ Message Ok(std::string body = "") {
 Status Holder::Start() {
   Status s = CheckRunDirectory(options_.run_dir);
   if (!s.ok()) return s;
+  // As the serving processes do: a holder is recognisable by the run directory it serves.
+  if (::chdir(options_.run_dir.c_str()) != 0) {
+    return Status::FromErrno("cannot enter the run directory " + options_.run_dir, errno);
+  }
   socket_path_ = HolderSocketPath(options_.run_dir);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;

@@ -442,9 +442,11 @@ Status MountRoot::Release() {
 }
 
 Result<std::vector<std::string>> ReconcileMounts(MountRoot& root,
-                                                 const std::set<std::string>& keep) {
+                                                 const std::set<std::string>& keep,
+                                                 const std::set<dev_t>& live) {
   DetachOptions dead;
   dead.below_mount_id = root.mount_id();
+  dead.keep_devices = live;
   auto detached = DetachStaleMounts(root.real_path(), dead);
   if (!detached.ok()) return detached.status();
   auto dirs = root.Directories();

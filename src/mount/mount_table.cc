@@ -220,6 +220,7 @@ Result<std::vector<std::string>> DetachStaleMounts(const std::string& root,
     if (!IsClaimfsMount(m) || !AtOrBelow(m.mount_point, *dir)) continue;
     if (options.below_mount_id != 0 && !Below(m, options.below_mount_id, *table)) continue;
     if (options.not_below_mount_id != 0 && Below(m, options.not_below_mount_id, *table)) continue;
+    if (options.keep_devices.count(m.device)) continue;
     candidates.push_back(&m);
   }
   std::set<int> gone;  // mount ids detached (or found gone)

@@ -193,8 +193,8 @@ std::string VolumeUsers::Describe() const {
 
 UsageScanner::UsageScanner(std::string proc_root) : proc_root_(std::move(proc_root)) {}
 
-std::map<dev_t, VolumeUsers> UsageScanner::Scan(
-    const std::map<dev_t, std::string>& primary_mounts) const {
+std::map<dev_t, VolumeUsers> UsageScanner::Scan(const std::map<dev_t, std::string>& primary_mounts,
+                                                const std::set<pid_t>& ours) const {
   std::map<dev_t, VolumeUsers> result;
   for (const auto& [device, mount_point] : primary_mounts) result[device];
   if (primary_mounts.empty()) return result;
@@ -249,7 +249,8 @@ std::map<dev_t, VolumeUsers> UsageScanner::Scan(
     pid_t pid = 0;
     std::string_view name = entry->d_name;
     auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), pid);
-    if (ec != std::errc() || end != name.data() + name.size() || pid <= 0 || pid == self) {
+    if (ec != std::errc() || end != name.data() + name.size() || pid <= 0 || pid == self ||
+        ours.count(pid)) {
       continue;
     }
     const std::string base = proc_root_ + "/" + std::string(name);

@@ -54,12 +54,42 @@ struct VolumeUsage {
   std::string mode;               // Volume::mode()
 };
 
+// A live volume's kernel side, for another process to serve it (Volume::Adopt): the FUSE
+// connection fd and the arena memfd holding the ids the kernel knows (docs/dataplane.md 5-7).
+struct VolumeBundle {
+  int connection_fd = -1;
+  int arena_fd = -1;
+};
+
 class Volume {
  public:
   // Checks the options, scans the source's usage and mounts. A source already over its
   // capacity still mounts (reads and frees work; allocations fail until space is freed). On success the mount is usable at once, but requests are served only
   // after Serve() or Start(). Must be called before any fork (see Serve()).
   static Result<std::unique_ptr<Volume>> Mount(VolumeOptions options);
+
+  // Serves a volume whose connection another process served (crashed, or Release()d): maps the
+  // arena, checks it is this volume's (format, the source's root, the options the kernel
+  // negotiated), makes its nodes known again, reopens its open files by handle (one that
+  // cannot be reopened answers EIO), and rescans the usage of an accounted volume. Mounts
+  // nothing: `options.mountpoint` is informational (Stop() detaches it if the connection is
+  // mounted there). Takes ownership of both fds, also on failure. The caller makes sure no
+  // other process serves the connection. Serving starts with Start()/Serve(): the saved INIT is
+  // replayed to libfuse, then the kernel is asked to resend the requests the previous server
+  // read but did not answer. Fails (kUnavailable) when the kernel cannot resend. A volume in
+  // FUSE passthrough keeps the backing ids the kernel holds.
+  static Result<std::unique_ptr<Volume>> Adopt(VolumeOptions options, VolumeBundle bundle);
+
+  // Dups of the connection and arena fds (O_CLOEXEC), owned by the caller. Fails when the
+  // volume cannot be adopted (no usable file handles: not root, or the file system cannot
+  // export them) or is not mounted.
+  Result<VolumeBundle> Bundle() const;
+
+  // Stops serving without unmounting or aborting the connection: waits until no request is in
+  // the handlers (a volume served by a ServerPool), marks the arena released, closes this
+  // process's fds and keeps the kernel's state (backing ids). Another process then Adopt()s
+  // the bundle it kept. Requests that arrive meanwhile wait in the kernel.
+  void Release();
 
   // Unmounts (if still mounted) and stops the serving threads.
   ~Volume();

@@ -74,11 +74,13 @@ class MountRoot {
   int lock_fd_ = -1;
 };
 
-// Start-up reconciliation of the mount root: detaches every claimfs mount below it (this process
-// serves none yet: their connections died with an earlier claimfsd, and EROFS is what appears
-// below them), then removes every directory `keep` does not name ("ns/name", the mount paths of
-// the Bound claims) and every namespace directory left empty. Returns the mount points detached.
-// Directories that cannot be removed are logged and left.
-Result<std::vector<std::string>> ReconcileMounts(MountRoot& root, const std::set<std::string>& keep);
+// Start-up reconciliation of the mount root: detaches every claimfs mount below it but those
+// whose device is in `live` (a serving process that outlived an earlier main serves them; the
+// others' connections died, and EROFS is what appears below them), then removes every
+// directory `keep` does not name ("ns/name", the mount paths of the Bound claims) and every
+// namespace directory left empty. Returns the mount points detached. Directories that cannot be
+// removed are logged and left.
+Result<std::vector<std::string>> ReconcileMounts(MountRoot& root, const std::set<std::string>& keep,
+                                                 const std::set<dev_t>& live = {});
 
 }  // namespace claimfs::mount

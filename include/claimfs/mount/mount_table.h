@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,8 @@ struct DetachOptions {
   // another mount now, and `via` ("/proc/self/fd/N", N opened on the root before) still leads
   // to the directory below it.
   std::string via;
+  // Mounts with these device numbers stay: a live serving process serves them.
+  std::set<dev_t> keep_devices;
 };
 Result<std::vector<std::string>> DetachStaleMounts(const std::string& root,
                                                    const DetachOptions& options);

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,8 +53,10 @@ class UsageScanner {
   // For every volume (its device number → its primary mount point in our namespace), the
   // processes and mounts that use it. Every device given gets an entry. The calling process
   // (the daemon, all its threads) is never reported. A volume whose device is not mounted in
-  // our namespace is still looked for in other namespaces and memory maps.
-  std::map<dev_t, VolumeUsers> Scan(const std::map<dev_t, std::string>& primary_mounts) const;
+  // our namespace is still looked for in other namespaces and memory maps. Processes in `ours`
+  // (claimfsd's serving processes) are not reported either.
+  std::map<dev_t, VolumeUsers> Scan(const std::map<dev_t, std::string>& primary_mounts,
+                                    const std::set<pid_t>& ours = {}) const;
 
  private:
   std::string proc_root_;

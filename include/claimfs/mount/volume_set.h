@@ -1,22 +1,31 @@
 // VolumeSet: the volumes claimfsd serves, each mounted at {mountRoot}/{namespace}/{claim} and
-// served by one shared pool of FUSE threads.
+// served by one of main's serving processes (`claimfsd: serve N volumes`, at most
+// kMaxVolumesPerServer each), which keep serving when main dies (docs/dataplane.md, 3 and 8).
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "claimfs/common/status.h"
 #include "claimfs/fs/server_pool.h"
 #include "claimfs/fs/volume.h"
 #include "claimfs/mount/mount_root.h"
+#include "claimfs/mount/mount_table.h"
+
+namespace claimfs::handoff {
+class HolderClient;
+struct NamedFd;
+}
 
 namespace claimfs::mount {
 
@@ -46,21 +55,42 @@ inline constexpr mode_t kMountRootMode = 0711;
 // A namespace directory only root enters (the Docker volume plugin's, as /var/lib/docker/volumes).
 inline constexpr mode_t kPrivateNamespaceMode = 0700;
 
+// What became of a volume whose serving process died.
+struct ServerLoss {
+  MountedVolume volume;
+  Status remounted;      // ok: served again
+  bool adopted = false;  // served again on the same connection: its open files carried over
+};
+
 struct VolumeSetOptions {
   std::set<std::string> private_namespaces;  // their directories are kPrivateNamespaceMode
   int quota_errno = ENOSPC;
-  unsigned threads = 16;       // FUSE threads shared by every volume
+  unsigned threads = 16;       // FUSE threads of all serving processes together (at least 4 each)
   size_t fd_cache_budget = 0;  // per volume; 0: the fs library's default
+  int max_volumes = 0;         // the daemon's limit (0: none): how many servers share `threads`
+
+  // The serving processes: main's own binary (an fd opened at start, executed with execveat so
+  // that a file replaced on disk does not change what a respawn runs), their run directory
+  // (D/serve-<shard>.sock) and the log level they start with.
+  int server_binary_fd = -1;
+  std::string run_dir;
+  std::string log_level = "info";
+  std::string build_id;  // servers of another build hand their volumes over to this build's
+  // Called (without the set's lock) once per volume whose server died, after a new server
+  // adopted it or mounted it again (ok) or could not (the error): for an event.
+  std::function<void(const ServerLoss& loss)> on_server_lost;
 };
 
 // Thread-safe: every call holds mu_. Mount and Unmount block while the kernel mounts/unmounts.
 class VolumeSet {
  public:
   // Mounts go to <root>/<namespace>/<claim>; `root` makes their directories and must outlive
-  // the set.
+  // the set. Servers already running in the run directory (an earlier main's: kill -9 or a
+  // restart) are taken over with the volumes they serve; the caller unmounts those it does not
+  // want (Unmount).
   static Result<std::unique_ptr<VolumeSet>> Create(const VolumeSetOptions& options,
                                                    MountRoot* root);
-  ~VolumeSet();  // unmounts everything
+  ~VolumeSet();  // unmounts everything and ends every server
 
   // Where a claim ("namespace/name") is mounted.
   std::string MountPath(const std::string& claim) const;
@@ -84,25 +114,81 @@ class VolumeSet {
   std::optional<MountedVolume> Find(const std::string& volume) const;
   std::vector<fs::OperationStats> OperationStats() const;
   unsigned threads() const;
+  // The device numbers of the mounts whose connection lives: served by a live server, or kept
+  // by the holder for a server to adopt (start-up reconciliation keeps them).
+  std::set<dev_t> ServedDevices() const;
+  // Drops what the holder keeps for volumes that were not mounted again since the start (their
+  // claims went while claimfsd was down) and detaches their mounts. Call after the recovery
+  // pass.
+  void DropUnclaimedBundles();
+  // Pids of the serving processes.
+  std::set<pid_t> ServerPids() const;
 
  private:
   struct Entry {
     MountRequest request;
     std::string mount_path;
     dev_t device = 0;
-    std::unique_ptr<fs::Volume> volume;
+    int shard = -1;
   };
-  VolumeSet(VolumeSetOptions options, MountRoot* root, std::unique_ptr<fs::ServerPool> pool);
-  MountedVolume Describe(const Entry& entry) const;
+  struct Server {
+    int shard = -1;
+    pid_t pid = -1;
+    int pidfd = -1;
+    int fd = -1;  // the connection; one request at a time, under mu_
+    unsigned threads = 0;
+    size_t volumes = 0;
+    bool child = false;  // spawned by this main (reaped by it)
+    bool other_build = false;  // runs another binary: its volumes move off it at start
+  };
+  VolumeSet(VolumeSetOptions options, MountRoot* root);
+  Status Adopt();
+  Result<int> PlaceLocked();
+  Result<int> SpawnLocked();
+  Result<Server> ConnectServer(int shard);
+  Status MountLocked(const MountRequest& request);
   void UnmountLocked(const std::string& name);
+  // A server that died or stopped answering: its mounts are detached and mounted again on
+  // another server. Returns the volumes it served, with the result of each.
+  std::vector<ServerLoss> ReplaceServerLocked(int shard);
+  void ForgetServerLocked(int shard);
+  std::vector<MountedVolume> ListLocked(const std::string& only) const;
+  void Supervise();
+  void WakeSupervisor() const;
   // Removes a claim's mountpoint directory, and its namespace directory when that is empty.
   void RemoveMountpoint(const std::string& claim);
+  unsigned ThreadsPerServer() const;
+
+  // ---- the holder and the fd store (volume_set_handoff.cc) ----
+  // Starts or reaches the holder, gives it `stored` (what systemd's fd store handed back), and
+  // notes the volumes it keeps that no live server serves (held_).
+  void ConnectHolderLocked(std::vector<handoff::NamedFd>* stored);
+  // Places a volume the holder keeps on a server that adopts its connection (no caller sees an
+  // error). Fails when there is no bundle or it cannot be adopted; the caller mounts afresh.
+  Status AdoptLocked(const MountRequest& request);
+  // Moves the volumes of servers of another build to servers of this one, one at a time
+  // (RELEASE, then ADOPT; volume_set_upgrade.cc), and ends the emptied servers. A volume that
+  // cannot move stays where it was.
+  void MoveOffOtherBuildsLocked();
+  // A mounted volume's bundle goes to systemd's fd store too, when there is one.
+  void StoreBundleLocked(const std::string& volume);
+  // The volume's bundle leaves the holder and the fd store.
+  void ForgetBundleLocked(const std::string& volume);
+  // Mounts of held volumes (fsname "claimfs:<pv>") below the mount root, by PV name.
+  std::map<std::string, MountInfo> HeldMountsLocked() const;
 
   const VolumeSetOptions options_;
   MountRoot* const root_;
-  std::unique_ptr<fs::ServerPool> pool_;  // outlives every volume
+  // Lock order: mu_ only (callbacks run without it).
   mutable std::mutex mu_;
-  std::map<std::string, Entry> volumes_;  // by PV name; guarded by mu_
+  std::map<std::string, Entry> volumes_;   // by PV name; guarded by mu_
+  mutable std::map<int, Server> servers_;  // by shard; guarded by mu_
+  int wake_fd_ = -1;                       // eventfd: the supervisor re-reads servers_
+  bool stopping_ = false;                  // guarded by mu_
+  // Null when no holder could be reached: volumes then die with their server, as before.
+  std::unique_ptr<handoff::HolderClient> holder_;  // guarded by mu_
+  std::set<std::string> held_;  // guarded by mu_: kept by the holder, served by nobody yet
+  std::thread supervisor_;
 };
 
 }  // namespace claimfs::mount

@@ -290,6 +290,37 @@ df_is 131072 || fail "df /data in binder changed after unrelated applies and a S
 api DELETE "$(claim_url default other)"
 api DELETE /api/v1/persistentvolumes/unrelated
 
+step "a running container keeps reading and writing its volume across claimfsd restarts"
+# The claimfsd processes of this test (main's serving processes and holder run in its run dir).
+serving_processes() {
+  for p in /proc/[0-9]*; do
+    [[ $(readlink "$p/cwd" 2>/dev/null) == "$DATA/state/run" && $(cat "$p/comm" 2>/dev/null) == claimfsd-serve ]] &&
+      echo "${p#/proc/}"
+  done
+}
+api_up() { api GET /api/v1/namespaces/default/persistentvolumeclaims && [[ $API_CODE == 200 ]]; }
+eng exec -d binder sh -c 'i=0; while [ ! -e /tmp/stop ]; do
+    echo "$i" >>/data/across || echo "write $i" >>/tmp/errors
+    tail -n 1 /data/across >/dev/null || echo "read $i" >>/tmp/errors
+    i=$((i + 1)); done; touch /tmp/stopped' || fail "cannot start the loop in binder"
+sleep 1
+kill -USR2 "$CLAIMFSD_PID"  # restart in place: a new claimfsd program, nothing unmounted
+sleep 1
+wait_for 15 "claimfsd answering after SIGUSR2" api_up
+# A crash of main and of the process serving the volume; the holder keeps its connection.
+kill -9 "$CLAIMFSD_PID" $(serving_processes)
+wait "$CLAIMFSD_PID" 2>/dev/null
+"$claimfsd" --config "$DATA/claimfsd.yaml" >>"$DATA/claimfsd.log" 2>&1 &
+CLAIMFSD_PID=$!
+wait_for 15 "claimfsd answering after a kill -9 and a new start" api_up
+sleep 1
+eng exec binder touch /tmp/stop
+wait_for 15 "the loop in binder ending" eng exec binder test -e /tmp/stopped
+errors=$(eng exec binder sh -c 'cat /tmp/errors 2>/dev/null | head -5')
+[[ -z $errors ]] || fail "binder saw errors on its volume across the restarts: $errors"
+lines=$(eng exec binder sh -c 'wc -l </data/across')
+[[ $lines -gt 100 ]] || fail "binder wrote only $lines lines across the restarts"
+
 step "deleting the claim while the container runs leaves it Terminating"
 api DELETE "$(claim_url default data)"
 [[ $API_CODE == 200 ]] || fail "DELETE claim default/data: $API_CODE"

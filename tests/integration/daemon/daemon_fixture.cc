@@ -528,6 +528,10 @@ void DaemonTest::TearDown() {
                     << DaemonLog();
     }
   }
+  // Serving processes outlive a kill -9 of main by design: a test that ends after one leaves
+  // them serving.
+  for (const auto& [pid, cmdline] : ServerProcesses()) kill(pid, SIGKILL);
+  for (const auto& [pid, cmdline] : HolderProcesses()) kill(pid, SIGKILL);
   notify_.Stop();
   if (HasFailure() && !base_.empty()) {
     std::cerr << "---- claimfsd log (" << log_path_ << ") ----\n" << DaemonLog() << "----\n";
@@ -615,6 +619,35 @@ void DaemonTest::TearDown() {
   pid_ = -1;
   if (status) *status = st;
   return ::testing::AssertionSuccess();
+}
+
+std::map<pid_t, std::string> DaemonTest::ServerProcesses() const {
+  return ProcessesNamed("claimfsd-serve");
+}
+
+std::map<pid_t, std::string> DaemonTest::HolderProcesses() const {
+  return ProcessesNamed("claimfsd-hold");
+}
+
+std::map<pid_t, std::string> DaemonTest::ProcessesNamed(const std::string& comm_name) const {
+  std::map<pid_t, std::string> out;
+  if (base_.empty()) return out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream comm(e.path() / "comm");
+    std::string c;
+    std::getline(comm, c);
+    if (c != comm_name) continue;
+    std::error_code cwd_ec;
+    std::string cwd = std::filesystem::read_symlink(e.path() / "cwd", cwd_ec).string();
+    if (cwd_ec || cwd.rfind(base_ + "/", 0) != 0) continue;
+    std::ifstream in(e.path() / "cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    out[static_cast<pid_t>(std::stol(name))] = cmdline.substr(0, cmdline.find('\0'));
+  }
+  return out;
 }
 
 void DaemonTest::Kill9() {

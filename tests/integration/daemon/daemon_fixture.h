@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -193,6 +194,12 @@ class DaemonTest : public ::testing::Test {
   void KillSpawned(pid_t pid);
   // Waits for a spawned child; its wait status, or nullopt if still running after `timeout`.
   std::optional<int> WaitSpawned(pid_t pid, std::chrono::milliseconds timeout);
+  // claimfsd's serving processes of this test's daemon (running in its run directory), by pid,
+  // with their command lines as /proc/PID/cmdline shows them (up to the first NUL).
+  std::map<pid_t, std::string> ServerProcesses() const;
+  // The holder (`claimfsd: hold`) of this test's daemon, the same way.
+  std::map<pid_t, std::string> HolderProcesses() const;
+  std::map<pid_t, std::string> ProcessesNamed(const std::string& comm_name) const;
   // A path removed at teardown (recursively; mounts below it are detached first).
   void RemoveAtTearDown(const std::string& path) { cleanup_paths_.push_back(path); }
 

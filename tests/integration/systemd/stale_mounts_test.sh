@@ -5,8 +5,9 @@
 # a live claimfs mount outside the root, and a tmpfs of someone else's inside it. Afterwards:
 # the root is claimfsd's read-only tmpfs, the dead mounts are gone (their paths are EROFS for
 # root, never the host disk), their empty directories are removed from the plain directory, and
-# the live mount outside is untouched. A kill -9 and a restart reuse the tmpfs and detach the
-# volume's dead mount the same way.
+# the live mount outside is untouched. A kill -9 of every claimfsd process (main, its serving
+# process and the holder: nothing keeps the volume's connection) and a restart reuse the tmpfs
+# and detach the volume's dead mount the same way.
 # Usage: stale_mounts_test.sh UNIT CLAIMFS_BINARY CLAIMFSD_BINARY CLAIMCTL_BINARY
 set -u
 unit=$1
@@ -26,8 +27,15 @@ grep -q '^ExecStart=.* --config ' "$unit" || fail "ExecStart= does not pass --co
 tmp=$(mktemp -d /tmp/claimfs-stale.XXXXXX)
 pids=()
 daemon=
+# The serving processes and the holder of this test's daemon (they run in its run directory).
+helpers() {
+  for p in /proc/[0-9]*; do
+    [[ $(readlink "$p/cwd" 2>/dev/null) == "$tmp/state/run" ]] && echo "${p#/proc/}"
+  done
+}
 cleanup() {
   [[ -n $daemon ]] && kill -9 "$daemon" 2>/dev/null
+  for p in $(helpers); do kill -9 "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
   for m in $(findmnt -rn -o TARGET | grep "^$tmp/" | sort -r); do umount -l "$m"; done
   umount -l "$tmp/claims" 2>/dev/null
@@ -93,7 +101,7 @@ mount --bind "$tmp" "$clone_dir" || fail "cannot bind $tmp"
 [[ -e $clone_dir/claims/default/a ]] && fail "the old mountpoint directory is left below the tmpfs"
 umount "$clone_dir"
 
-# A volume, kill -9, restart: its dead mount is replaced, the tmpfs reused.
+# A volume, kill -9 of everything, restart: its dead mount is replaced, the tmpfs reused.
 printf 'apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 16Mi\n' >"$tmp/pvc.yaml"
 "$claimctl" --socket "$tmp/claimfsd.sock" apply -f "$tmp/pvc.yaml" >/dev/null || fail "apply"
 for _ in $(seq 100); do
@@ -102,9 +110,10 @@ for _ in $(seq 100); do
 done
 echo kept >"$root/default/data/file" || fail "cannot write to the volume"
 tmpfs_id=$(findmnt -rn -M "$root" -o ID)
-kill -9 "$daemon"
+kill -9 "$daemon" $(helpers)
 wait "$daemon" 2>/dev/null
 daemon=
+for _ in $(seq 100); do [[ -z $(helpers) ]] && break; sleep 0.05; done
 echo lost >"$root/default/data/other" 2>/dev/null && fail "a write through the dead mount succeeded"
 start
 [[ $(findmnt -rn -M "$root" -o ID) == "$tmpfs_id" ]] || fail "the tmpfs was not reused"
@@ -114,4 +123,6 @@ kill "$daemon"
 wait "$daemon"
 daemon=
 findmnt -rn -M "$root" >/dev/null && fail "a clean stop left the tmpfs mounted"
+for _ in $(seq 100); do [[ -z $(helpers) ]] && break; sleep 0.05; done
+[[ -z $(helpers) ]] || fail "a clean stop left claimfsd processes: $(helpers)"
 echo "PASS"

@@ -17,6 +17,13 @@ if ((rc != 0)) || [[ -n "$out" ]]; then
   fail "systemd-analyze verify $unit: exit status $rc, output above"
 fi
 
+# Restarts without an error to programs (issue 10): systemd must leave the serving processes and
+# the holder alone on a restart, and keep the volumes' fds for a crashed service.
+for line in KillMode=process FileDescriptorStoreMax=8192; do
+  grep -qx "$line" "$unit" || fail "$unit lacks $line"
+done
+grep -q '^KillMode=' <(grep -vx KillMode=process "$unit") && fail "$unit sets KillMode twice"
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 sed 's/^LockPersonality=/LockPersonalty=/' "$unit" >"$tmp/claimfsd.service"
