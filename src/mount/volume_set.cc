@@ -449,31 +449,42 @@ Status VolumeSet::MountLocked(const MountRequest& request) {
     return shard.status();
   }
   Server& server = servers_[*shard];
-  serve::MountSettings settings;
-  settings.mountpoint = MountPath(request.claim);
-  settings.quota_errno = options_.quota_errno;
-  settings.fd_cache_budget = options_.fd_cache_budget;
-  auto reply = serve::Call(server.fd, serve::MountMessage(request, settings));
+  const std::string mount_path = MountPath(request.claim);
+  auto reply = serve::Call(server.fd, MountMessageLocked(request, "MOUNT"));
   if (!reply.ok()) {
     if (reply.status().code() == StatusCode::kUnavailable && Exited(server.pidfd, 0)) {
-      Detach(settings.mountpoint);  // it may have died with the mount made
+      Detach(mount_path);  // it may have died with the mount made
       WakeSupervisor();
     }
     RemoveMountpoint(request.claim);
     return reply.status();
   }
   CrashPoint("mount.after_mount");
+  AddEntryLocked(request, *shard, static_cast<dev_t>(reply->value("device", uint64_t{0})));
+  log::Info("mounted {} for claim {} at {} (serving process {})", request.volume, request.claim,
+            mount_path, *shard);
+  return Status::Ok();
+}
+
+json VolumeSet::MountMessageLocked(const MountRequest& request, const char* op) const {
+  serve::MountSettings settings;
+  settings.mountpoint = MountPath(request.claim);
+  settings.quota_errno = options_.quota_errno;
+  settings.fd_cache_budget = options_.fd_cache_budget;
+  json message = serve::MountMessage(request, settings);
+  message["op"] = op;
+  return message;
+}
+
+void VolumeSet::AddEntryLocked(const MountRequest& request, int shard, dev_t device) {
   Entry entry;
   entry.request = request;
-  entry.mount_path = settings.mountpoint;
-  entry.device = static_cast<dev_t>(reply->value("device", uint64_t{0}));
-  entry.shard = *shard;
-  ++server.volumes;
-  log::Info("mounted {} for claim {} at {} (serving process {})", request.volume, request.claim,
-            entry.mount_path, *shard);
+  entry.mount_path = MountPath(request.claim);
+  entry.device = device;
+  entry.shard = shard;
+  ++servers_[shard].volumes;
   volumes_[request.volume] = std::move(entry);
   StoreBundleLocked(request.volume);
-  return Status::Ok();
 }
 
 void VolumeSet::UnmountLocked(const std::string& name) {
