@@ -571,6 +571,7 @@ Status VolumeSet::SetCapacity(const std::string& volume, uint64_t bytes) {
 std::vector<MountedVolume> VolumeSet::ListLocked(const std::string& only) const {
   std::map<std::string, MountedVolume> listed;
   std::set<int> shards;
+  std::set<int> silent;  // servers that did not answer (dead: the supervisor is replacing them)
   if (!only.empty()) {
     auto it = volumes_.find(only);
     if (it == volumes_.end()) return {};
@@ -587,6 +588,7 @@ std::vector<MountedVolume> VolumeSet::ListLocked(const std::string& only) const 
       if (!only.empty()) request["only"] = only;
       auto page = serve::Call(server->second.fd, request);
       if (!page.ok()) {
+        silent.insert(shard);
         WakeSupervisor();
         break;
       }
@@ -604,7 +606,10 @@ std::vector<MountedVolume> VolumeSet::ListLocked(const std::string& only) const 
     if (!only.empty() && name != only) continue;
     MountedVolume m;
     auto found = listed.find(name);
-    if (found != listed.end()) m = found->second;  // serving false when its server is gone
+    if (found != listed.end()) m = found->second;
+    // A server that died has its volumes adopted (or mounted again) by the supervisor; until
+    // then they are not "unmounted behind our back", which would have them mounted afresh.
+    if (silent.count(entry.shard)) m.serving = true;
     m.volume = name;
     m.claim = entry.request.claim;
     m.source = entry.request.source;
