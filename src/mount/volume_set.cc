@@ -449,31 +449,42 @@ Status VolumeSet::MountLocked(const MountRequest& request) {
     return shard.status();
   }
   Server& server = servers_[*shard];
-  serve::MountSettings settings;
-  settings.mountpoint = MountPath(request.claim);
-  settings.quota_errno = options_.quota_errno;
-  settings.fd_cache_budget = options_.fd_cache_budget;
-  auto reply = serve::Call(server.fd, serve::MountMessage(request, settings));
+  const std::string mount_path = MountPath(request.claim);
+  auto reply = serve::Call(server.fd, MountMessageLocked(request, "MOUNT"));
   if (!reply.ok()) {
     if (reply.status().code() == StatusCode::kUnavailable && Exited(server.pidfd, 0)) {
-      Detach(settings.mountpoint);  // it may have died with the mount made
+      Detach(mount_path);  // it may have died with the mount made
       WakeSupervisor();
     }
     RemoveMountpoint(request.claim);
     return reply.status();
   }
   CrashPoint("mount.after_mount");
+  AddEntryLocked(request, *shard, static_cast<dev_t>(reply->value("device", uint64_t{0})));
+  log::Info("mounted {} for claim {} at {} (serving process {})", request.volume, request.claim,
+            mount_path, *shard);
+  return Status::Ok();
+}
+
+json VolumeSet::MountMessageLocked(const MountRequest& request, const char* op) const {
+  serve::MountSettings settings;
+  settings.mountpoint = MountPath(request.claim);
+  settings.quota_errno = options_.quota_errno;
+  settings.fd_cache_budget = options_.fd_cache_budget;
+  json message = serve::MountMessage(request, settings);
+  message["op"] = op;
+  return message;
+}
+
+void VolumeSet::AddEntryLocked(const MountRequest& request, int shard, dev_t device) {
   Entry entry;
   entry.request = request;
-  entry.mount_path = settings.mountpoint;
-  entry.device = static_cast<dev_t>(reply->value("device", uint64_t{0}));
-  entry.shard = *shard;
-  ++server.volumes;
-  log::Info("mounted {} for claim {} at {} (serving process {})", request.volume, request.claim,
-            entry.mount_path, *shard);
+  entry.mount_path = MountPath(request.claim);
+  entry.device = device;
+  entry.shard = shard;
+  ++servers_[shard].volumes;
   volumes_[request.volume] = std::move(entry);
   StoreBundleLocked(request.volume);
-  return Status::Ok();
 }
 
 void VolumeSet::UnmountLocked(const std::string& name) {
@@ -560,6 +571,7 @@ Status VolumeSet::SetCapacity(const std::string& volume, uint64_t bytes) {
 std::vector<MountedVolume> VolumeSet::ListLocked(const std::string& only) const {
   std::map<std::string, MountedVolume> listed;
   std::set<int> shards;
+  std::set<int> silent;  // servers that did not answer (dead: the supervisor is replacing them)
   if (!only.empty()) {
     auto it = volumes_.find(only);
     if (it == volumes_.end()) return {};
@@ -576,6 +588,7 @@ std::vector<MountedVolume> VolumeSet::ListLocked(const std::string& only) const 
       if (!only.empty()) request["only"] = only;
       auto page = serve::Call(server->second.fd, request);
       if (!page.ok()) {
+        silent.insert(shard);
         WakeSupervisor();
         break;
       }
@@ -593,7 +606,10 @@ std::vector<MountedVolume> VolumeSet::ListLocked(const std::string& only) const 
     if (!only.empty() && name != only) continue;
     MountedVolume m;
     auto found = listed.find(name);
-    if (found != listed.end()) m = found->second;  // serving false when its server is gone
+    if (found != listed.end()) m = found->second;
+    // A server that died has its volumes adopted (or mounted again) by the supervisor; until
+    // then they are not "unmounted behind our back", which would have them mounted afresh.
+    if (silent.count(entry.shard)) m.serving = true;
     m.volume = name;
     m.claim = entry.request.claim;
     m.source = entry.request.source;

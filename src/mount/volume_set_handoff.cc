@@ -86,27 +86,14 @@ Status VolumeSet::AdoptLocked(const MountRequest& request) {
   auto shard = PlaceLocked();
   if (!shard.ok()) return shard.status();
   Server& server = servers_[*shard];
-  serve::MountSettings settings;
-  settings.mountpoint = MountPath(request.claim);
-  settings.quota_errno = options_.quota_errno;
-  settings.fd_cache_budget = options_.fd_cache_budget;
-  json message = serve::MountMessage(request, settings);
-  message["op"] = "ADOPT";
-  auto reply = serve::Call(server.fd, message);
+  auto reply = serve::Call(server.fd, MountMessageLocked(request, "ADOPT"));
   if (!reply.ok()) {
     if (server.volumes == 0) ForgetServerLocked(*shard);
     return reply.status();
   }
-  Entry entry;
-  entry.request = request;
-  entry.mount_path = settings.mountpoint;
-  entry.device = static_cast<dev_t>(reply->value("device", uint64_t{0}));
-  entry.shard = *shard;
-  ++server.volumes;
+  AddEntryLocked(request, *shard, static_cast<dev_t>(reply->value("device", uint64_t{0})));
   log::Info("{} (claim {}) adopted by serving process {}: its open files carried over",
             request.volume, request.claim, *shard);
-  volumes_[request.volume] = std::move(entry);
-  StoreBundleLocked(request.volume);
   return Status::Ok();
 }
 

@@ -36,13 +36,7 @@ void VolumeSet::MoveOffOtherBuildsLocked() {
       Status s = AdoptLocked(entry.request);
       if (s.ok()) continue;
       // Back to the server it came from, which adopts the bundle the holder kept.
-      serve::MountSettings settings;
-      settings.mountpoint = entry.mount_path;
-      settings.quota_errno = options_.quota_errno;
-      settings.fd_cache_budget = options_.fd_cache_budget;
-      nlohmann::json message = serve::MountMessage(entry.request, settings);
-      message["op"] = "ADOPT";
-      auto back = serve::Call(servers_[shard].fd, message);
+      auto back = serve::Call(servers_[shard].fd, MountMessageLocked(entry.request, "ADOPT"));
       if (back.ok()) {
         log::Warn("{} stays on serving process {}: not adopted by this build ({})", name, shard,
                   s.message());

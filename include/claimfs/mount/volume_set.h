@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -174,6 +175,10 @@ class VolumeSet {
   void StoreBundleLocked(const std::string& volume);
   // The volume's bundle leaves the holder and the fd store.
   void ForgetBundleLocked(const std::string& volume);
+  // The serve protocol's MOUNT or ADOPT (`op`) of `request` at its mount path.
+  nlohmann::json MountMessageLocked(const MountRequest& request, const char* op) const;
+  // Records a volume a server now serves.
+  void AddEntryLocked(const MountRequest& request, int shard, dev_t device);
   // Mounts of held volumes (fsname "claimfs:<pv>") below the mount root, by PV name.
   std::map<std::string, MountInfo> HeldMountsLocked() const;
 

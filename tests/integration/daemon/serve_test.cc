@@ -174,14 +174,20 @@ TEST_F(Serve, KilledServerVolumesComeBackMountedAndTheirClaimsStayBound) {
   // still works.
   EXPECT_EQ(write(open_before, "y", 1), 1) << strerror(errno);
   EXPECT_EQ(close(open_before), 0) << strerror(errno);
-  // One event per volume (device numbers of FUSE mounts are reused, so they cannot tell).
+  // One event per volume (device numbers of FUSE mounts are reused, so they cannot tell). The
+  // event is written once the server's volumes are served again, so it may come just after.
   for (const char* c : {"a", "b"}) {
-    int restarted = 0;
-    for (const nlohmann::json& e : EventsFor("PersistentVolumeClaim", c)) {
-      restarted += JsonString(e, "/reason") == "VolumeServerRestarted" &&
-                   JsonString(e, "/message").find("took over its connection") != std::string::npos;
-    }
-    EXPECT_EQ(restarted, 1) << DescribeEvents("PersistentVolumeClaim", c);
+    auto restarted = [&] {
+      int n = 0;
+      for (const nlohmann::json& e : EventsFor("PersistentVolumeClaim", c)) {
+        n += JsonString(e, "/reason") == "VolumeServerRestarted" &&
+             JsonString(e, "/message").find("took over its connection") != std::string::npos;
+      }
+      return n;
+    };
+    EXPECT_TRUE(WaitFor([&] { return restarted() >= 1; }, 10s))
+        << DescribeEvents("PersistentVolumeClaim", c);
+    EXPECT_EQ(restarted(), 1) << DescribeEvents("PersistentVolumeClaim", c);
   }
   servers = ServerProcesses();
   ASSERT_EQ(servers.size(), 1u) << Titles(servers);
