@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -202,6 +203,14 @@ void ServerPool::Impl::Record(uint32_t opcode, uint64_t nanoseconds) {
   }
 }
 
+void ServerPool::Impl::WaitUntilNoRequestInProgress() const {
+  std::unique_lock lock(mu_);
+  channel_idle_.wait(lock, [&] {
+    return std::all_of(channels_.begin(), channels_.end(),
+                       [](const auto& entry) { return entry.second->in_flight == 0; });
+  });
+}
+
 std::vector<OperationStats> ServerPool::Impl::Stats() const {
   std::vector<OperationStats> out;
   for (uint32_t opcode = 0; opcode < kOpcodes; ++opcode) {
@@ -235,6 +244,7 @@ Result<std::unique_ptr<ServerPool>> ServerPool::Create(unsigned threads) {
 }
 
 std::vector<OperationStats> ServerPool::Stats() const { return impl_->Stats(); }
+void ServerPool::WaitUntilNoRequestInProgress() const { impl_->WaitUntilNoRequestInProgress(); }
 unsigned ServerPool::threads() const { return impl_->threads(); }
 
 }  // namespace claimfs::fs

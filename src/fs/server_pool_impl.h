@@ -39,6 +39,7 @@ class ServerPool::Impl {
   void Remove(const std::shared_ptr<Channel>& channel);
 
   std::vector<OperationStats> Stats() const;
+  void WaitUntilNoRequestInProgress() const;
   unsigned threads() const { return static_cast<unsigned>(workers_.size()); }
 
  private:
@@ -57,7 +58,7 @@ class ServerPool::Impl {
   std::vector<std::thread> workers_;
 
   mutable std::mutex mu_;  // a leaf lock: nothing else is taken while it is held
-  std::condition_variable channel_idle_;
+  mutable std::condition_variable channel_idle_;
   std::unordered_map<uint64_t, std::shared_ptr<Channel>> channels_;  // guarded by mu_
   uint64_t next_id_ = 1;                                             // guarded by mu_
 

@@ -34,6 +34,9 @@ class ServerPool {
 
   // Operations seen so far, in opcode order; operations never requested are left out.
   std::vector<OperationStats> Stats() const;
+  // Returns once no thread is inside a request. A request is counted in Stats() just after its
+  // reply, which the caller may see first: wait here for a reading that includes it.
+  void WaitUntilNoRequestInProgress() const;
   unsigned threads() const;
 
   class Impl;

@@ -84,6 +84,7 @@ class RequestProfile : public ::testing::Test {
   }
 
   uint64_t Count(const std::string& operation) const {
+    pool_->WaitUntilNoRequestInProgress();
     for (const fs::OperationStats& s : pool_->Stats()) {
       if (s.operation == operation) return s.count;
     }
@@ -159,7 +160,6 @@ TEST_F(RequestProfile, FindSendsNoOpendir) {
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), expected) << r.output;
     if (round == 1) DropCaches();  // the third find lists from the server again
   }
-  std::this_thread::sleep_for(100ms);  // the pool counts a request after its reply
   // The first OPENDIR of the connection is answered ENOSYS; the kernel sends none after it.
   EXPECT_LE(Count("opendir") - opendir_before, 1u);
   EXPECT_EQ(Count("releasedir") - releasedir_before, 0u);
@@ -187,15 +187,16 @@ TEST_F(RequestProfile, ListingAfterTarLikeChmodsNeedsNoLookups) {
   }
   RunResult listed = claimfs::it::Run({"ls", "-f", M("big")});  // the listing, from the server
   ASSERT_TRUE(listed.Succeeded()) << listed.Describe();
-  std::this_thread::sleep_for(100ms);
   uint64_t lookups_before = Count("lookup");
   RunResult found = claimfs::it::Run({"find", M("big")});
   ASSERT_TRUE(found.Succeeded()) << found.Describe();
   EXPECT_EQ(std::count(found.output.begin(), found.output.end(), '\n'), 1 + 600 + 60);
   RunResult du = claimfs::it::Run({"du", "-s", M("big")});
   ASSERT_TRUE(du.Succeeded()) << du.Describe();
-  std::this_thread::sleep_for(100ms);
-  EXPECT_EQ(Count("lookup") - lookups_before, 0u);
+  // Plain READDIR chunks cost 50 here. The dcache is still a cache: memory reclaim may prune an
+  // unused dentry between the listing and the walk (CI fills the page cache with two builds),
+  // and each one pruned costs a LOOKUP that no listing could have saved.
+  EXPECT_LE(Count("lookup") - lookups_before, 2u);
 }
 
 TEST_F(RequestProfile, RandomWriteSendsNoGetxattr) {
@@ -214,8 +215,6 @@ TEST_F(RequestProfile, RandomWriteSendsNoGetxattr) {
     ASSERT_EQ(pwrite(fd, block.data(), block.size(), off), 4096) << ErrnoName(errno);
   }
   close(fd);
-  // The pool counts a request after its reply, which the caller may see first.
-  std::this_thread::sleep_for(100ms);
   EXPECT_GE(Count("write") - write_before, 200u);
   // Without FUSE_HANDLE_KILLPRIV_V2 the kernel asks for security.capability before each write.
   EXPECT_LE(Count("getxattr") - getxattr_before, 2u);
