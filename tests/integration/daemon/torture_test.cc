@@ -143,7 +143,7 @@ TEST_F(Torture, FullRestartsThroughTheFdStore) {
   }
   StopAndVerify();
   for (int i = 0; i < kVolumes; ++i) {
-    EXPECT_EQ(ClaimPhase(ClaimName(i)), "Bound");
+    EXPECT_EQ(ClaimPhase(ClaimName(i)), "Bound") << daemon_log();
   }
   ExpectNothingBelowTheMountRoot();
   // A manual stop unmounts everything and leaves no process and nothing in the store.
