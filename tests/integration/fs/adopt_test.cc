@@ -539,6 +539,35 @@ TEST_F(AdoptTest, UnlinkedOpenFileKeepsWorkingAcrossAKill) {
   EXPECT_EQ(access((source_ + "/gone").c_str(), F_OK), -1);  // it never got a name back
 }
 
+// A rename over an open file removes its last name too; a file with another hard link left
+// is no orphan (it is reopened by handle as before).
+TEST_F(AdoptTest, FileReplacedByARenameKeepsWorkingAcrossAKillAndAHardLinkedOneIsNoOrphan) {
+  ASSERT_TRUE(MountFresh());
+  int replaced = open((mnt_ + "/db").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  ASSERT_GE(replaced, 0);
+  ASSERT_EQ(write(replaced, "old version", 11), 11);
+  ASSERT_TRUE(WriteFile(mnt_ + "/db.new", "new version"));
+  ASSERT_EQ(rename((mnt_ + "/db.new").c_str(), (mnt_ + "/db").c_str()), 0);
+  int linked = open((mnt_ + "/a").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  ASSERT_GE(linked, 0);
+  ASSERT_EQ(write(linked, "linked", 6), 6);
+  ASSERT_EQ(link((mnt_ + "/a").c_str(), (mnt_ + "/b").c_str()), 0);
+  ASSERT_EQ(unlink((mnt_ + "/a").c_str()), 0);
+  TakeKeeperMessages();
+  EXPECT_EQ(orphans_.size(), 1u) << "only the replaced file is an orphan";
+  ASSERT_TRUE(KillAndAdopt());
+  char buf[32] = {};
+  EXPECT_EQ(pread(replaced, buf, sizeof buf, 0), 11) << ErrnoName(errno);
+  EXPECT_STREQ(buf, "old version");
+  EXPECT_EQ(pwrite(replaced, "OLD", 3, 0), 3) << ErrnoName(errno);
+  EXPECT_EQ(pwrite(linked, "LINKED", 6, 0), 6) << ErrnoName(errno);
+  close(replaced);
+  close(linked);
+  EXPECT_EQ(ReadFileOrEmpty(mnt_ + "/db"), "new version");
+  EXPECT_EQ(ReadFileOrEmpty(mnt_ + "/b"), "LINKED");
+  EXPECT_TRUE(WaitUntilNoOrphanIsKept());
+}
+
 // An unlinked open file still counts against the capacity after the kill (the rescan walks
 // names and finds none), and its space is freed at its last close.
 TEST_F(AdoptTest, UnlinkedOpenFileStillCountsAgainstTheCapacityAfterAKillUntilItsLastClose) {
