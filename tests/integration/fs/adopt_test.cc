@@ -592,6 +592,11 @@ TEST_F(AdoptTest, UnlinkedOpenFileStillCountsAgainstTheCapacityAfterAKillUntilIt
   EXPECT_LE(after, before + (1 << 20));
   close(gone);
   EXPECT_TRUE(WaitUntilNoOrphanIsKept());
+  // The keeper is told before the usage drops: wait for both.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (used() >= (uint64_t{1} << 20) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
   EXPECT_LT(used(), uint64_t{1} << 20) << "the orphan's blocks still count after its last close";
 }
 
