@@ -73,10 +73,19 @@ static_assert(sizeof(ArenaHeader) <= 4096);
 
 enum : uint8_t { kRecordFree = 0, kRecordLive = 1 };
 
+// ---- orphans (files unlinked while open; docs/dataplane.md 7.5) ----
+// NodeRecord::flags. kNodeOrphan: the node's last name is gone while files are open on it, and
+// an OrphanKeeper was asked to keep an fd of it under (slot, generation). Set before the keeper
+// is asked and cleared before it is told to forget, so a kept fd whose record lacks the flag is
+// stale (an adopter ignores it). Zeroed with the record (NewNode).
+inline constexpr uint8_t kNodeOrphan = 1u << 0;
+// ---- end orphans ----
+
 struct NodeRecord {
   uint32_t generation;
   uint8_t state;
-  uint8_t reserved0[3];
+  uint8_t flags;  // kNode*
+  uint8_t reserved0[2];
   uint32_t type;  // S_IFMT bits
   int32_t mount_id;
   uint64_t nlookup;  // the kernel's references; accessed atomically (std::atomic_ref)

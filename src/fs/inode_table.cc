@@ -113,7 +113,11 @@ int64_t InodeTable::Rebuild() {
     inode->generation = r->generation;
     inode->pinned = true;  // until its handle is known to work
     auto mount = mount_fds_.find(r->mount_id);
-    if (r->handle_bytes > 0 && r->handle_bytes <= sizeof r->handle && mount != mount_fds_.end()) {
+    // An orphan is reached through the fd its keeper kept (AdoptOrphan) or not at all: its
+    // handle opens only while some process happens to hold it open.
+    bool orphan = (r->flags & kNodeOrphan) != 0;
+    if (!orphan && r->handle_bytes > 0 && r->handle_bytes <= sizeof r->handle &&
+        mount != mount_fds_.end()) {
       inode->handle.reset(new char[sizeof(file_handle) + r->handle_bytes]);
       auto* fh = reinterpret_cast<file_handle*>(inode->handle.get());
       fh->handle_bytes = r->handle_bytes;
@@ -278,6 +282,29 @@ void InodeTable::DropFd(Inode* inode) {
   int fd = inode->path_fd.exchange(-1);
   if (fd < 0) return;
   if (inode->fd_users.load() > 0) {  // in use right now; eviction will close it later
+    inode->path_fd = fd;
+    return;
+  }
+  close(fd);
+  RingRemoveLocked(inode);
+}
+
+void InodeTable::AdoptOrphan(Inode* inode, int path_fd) {
+  Unindex(inode);
+  std::lock_guard cache_lock(cache_mu_);
+  RingRemoveLocked(inode);
+  int old = inode->path_fd.exchange(path_fd);
+  if (old >= 0) close(old);
+  inode->pinned = true;
+  inode->handle.reset();
+}
+
+void InodeTable::CloseOrphanFd(Inode* inode) {
+  if (inode == root_ || inode == &stale_) return;
+  std::lock_guard cache_lock(cache_mu_);
+  int fd = inode->path_fd.exchange(-1);
+  if (fd < 0) return;
+  if (inode->fd_users.load() > 0) {
     inode->path_fd = fd;
     return;
   }

@@ -134,6 +134,13 @@ class InodeTable {
   void Unpin(Inode* inode);
   // Closes the cached fd now, so the backing filesystem can free an unlinked object.
   void DropFd(Inode* inode);
+  // Adoption of an orphan (a file unlinked while open, kept by an OrphanKeeper): `path_fd` (an
+  // O_PATH fd of it, owned from now on) becomes the inode's pinned fd, the only way to it; the
+  // inode leaves the (dev, ino) index. Before any request is served.
+  void AdoptOrphan(Inode* inode, int path_fd);
+  // The orphan's last open file is gone: closes its fd even when it is the only way back to
+  // the object (unless in use right now; then it closes when the kernel forgets the inode).
+  void CloseOrphanFd(Inode* inode);
 
   size_t cached_fds() const;
 

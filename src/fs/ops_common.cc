@@ -20,6 +20,7 @@
 #include <new>
 #include <vector>
 
+#include "claimfs/common/log.h"
 #include "compat_io.h"
 #include "credentials.h"
 #include "volume_impl.h"
@@ -218,6 +219,11 @@ int Refuse(Impl* v) {
   return -v->quota_errno;
 }
 
+bool IsOpen(Inode* inode) {
+  std::lock_guard lock(inode->mu);
+  return inode->open_count > 0;
+}
+
 // The inode lost a link; if it was the last, its space is free now, or at its last close.
 void AccountRemoved(Impl* v, Inode* victim, const struct stat& before) {
   bool last_link = S_ISDIR(before.st_mode) || before.st_nlink <= 1;
@@ -229,10 +235,12 @@ void AccountRemoved(Impl* v, Inode* victim, const struct stat& before) {
   v->table->Unindex(victim);
   bool freed_now = false;
   uint64_t freed = 0;
+  FdRef ref;  // pinned by PinIfOpen when open; no name can open it again
+  bool have_fd = IsOpen(victim) && v->table->Acquire(victim, &ref) == 0;
   {
     std::lock_guard lock(victim->mu);
     if (victim->open_count > 0) {
-      victim->orphan = true;
+      MakeOrphanLocked(v, victim, have_fd ? ref.fd() : -1);
     } else {
       freed_now = true;
       freed = victim->allocated;
@@ -274,6 +282,7 @@ void CloseAccounting(Impl* v, Inode* inode) {
     std::lock_guard lock(inode->mu);
     if (--inode->open_count == 0 && inode->orphan) {
       inode->orphan = false;
+      ForgetOrphanLocked(v, inode);
       release = true;
       freed = inode->allocated;
       inode->allocated = 0;
@@ -282,7 +291,43 @@ void CloseAccounting(Impl* v, Inode* inode) {
   if (release) {
     v->table->Unpin(inode);
     v->table->DropFd(inode);
+    v->table->CloseOrphanFd(inode);
     v->quota->Adjust(-static_cast<int64_t>(freed), -1);
+  }
+}
+
+void MakeOrphanLocked(Impl* v, Inode* victim, int path_fd) {
+  victim->orphan = true;
+  OrphanKeeper* keeper = v->options.orphan_keeper.get();
+  if (keeper == nullptr || victim->type != S_IFREG || (victim->record->flags & kNodeOrphan)) return;
+  int fd = -1;
+  if (path_fd >= 0) {
+    // Read-write when the server may: the kept fd is then the file at full strength, whatever a
+    // reopen through /proc would allow. Read-only otherwise (a read-only volume, a busy
+    // executable); an adopter reopens each open file from it with that file's own flags.
+    if (!v->options.read_only) fd = open(ProcPath(path_fd).buf, O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) fd = open(ProcPath(path_fd).buf, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  }
+  if (fd < 0) {
+    log::Warn("{}: an unlinked open file (node {}) cannot be kept ({}): it dies with this process",
+              v->options.source, victim->slot, path_fd < 0 ? "no fd" : std::strerror(errno));
+    return;
+  }
+  victim->record->flags |= kNodeOrphan;
+  int rv = keeper->Keep(victim->slot, victim->generation, fd);
+  close(fd);
+  if (rv < 0) {
+    victim->record->flags &= static_cast<uint8_t>(~kNodeOrphan);
+    log::Warn("{}: an unlinked open file (node {}) cannot be kept ({}): it dies with this process",
+              v->options.source, victim->slot, std::strerror(-rv));
+  }
+}
+
+void ForgetOrphanLocked(Impl* v, Inode* inode) {
+  if (!(inode->record->flags & kNodeOrphan)) return;
+  inode->record->flags &= static_cast<uint8_t>(~kNodeOrphan);
+  if (OrphanKeeper* keeper = v->options.orphan_keeper.get()) {
+    keeper->Forget(inode->slot, inode->generation);
   }
 }
 

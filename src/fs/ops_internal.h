@@ -100,6 +100,13 @@ inline int FileFd(Impl* v, const fuse_file_info* fi) { return v->files->Fd(fi->f
 // Forgets the open file and closes its fd.
 void CloseFile(Impl* v, uint64_t fh);
 void CloseAccounting(Impl* v, Inode* inode);
+// Under victim->mu, with files open on it: its last name is gone. Marks it an orphan (freed at
+// its last close) and hands a regular fd of it (reopened from `path_fd`, its pinned O_PATH fd;
+// -1: none) to the volume's OrphanKeeper, recording that in its node record.
+bool IsOpen(Inode* inode);
+void MakeOrphanLocked(Impl* v, Inode* victim, int path_fd);
+// Under inode->mu, at the orphan's last close: the keeper drops its fd.
+void ForgetOrphanLocked(Impl* v, Inode* inode);
 
 // Test hook for the adoption tests: with CLAIMFS_CRASH_AT=reply.<op> in the environment the
 // process kills itself (SIGKILL) after <op>'s change is done, before its reply is sent.

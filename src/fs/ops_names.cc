@@ -174,6 +174,21 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char* 
 
 namespace {
 
+// Without accounting: the victim's last name is gone; open, it lives on as an orphan.
+void OrphanIfOpen(Impl* v, Inode* victim) {
+  v->table->Unindex(victim);
+  FdRef ref;  // pinned by PinIfOpen when open
+  bool have_fd = IsOpen(victim) && v->table->Acquire(victim, &ref) == 0;
+  bool open;
+  {
+    std::lock_guard lock(victim->mu);
+    open = victim->open_count > 0;
+    if (open) MakeOrphanLocked(v, victim, have_fd ? ref.fd() : -1);
+  }
+  ref.Reset();
+  if (!open) v->table->DropFd(victim);
+}
+
 int RemoveName(Impl* v, Inode* parent, const char* name, bool directory) {
   NamespaceChange ns(v);
   FdRef pref;
@@ -194,14 +209,7 @@ int RemoveName(Impl* v, Inode* parent, const char* name, bool directory) {
     int64_t delta = RemeasureFd(parent, pref.fd());
     if (delta != 0) v->quota->Adjust(delta, 0);
   } else if (victim && (directory || st.st_nlink <= 1)) {
-    v->table->Unindex(victim);
-    bool open;
-    {
-      std::lock_guard lock(victim->mu);
-      open = victim->open_count > 0;
-      victim->orphan = open;
-    }
-    if (!open) v->table->DropFd(victim);
+    OrphanIfOpen(v, victim);
   }
   return 0;
 }
@@ -268,7 +276,7 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
       if (v->quota->enabled()) {
         AccountRemoved(v, victim, target);
       } else if (victim && (S_ISDIR(target.st_mode) || target.st_nlink <= 1)) {
-        v->table->Unindex(victim);
+        OrphanIfOpen(v, victim);
       }
     }
     if (rv == 0 && v->quota->enabled()) {

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "claimfs/common/log.h"
@@ -351,7 +352,97 @@ Result<std::unique_ptr<Volume>> Volume::Mount(VolumeOptions options) {
   return std::unique_ptr<Volume>(new Volume(std::move(impl)));
 }
 
+namespace {
+
+// The orphans of a bundle (files unlinked while open): each fd closes unless taken.
+class KeptOrphans {
+ public:
+  explicit KeptOrphans(std::vector<VolumeBundle::Orphan> orphans) : orphans_(std::move(orphans)) {}
+  ~KeptOrphans() {
+    for (const VolumeBundle::Orphan& o : orphans_) {
+      if (o.fd >= 0) close(o.fd);
+    }
+  }
+  KeptOrphans(const KeptOrphans&) = delete;
+  KeptOrphans& operator=(const KeptOrphans&) = delete;
+  std::vector<VolumeBundle::Orphan>& list() { return orphans_; }
+
+ private:
+  std::vector<VolumeBundle::Orphan> orphans_;
+};
+
+// Serves the orphans an OrphanKeeper kept: each becomes its node's only fd (open files on it
+// are then reopened from it like the others), and an accounted volume counts what it allocates
+// (the rescan walks names; an orphan has none). A kept fd is used only for a node recorded as
+// an orphan and only when it is that node's (dev, ino); anything else is stale or forged: it is
+// logged, dropped from the keeper and never served. Returns the adopted nodes.
+std::vector<Inode*> AdoptOrphans(Volume::Impl* impl, const VolumeOptions& options, KeptOrphans* kept) {
+  std::vector<Inode*> adopted;
+  for (VolumeBundle::Orphan& o : kept->list()) {
+    int fd = std::exchange(o.fd, -1);
+    uint64_t id = MakeId(o.slot, o.generation);
+    NodeRecord* r = o.slot == kRootSlot ? nullptr : impl->arena->Node(id);
+    struct stat st;
+    std::string why;
+    if (fd < 0) {
+      why = "no fd";
+    } else if (r == nullptr || !(r->flags & kNodeOrphan)) {
+      why = "its node is not an orphan";
+    } else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (fcntl(fd, F_GETFL) & O_PATH)) {
+      why = "it is not an open regular file";
+    } else if (static_cast<uint64_t>(st.st_dev) != r->dev || static_cast<uint64_t>(st.st_ino) != r->ino) {
+      why = "it is another file than its node's";
+    }
+    Inode* inode = why.empty() ? impl->table->Get(id) : nullptr;
+    if (inode != nullptr && impl->table->IsStale(inode)) why = "its node is unknown";
+    int path_fd = -1;
+    if (why.empty()) {
+      char path[32];
+      std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+      path_fd = open(path, O_PATH | O_CLOEXEC);
+      if (path_fd < 0) why = std::string("cannot reopen it: ") + std::strerror(errno);
+    }
+    if (fd >= 0) close(fd);
+    if (!why.empty()) {
+      log::Warn("{}: ignoring the kept orphan {}.{}: {}", options.source, o.slot, o.generation, why);
+      if (options.orphan_keeper) options.orphan_keeper->Forget(o.slot, o.generation);
+      continue;
+    }
+    impl->table->AdoptOrphan(inode, path_fd);
+    uint64_t allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+    {
+      std::lock_guard lock(inode->mu);
+      inode->orphan = true;
+      inode->allocated = allocated;
+    }
+    if (impl->quota->enabled()) impl->quota->Adjust(static_cast<int64_t>(allocated), 1);
+    adopted.push_back(inode);
+  }
+  return adopted;
+}
+
+// After the open files were reopened: an orphan none of them names was closed for good by a
+// server that died before telling its keeper. It goes now.
+void ReleaseUnopenedOrphans(Volume::Impl* impl, const std::vector<Inode*>& orphans) {
+  for (Inode* inode : orphans) {
+    uint64_t freed = 0;
+    {
+      std::lock_guard lock(inode->mu);
+      if (inode->open_count > 0) continue;
+      inode->orphan = false;
+      freed = std::exchange(inode->allocated, 0);
+      inode->record->flags &= static_cast<uint8_t>(~kNodeOrphan);
+    }
+    if (impl->options.orphan_keeper) impl->options.orphan_keeper->Forget(inode->slot, inode->generation);
+    impl->table->CloseOrphanFd(inode);
+    if (impl->quota->enabled()) impl->quota->Adjust(-static_cast<int64_t>(freed), -1);
+  }
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Volume>> Volume::Adopt(VolumeOptions options, VolumeBundle bundle) {
+  KeptOrphans kept(std::move(bundle.orphans));
   if (bundle.connection_fd < 0 || bundle.arena_fd < 0) {
     if (bundle.connection_fd >= 0) close(bundle.connection_fd);
     if (bundle.arena_fd >= 0) close(bundle.arena_fd);
@@ -412,6 +503,7 @@ Result<std::unique_ptr<Volume>> Volume::Adopt(VolumeOptions options, VolumeBundl
     impl->table->root()->allocated = static_cast<uint64_t>(src.root_stat.st_blocks) * 512;
   }
   int64_t nodes = impl->table->Rebuild();
+  std::vector<Inode*> orphans = AdoptOrphans(impl.get(), options, &kept);
   if (impl->passthrough) {
     // The kernel keeps backing ids past the old server: reuse them, never open a second one.
     for (uint32_t slot = kRootSlot + 1; slot < impl->arena->nodes_high(); ++slot) {
@@ -454,6 +546,7 @@ Result<std::unique_ptr<Volume>> Volume::Adopt(VolumeOptions options, VolumeBundl
   umask(0);
   impl->options = std::move(options);
   const VolumeOptions& o = impl->options;
+  ReleaseUnopenedOrphans(impl.get(), orphans);
   impl->backing_device = src.root_stat.st_dev;
   impl->conn_fd = conn_fd;
   conn_fd = -1;
@@ -480,8 +573,9 @@ Result<std::unique_ptr<Volume>> Volume::Adopt(VolumeOptions options, VolumeBundl
   header->epoch++;
   header->owner_pid = getpid();
   header->state = static_cast<uint32_t>(ArenaState::kServing);
-  log::Info("{}: adopted its FUSE connection (epoch {}): {} nodes, {} open files ({} lost)",
-            o.source, header->epoch, nodes, files, failed);
+  log::Info("{}: adopted its FUSE connection (epoch {}): {} nodes ({} unlinked while open), {} "
+            "open files ({} lost)",
+            o.source, header->epoch, nodes, orphans.size(), files, failed);
   return std::unique_ptr<Volume>(new Volume(std::move(impl)));
 }
 

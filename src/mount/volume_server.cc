@@ -52,10 +52,87 @@ std::string TakeFuseLog() {
   return std::exchange(g_fuse_log, std::string());
 }
 
+// The holder's side of orphans (files unlinked while open, docs/dataplane.md 6): one holder
+// connection of its own, shared by every volume of this process and used from FUSE worker
+// threads, so apart from the request loop's holder_.
+class OrphanHolder {
+ public:
+  OrphanHolder(std::string run_dir, std::string build_id)
+      : run_dir_(std::move(run_dir)), build_id_(std::move(build_id)) {}
+
+  int Put(const std::string& name, int fd) {
+    std::lock_guard lock(mu_);
+    Status s = Status::Unavailable("no holder");
+    // Twice: a holder restarted since the last call needs a new connection.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (!ConnectLocked()) break;
+      s = client_->Put(name, fd);
+      if (s.code() == StatusCode::kAlreadyExists) {  // left by a server that died mid-release
+        (void)client_->Drop(name);
+        s = client_->Put(name, fd);
+      }
+      if (s.ok()) return 0;
+      if (s.code() != StatusCode::kIOError && s.code() != StatusCode::kUnavailable) break;
+      client_.reset();
+    }
+    log::Warn("the holder does not keep {}: {}", name, s.message());
+    return -EIO;
+  }
+
+  void Drop(const std::string& name) {
+    std::lock_guard lock(mu_);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (!ConnectLocked()) return;
+      Status s = client_->Drop(name);
+      if (s.ok() || s.code() == StatusCode::kNotFound) return;
+      client_.reset();
+    }
+  }
+
+ private:
+  bool ConnectLocked() {
+    if (client_) return true;
+    auto client = handoff::HolderClient::Connect(run_dir_, build_id_);
+    if (!client.ok()) return false;
+    client_ = std::make_unique<handoff::HolderClient>(std::move(*client));
+    return true;
+  }
+
+  const std::string run_dir_, build_id_;
+  std::mutex mu_;  // a leaf lock
+  std::unique_ptr<handoff::HolderClient> client_;  // GUARDED_BY(mu_)
+};
+
+// Keeps one volume's orphans as claimfs.1.<pv>.orphan.<slot>.<gen> in the holder.
+class HolderOrphanKeeper : public fs::OrphanKeeper {
+ public:
+  HolderOrphanKeeper(std::shared_ptr<OrphanHolder> holder, std::string volume)
+      : holder_(std::move(holder)), volume_(std::move(volume)) {}
+
+  int Keep(uint32_t slot, uint32_t generation, int fd) override {
+    auto name = handoff::OrphanName(volume_, slot, generation);
+    if (!name.ok()) {
+      log::Warn("{}: an unlinked open file cannot be kept: {}", volume_, name.status().message());
+      return -ENAMETOOLONG;
+    }
+    return holder_->Put(*name, fd);
+  }
+
+  void Forget(uint32_t slot, uint32_t generation) override {
+    if (auto name = handoff::OrphanName(volume_, slot, generation); name.ok()) holder_->Drop(*name);
+  }
+
+ private:
+  std::shared_ptr<OrphanHolder> holder_;
+  const std::string volume_;
+};
+
 class Server {
  public:
   Server(const VolumeServerOptions& options, std::unique_ptr<fs::ServerPool> pool)
-      : options_(options), pool_(std::move(pool)) {}
+      : options_(options),
+        pool_(std::move(pool)),
+        orphans_(std::make_shared<OrphanHolder>(options.run_dir, options.build_id)) {}
 
   // One connection (main) until it closes.
   void Serve(int fd) {
@@ -144,6 +221,7 @@ class Server {
     o->allow_other = true;  // containers and every local user reach the volume
     o->fd_cache_budget = settings.fd_cache_budget;
     o->kernel_options.push_back("fsname=claimfs:" + request->volume);
+    o->orphan_keeper = std::make_shared<HolderOrphanKeeper>(orphans_, request->volume);
     for (const std::string& option : request->mount_options) {
       s = fs::ParseMountOptions(option, o);
       if (!s.ok()) return Status::Invalid(request->volume + ": " + s.message());
@@ -200,7 +278,8 @@ class Server {
     if (!connection.ok()) return connection.status();
     auto arena = holder->Take(*arena_name);
     if (!arena.ok()) return arena.status();
-    fs::VolumeBundle bundle{connection->release(), arena->release()};
+    fs::VolumeBundle bundle{connection->release(), arena->release(), {}};
+    TakeOrphansLocked(holder, request.volume, &bundle);
     auto volume = fs::Volume::Adopt(o, bundle);
     if (!volume.ok()) return volume.status();
     s = (*volume)->Start(pool_.get());
@@ -212,6 +291,28 @@ class Server {
     log::Info("adopted {} for claim {} at {}: its connection and open files carried over",
               request.volume, request.claim, o.mountpoint);
     return Status::Ok();
+  }
+
+  // The files of `volume` that were unlinked while open, as the holder keeps them (Adopt
+  // checks each against the arena). One that cannot be taken is left to the holder: its open
+  // files then answer errors, the rest of the volume is served.
+  void TakeOrphansLocked(handoff::HolderClient* holder, const std::string& volume,
+                         fs::VolumeBundle* bundle) {
+    auto names = holder->List();
+    if (!names.ok()) {
+      log::Warn("{}: cannot list the files unlinked while open: {}", volume, names.status().message());
+      return;
+    }
+    for (const std::string& n : *names) {
+      auto parsed = handoff::ParseBundleName(n);
+      if (!parsed.ok() || parsed->pv != volume || parsed->part != handoff::BundlePart::kOrphan) continue;
+      auto fd = holder->Take(n);
+      if (!fd.ok()) {
+        log::Warn("{}: cannot take {}: {}", volume, n, fd.status().message());
+        continue;
+      }
+      bundle->orphans.push_back({parsed->orphan_slot, parsed->orphan_generation, fd->release()});
+    }
   }
 
   // Stops serving a volume without unmounting it, for a server of main's build to adopt
@@ -344,6 +445,7 @@ class Server {
 
   const VolumeServerOptions options_;
   std::unique_ptr<fs::ServerPool> pool_;  // outlives every volume
+  const std::shared_ptr<OrphanHolder> orphans_;  // the volumes' OrphanKeepers share it
   std::mutex mu_;                         // one request at a time
   std::unique_ptr<handoff::HolderClient> holder_;  // GUARDED_BY(mu_)
   std::map<std::string, Entry> volumes_;  // by PV name; GUARDED_BY(mu_)

@@ -15,6 +15,20 @@
 
 namespace claimfs::fs {
 
+// Keeps files unlinked while open ("orphans") alive apart from the serving process: a handle
+// cannot reopen them, so their fds travel with the volume's bundle (docs/dataplane.md 6, 7.5).
+// Called from FUSE worker threads (any number at once) on the unlink, rename and release paths,
+// while the calling request waits: implementations must be thread-safe and quick.
+class OrphanKeeper {
+ public:
+  virtual ~OrphanKeeper() = default;
+  // Keeps its own copy of `fd` (a regular file, never O_PATH; it stays the caller's) for the
+  // node (slot, generation). 0 or -errno.
+  virtual int Keep(uint32_t slot, uint32_t generation, int fd) = 0;
+  // Drops the copy kept for (slot, generation), if any.
+  virtual void Forget(uint32_t slot, uint32_t generation) = 0;
+};
+
 struct VolumeOptions {
   std::string source;      // backing directory; must exist and be a directory
   std::string mountpoint;  // must exist
@@ -38,6 +52,9 @@ struct VolumeOptions {
   // Open fds the volume's inode cache may keep; 0: a quarter of RLIMIT_NOFILE. A process that
   // hosts many volumes divides its fd limit between them.
   size_t fd_cache_budget = 0;
+  // Where files unlinked while open are kept so that an adopter can serve them; null: they die
+  // with the serving process (their node answers ESTALE after an adoption).
+  std::shared_ptr<OrphanKeeper> orphan_keeper;
 };
 
 // Parses a comma-separated -o list ("capacity=1Gi,ro,noatime") into `options`, on top of what
@@ -59,6 +76,13 @@ struct VolumeUsage {
 struct VolumeBundle {
   int connection_fd = -1;
   int arena_fd = -1;
+  // Files unlinked while open, as an OrphanKeeper kept them: the node and a regular fd of it.
+  struct Orphan {
+    uint32_t slot = 0;
+    uint32_t generation = 0;
+    int fd = -1;
+  };
+  std::vector<Orphan> orphans;
 };
 
 class Volume {
@@ -71,9 +95,12 @@ class Volume {
   // Serves a volume whose connection another process served (crashed, or Release()d): maps the
   // arena, checks it is this volume's (format, the source's root, the options the kernel
   // negotiated), makes its nodes known again, reopens its open files by handle (one that
-  // cannot be reopened answers EIO), and rescans the usage of an accounted volume. Mounts
+  // cannot be reopened answers EIO; the open files of an orphan are reopened from its kept fd),
+  // and rescans the usage of an accounted volume (plus what the orphans allocate). A kept
+  // orphan whose node is not recorded as an orphan, or whose fd is not that node's (dev, ino),
+  // is ignored with a warning, never served, and dropped from options.orphan_keeper. Mounts
   // nothing: `options.mountpoint` is informational (Stop() detaches it if the connection is
-  // mounted there). Takes ownership of both fds, also on failure. The caller makes sure no
+  // mounted there). Takes ownership of every fd of the bundle, also on failure. The caller makes sure no
   // other process serves the connection. Serving starts with Start()/Serve(): the saved INIT is
   // replayed to libfuse, then the kernel is asked to resend the requests the previous server
   // read but did not answer. Fails (kUnavailable) when the kernel cannot resend. A volume in

@@ -3,13 +3,17 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
+#include "claimfs/handoff/holder_client.h"
 #include "daemon/daemon_fixture.h"
 
 namespace claimfs::it {
@@ -194,6 +198,90 @@ TEST_F(Serve, KilledServerVolumesComeBackMountedAndTheirClaimsStayBound) {
   EXPECT_NE(servers.begin()->first, old);
   EXPECT_EQ(servers.begin()->second, "claimfsd: serve 2 volumes");
   EXPECT_EQ(VolumeMountsUnder(data_dir() + "/claims").size(), 2u);
+}
+
+// Bytes the claim mounted at `path` uses, as df shows it.
+uint64_t UsedBytes(const std::string& path) {
+  struct statvfs sv;
+  if (statvfs(path.c_str(), &sv) != 0) return 0;
+  return static_cast<uint64_t>(sv.f_blocks - sv.f_bfree) * sv.f_frsize;
+}
+
+// The holder's orphan names (claimfs.1.<pv>.orphan.<slot>.<gen>) of `pv`; nullopt when the
+// holder cannot be asked.
+std::optional<std::vector<std::string>> HeldOrphans(const std::string& run_dir, const std::string& pv) {
+  auto holder = handoff::HolderClient::Connect(run_dir);
+  if (!holder.ok()) return std::nullopt;
+  auto names = holder->List();
+  if (!names.ok()) return std::nullopt;
+  std::vector<std::string> out;
+  for (const std::string& n : *names) {
+    if (n.rfind("claimfs.1." + pv + ".orphan.", 0) == 0) out.push_back(n);
+  }
+  return out;
+}
+
+// Issue 10: a kill -9 of the serving process costs programs no error, also for a file they
+// unlinked while holding it open (temp files, journals): the holder keeps it as an orphan, the
+// new server serves it, and its last close drops it from the holder and frees its space.
+TEST_F(Serve, UnlinkedOpenFileKeepsWorkingAcrossAKillOfItsServerAndIsFreedAtItsLastClose) {
+  ASSERT_TRUE(StartDaemon());
+  ASSERT_TRUE(CreateDynamicClaim("o", "64Mi"));
+  const std::string pv = VolumeOf("o");
+  ASSERT_FALSE(pv.empty());
+  auto servers = ServerProcesses();
+  ASSERT_EQ(servers.size(), 1u) << Titles(servers);
+  const pid_t old = servers.begin()->first;
+  std::error_code ec;
+  const std::string run_dir =
+      std::filesystem::read_symlink("/proc/" + std::to_string(old) + "/cwd", ec).string();
+  ASSERT_FALSE(ec) << ec.message();
+
+  const std::string path = MountPath("o") + "/journal";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  std::string block(1 << 20, 'j');
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(write(fd, block.data(), block.size()), 1 << 20);
+  ASSERT_EQ(fsync(fd), 0) << strerror(errno);
+  ASSERT_EQ(unlink(path.c_str()), 0) << strerror(errno);
+  EXPECT_GE(UsedBytes(MountPath("o")), uint64_t{4} << 20);
+  auto held = HeldOrphans(run_dir, pv);
+  ASSERT_TRUE(held.has_value());
+  EXPECT_EQ(held->size(), 1u);
+
+  ASSERT_EQ(kill(old, SIGKILL), 0);
+  // The program goes on at once; its requests wait in the kernel until the new server adopts.
+  EXPECT_EQ(pwrite(fd, "tail", 4, 4 << 20), 4) << strerror(errno);
+  EXPECT_EQ(fsync(fd), 0) << strerror(errno);
+  std::string back(4, '\0');
+  EXPECT_EQ(pread(fd, back.data(), 4, 4 << 20), 4) << strerror(errno);
+  EXPECT_EQ(back, "tail");
+  std::string first(1 << 20, '\0');
+  EXPECT_EQ(pread(fd, first.data(), first.size(), 0), 1 << 20) << strerror(errno);
+  EXPECT_EQ(first, block);
+  struct stat st;
+  ASSERT_EQ(fstat(fd, &st), 0) << strerror(errno);
+  EXPECT_EQ(st.st_size, (4 << 20) + 4);
+  servers = ServerProcesses();
+  ASSERT_EQ(servers.size(), 1u) << Titles(servers);
+  EXPECT_NE(servers.begin()->first, old);
+  EXPECT_GE(UsedBytes(MountPath("o")), uint64_t{4} << 20) << "the orphan's blocks are not counted";
+  EXPECT_EQ(ftruncate(fd, 1 << 20), 0) << strerror(errno);
+  held = HeldOrphans(run_dir, pv);
+  ASSERT_TRUE(held.has_value());
+  EXPECT_EQ(held->size(), 1u);
+
+  EXPECT_EQ(close(fd), 0) << strerror(errno);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto names = HeldOrphans(run_dir, pv);
+        return names && names->empty();
+      },
+      10s))
+      << "the holder still keeps the closed file";
+  EXPECT_TRUE(WaitFor([&] { return UsedBytes(MountPath("o")) < (uint64_t{1} << 20); }, 10s))
+      << UsedBytes(MountPath("o")) << " bytes still used";
+  EXPECT_EQ(ClaimPhase("o"), "Bound");
 }
 
 }  // namespace

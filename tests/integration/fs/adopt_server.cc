@@ -4,21 +4,27 @@
 //     the connection and arena fds, SCM_RIGHTS) over the socket SOCK with the byte 'M';
 //   adopt_server adopt SOURCE MOUNTPOINT SOCK CONN ARENA [CAPACITY]
 //     adopts the connection CONN with arena ARENA (inherited fds) and sends 'A'.
+//   Anywhere: --orphan=SLOT:GEN:FD adds an inherited fd to the bundle as a kept orphan.
+// Orphans (files unlinked while open) are kept by the test: the server sends 'O' "SLOT GEN"
+// with the fd when it keeps one and 'F' "SLOT GEN" when it forgets one.
 // Then it serves until the socket says 'R' (Release(), answer 'r', exit 0) or ends (Stop()).
 // A failure is answered 'E' followed by the message, exit 1.
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "claimfs/fs/server_pool.h"
 #include "claimfs/fs/volume.h"
 
 namespace {
 
+using claimfs::fs::OrphanKeeper;
 using claimfs::fs::ServerPool;
 using claimfs::fs::Volume;
 using claimfs::fs::VolumeBundle;
@@ -48,15 +54,47 @@ int Fail(int sock, const std::string& why) {
   return 1;
 }
 
+// Keeps orphans with the test, over the socket (one message each, so no lock is needed).
+class TestKeeper : public OrphanKeeper {
+ public:
+  explicit TestKeeper(int sock) : sock_(sock) {}
+  int Keep(uint32_t slot, uint32_t generation, int fd) override {
+    Send(sock_, 'O', Name(slot, generation), &fd, 1);
+    return 0;
+  }
+  void Forget(uint32_t slot, uint32_t generation) override {
+    Send(sock_, 'F', Name(slot, generation), nullptr, 0);
+  }
+
+ private:
+  static std::string Name(uint32_t slot, uint32_t generation) {
+    return std::to_string(slot) + " " + std::to_string(generation);
+  }
+  int sock_;
+};
+
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int raw_argc, char** raw_argv) {
+  std::vector<char*> args;
+  std::vector<VolumeBundle::Orphan> orphans;
+  for (int i = 0; i < raw_argc; ++i) {
+    VolumeBundle::Orphan o;
+    if (std::sscanf(raw_argv[i], "--orphan=%u:%u:%d", &o.slot, &o.generation, &o.fd) == 3) {
+      orphans.push_back(o);
+    } else {
+      args.push_back(raw_argv[i]);
+    }
+  }
+  int argc = static_cast<int>(args.size());
+  char** argv = args.data();
   if (argc < 5) return 2;
   std::string mode = argv[1];
   VolumeOptions o;
   o.source = argv[2];
   o.mountpoint = argv[3];
   int sock = std::atoi(argv[4]);
+  o.orphan_keeper = std::make_shared<TestKeeper>(sock);
   int capacity_arg = mode == "mount" ? 5 : 7;
   if (argc > capacity_arg) o.capacity_bytes = std::strtoull(argv[capacity_arg], nullptr, 10);
 
@@ -71,6 +109,7 @@ int main(int argc, char** argv) {
     VolumeBundle b;
     b.connection_fd = std::atoi(argv[5]);
     b.arena_fd = std::atoi(argv[6]);
+    b.orphans = orphans;
     auto v = Volume::Adopt(o, b);
     if (!v.ok()) return Fail(sock, v.status().ToString());
     volume = std::move(*v);

@@ -9,12 +9,14 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <dirent.h>
 #include <functional>
@@ -70,17 +72,28 @@ bool Receive(int sock, std::string* text, std::vector<int>* fds, std::chrono::mi
   return true;
 }
 
+// An orphan (a file unlinked while open) as the helper's keeper handed it over, or a forgery.
+struct KeptOrphan {
+  uint32_t slot = 0;
+  uint32_t generation = 0;
+  int fd = -1;
+};
+
 // Starts the helper: `mode` mount (no fds) or adopt (the kept connection and arena, inherited
-// as fds 10 and 11). The socket is fd 12 in the child.
+// as fds 10 and 11, and the orphans' fds as 13, 14, ...). The socket is fd 12 in the child.
 Server Spawn(const std::string& mode, const std::string& source, const std::string& mountpoint,
              int conn_fd, int arena_fd, const std::string& crash_at = "",
-             const std::string& capacity = "") {
+             const std::string& capacity = "", const std::vector<KeptOrphan>& orphans = {}) {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return {};
   std::vector<std::string> args = {HelperBinary(), mode, source, mountpoint, "12"};
   if (mode == "adopt") {
     args.push_back("10");
     args.push_back("11");
+    for (size_t i = 0; i < orphans.size(); ++i) {
+      args.push_back("--orphan=" + std::to_string(orphans[i].slot) + ":" +
+                     std::to_string(orphans[i].generation) + ":" + std::to_string(13 + i));
+    }
   }
   if (!capacity.empty()) args.push_back(capacity);
   std::vector<char*> argv;
@@ -94,14 +107,27 @@ Server Spawn(const std::string& mode, const std::string& source, const std::stri
   std::vector<char*> envp;
   for (std::string& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
+  std::vector<int> source_slots(orphans.size() + 3);
   pid_t pid = fork();
   if (pid == 0) {
     // Only async-signal-safe calls until exec: the test has threads.
+    // Every source first goes above the targets, so that no dup2 overwrites a later source.
+    int* sources = source_slots.data();
+    int n = 0;
     if (mode == "adopt") {
-      dup2(conn_fd, 10);
-      dup2(arena_fd, 11);
+      sources[n++] = fcntl(conn_fd, F_DUPFD, 100);
+      sources[n++] = fcntl(arena_fd, F_DUPFD, 100);
     }
-    dup2(pair[1], 12);
+    sources[n++] = fcntl(pair[1], F_DUPFD, 100);
+    for (const KeptOrphan& o : orphans) sources[n++] = fcntl(o.fd, F_DUPFD, 100);
+    int i = 0;
+    if (mode == "adopt") {
+      dup2(sources[i++], 10);
+      dup2(sources[i++], 11);
+    }
+    dup2(sources[i++], 12);
+    for (size_t k = 0; k < orphans.size(); ++k) dup2(sources[i++], static_cast<int>(13 + k));
+    for (int k = 0; k < n; ++k) close(sources[k]);
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
@@ -147,6 +173,8 @@ class AdoptTest : public ::testing::Test {
     Finish(&server_);
     for (int fd : kept_) close(fd);
     kept_.clear();
+    for (const KeptOrphan& o : orphans_) close(o.fd);
+    orphans_.clear();
     if (!base_.empty()) {
       ForceUnmount(mnt_);
       if (btrfs_mounted_) {
@@ -162,7 +190,7 @@ class AdoptTest : public ::testing::Test {
     server_ = Spawn("mount", source_, mnt_, -1, -1, crash_at, capacity_);
     std::string text;
     std::vector<int> fds;
-    if (!Receive(server_.sock, &text, &fds, 15s)) {
+    if (!ReceiveReply(&text, &fds, 15s)) {
       return ::testing::AssertionFailure() << "the mounting server did not answer";
     }
     if (text != "M" || fds.size() != 2) {
@@ -184,16 +212,19 @@ class AdoptTest : public ::testing::Test {
   }
 
   // SIGKILLs the serving process and has a new one adopt the kept bundle.
-  ::testing::AssertionResult KillAndAdopt() {
+  // The orphans the helper kept are passed to its successor (`orphans`: instead of them).
+  ::testing::AssertionResult KillAndAdopt(const std::optional<std::vector<KeptOrphan>>& orphans = {}) {
+    TakeKeeperMessages();
     Kill(&server_);
-    return Adopt();
+    return Adopt(orphans);
   }
 
-  ::testing::AssertionResult Adopt() {
-    server_ = Spawn("adopt", source_, mnt_, kept_[0], kept_[1], "", capacity_);
+  ::testing::AssertionResult Adopt(const std::optional<std::vector<KeptOrphan>>& orphans = {}) {
+    server_ = Spawn("adopt", source_, mnt_, kept_[0], kept_[1], "", capacity_,
+                    orphans ? *orphans : orphans_);
     std::string text;
     std::vector<int> fds;
-    if (!Receive(server_.sock, &text, &fds, 15s)) {
+    if (!ReceiveReply(&text, &fds, 15s)) {
       return ::testing::AssertionFailure() << "the adopting server did not answer";
     }
     if (text != "A") return ::testing::AssertionFailure() << "adoption failed: " << text;
@@ -220,11 +251,69 @@ class AdoptTest : public ::testing::Test {
     EXPECT_EQ(result.load(), 0) << op << ": " << ErrnoName(result.load());
   }
 
+  // Applies a keeper message ('O' "SLOT GEN" with an fd, 'F' "SLOT GEN"); false for others.
+  bool ApplyKeeperMessage(const std::string& text, std::vector<int>* fds) {
+    if (text.empty() || (text[0] != 'O' && text[0] != 'F')) return false;
+    KeptOrphan o;
+    if (std::sscanf(text.c_str() + 1, "%u %u", &o.slot, &o.generation) != 2) return false;
+    for (auto it = orphans_.begin(); it != orphans_.end(); ++it) {
+      if (it->slot == o.slot && it->generation == o.generation) {
+        close(it->fd);
+        orphans_.erase(it);
+        break;
+      }
+    }
+    if (text[0] == 'O' && fds->size() == 1) {
+      o.fd = (*fds)[0];
+      orphans_.push_back(o);
+    } else {
+      for (int fd : *fds) close(fd);
+    }
+    fds->clear();
+    return true;
+  }
+
+  // The server's next reply, applying the keeper messages that come before it.
+  bool ReceiveReply(std::string* text, std::vector<int>* fds, std::chrono::milliseconds timeout) {
+    while (Receive(server_.sock, text, fds, timeout)) {
+      if (!ApplyKeeperMessage(*text, fds)) return true;
+    }
+    return false;
+  }
+
+  // Applies the keeper messages already sent (a keeper's message is sent before the request
+  // that caused it is answered).
+  void TakeKeeperMessages() {
+    std::string text;
+    std::vector<int> fds;
+    while (server_.sock >= 0 && Receive(server_.sock, &text, &fds, 0ms)) {
+      if (!ApplyKeeperMessage(text, &fds)) {
+        ADD_FAILURE() << "unexpected message from the server: " << text;
+        for (int fd : fds) close(fd);
+        fds.clear();
+      }
+    }
+  }
+
+  // Waits (at most 10 s) until the keeper keeps no orphan: RELEASE is sent after close returns.
+  bool WaitUntilNoOrphanIsKept() {
+    TakeKeeperMessages();
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    std::string text;
+    std::vector<int> fds;
+    while (!orphans_.empty() && std::chrono::steady_clock::now() < deadline &&
+           Receive(server_.sock, &text, &fds, 100ms)) {
+      if (!ApplyKeeperMessage(text, &fds)) ADD_FAILURE() << "unexpected message: " << text;
+    }
+    return orphans_.empty();
+  }
+
   std::string base_, source_, mnt_;
   std::string capacity_;  // bytes, for the helper; empty: none
   bool btrfs_mounted_ = false;
   Server server_;
   std::vector<int> kept_;  // connection, arena
+  std::vector<KeptOrphan> orphans_;  // what the helper's keeper keeps
 };
 
 // A record: sequence number, writer, payload and a checksum over them.
@@ -402,27 +491,151 @@ TEST_F(AdoptTest, OpenFilesKeepTheirOffsetsModesAndDataAcrossAKill) {
   EXPECT_EQ(ReadFileOrEmpty(source_ + "/f"), "hello world");
 }
 
-// Gap (docs/dataplane.md 7.2): the bundle carries no orphan fds yet, so a file unlinked while
-// open dies with the server that held its last backing fd. Its descriptors then fail (ESTALE:
-// its node cannot be found again; EIO: its open file cannot be reopened), never reach another
-// file, and the rest of the volume is unaffected.
-TEST_F(AdoptTest, UnlinkedOpenFileFailsAfterAKillAndReachesNoOtherFile) {
+// A file unlinked while open lives on in the kept orphan fd: after a kill -9 of its server
+// the program keeps reading, writing, stat'ing and truncating it through its descriptor (issue
+// 10: a kill costs programs no error), across two kills, and its last close drops the kept fd.
+TEST_F(AdoptTest, UnlinkedOpenFileKeepsWorkingAcrossAKill) {
   ASSERT_TRUE(MountFresh());
+  int gone = open((mnt_ + "/gone").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  ASSERT_GE(gone, 0);
+  int reader = open((mnt_ + "/gone").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  ASSERT_EQ(write(gone, "secret", 6), 6);
+  ASSERT_EQ(unlink((mnt_ + "/gone").c_str()), 0);
+  int kept = open((mnt_ + "/kept").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  ASSERT_GE(kept, 0);
+  ASSERT_TRUE(KillAndAdopt());
+  EXPECT_EQ(orphans_.size(), 1u);
+  char buf[32] = {};
+  EXPECT_EQ(pread(gone, buf, sizeof buf, 0), 6) << ErrnoName(errno);
+  EXPECT_STREQ(buf, "secret");
+  EXPECT_EQ(write(gone, " kept", 5), 5) << ErrnoName(errno);  // at the descriptor's offset
+  EXPECT_EQ(fsync(gone), 0) << ErrnoName(errno);
+  struct stat st;
+  ASSERT_EQ(fstat(gone, &st), 0) << ErrnoName(errno);
+  EXPECT_EQ(st.st_size, 11);
+  EXPECT_EQ(st.st_nlink, 0u);
+  std::memset(buf, 0, sizeof buf);
+  EXPECT_EQ(pread(reader, buf, sizeof buf, 0), 11) << ErrnoName(errno);
+  EXPECT_STREQ(buf, "secret kept");
+  EXPECT_EQ(write(reader, "x", 1), -1);  // a read-only open stays read-only
+  EXPECT_EQ(errno, EBADF);
+
+  ASSERT_TRUE(KillAndAdopt());  // a second kill: the kept fd is passed on again
+  EXPECT_EQ(ftruncate(gone, 3), 0) << ErrnoName(errno);
+  ASSERT_EQ(fstat(gone, &st), 0) << ErrnoName(errno);
+  EXPECT_EQ(st.st_size, 3);
+  std::memset(buf, 0, sizeof buf);
+  EXPECT_EQ(pread(reader, buf, sizeof buf, 0), 3) << ErrnoName(errno);
+  EXPECT_STREQ(buf, "sec");
+  EXPECT_EQ(write(kept, "ok", 2), 2) << ErrnoName(errno);
+  close(reader);
+  TakeKeeperMessages();
+  EXPECT_EQ(orphans_.size(), 1u) << "dropped while a file is still open";
+  close(gone);  // the last close: the keeper forgets it
+  close(kept);
+  EXPECT_EQ(ReadFileOrEmpty(mnt_ + "/kept"), "ok");
+  EXPECT_TRUE(WaitUntilNoOrphanIsKept()) << "the keeper still keeps the closed orphan";
+  EXPECT_EQ(access((source_ + "/gone").c_str(), F_OK), -1);  // it never got a name back
+}
+
+// A rename over an open file removes its last name too; a file with another hard link left
+// is no orphan (it is reopened by handle as before).
+TEST_F(AdoptTest, FileReplacedByARenameKeepsWorkingAcrossAKillAndAHardLinkedOneIsNoOrphan) {
+  ASSERT_TRUE(MountFresh());
+  int replaced = open((mnt_ + "/db").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  ASSERT_GE(replaced, 0);
+  ASSERT_EQ(write(replaced, "old version", 11), 11);
+  ASSERT_TRUE(WriteFile(mnt_ + "/db.new", "new version"));
+  ASSERT_EQ(rename((mnt_ + "/db.new").c_str(), (mnt_ + "/db").c_str()), 0);
+  int linked = open((mnt_ + "/a").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  ASSERT_GE(linked, 0);
+  ASSERT_EQ(write(linked, "linked", 6), 6);
+  ASSERT_EQ(link((mnt_ + "/a").c_str(), (mnt_ + "/b").c_str()), 0);
+  ASSERT_EQ(unlink((mnt_ + "/a").c_str()), 0);
+  TakeKeeperMessages();
+  EXPECT_EQ(orphans_.size(), 1u) << "only the replaced file is an orphan";
+  ASSERT_TRUE(KillAndAdopt());
+  char buf[32] = {};
+  EXPECT_EQ(pread(replaced, buf, sizeof buf, 0), 11) << ErrnoName(errno);
+  EXPECT_STREQ(buf, "old version");
+  EXPECT_EQ(pwrite(replaced, "OLD", 3, 0), 3) << ErrnoName(errno);
+  EXPECT_EQ(pwrite(linked, "LINKED", 6, 0), 6) << ErrnoName(errno);
+  close(replaced);
+  close(linked);
+  EXPECT_EQ(ReadFileOrEmpty(mnt_ + "/db"), "new version");
+  EXPECT_EQ(ReadFileOrEmpty(mnt_ + "/b"), "LINKED");
+  EXPECT_TRUE(WaitUntilNoOrphanIsKept());
+}
+
+// An unlinked open file still counts against the capacity after the kill (the rescan walks
+// names and finds none), and its space is freed at its last close.
+TEST_F(AdoptTest, UnlinkedOpenFileStillCountsAgainstTheCapacityAfterAKillUntilItsLastClose) {
+  capacity_ = std::to_string(64 << 20);
+  ASSERT_TRUE(MountFresh());
+  int gone = open((mnt_ + "/gone").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  ASSERT_GE(gone, 0);
+  std::string block(1 << 20, 'z');
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(write(gone, block.data(), block.size()), 1 << 20);
+  ASSERT_EQ(fsync(gone), 0);
+  ASSERT_EQ(unlink((mnt_ + "/gone").c_str()), 0);
+  auto used = [&] {
+    struct statvfs sv;
+    if (statvfs(mnt_.c_str(), &sv) != 0) return uint64_t{0};
+    return static_cast<uint64_t>(sv.f_blocks - sv.f_bfree) * sv.f_frsize;
+  };
+  uint64_t before = used();
+  EXPECT_GE(before, uint64_t{8} << 20);
+  ASSERT_TRUE(KillAndAdopt());
+  uint64_t after = used();
+  EXPECT_GE(after, uint64_t{8} << 20) << "the orphan's blocks are no longer counted";
+  EXPECT_LE(after, before + (1 << 20));
+  close(gone);
+  EXPECT_TRUE(WaitUntilNoOrphanIsKept());
+  // The keeper is told before the usage drops: wait for both.
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (used() >= (uint64_t{1} << 20) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_LT(used(), uint64_t{1} << 20) << "the orphan's blocks still count after its last close";
+}
+
+// Orphans that are not what the arena says are never served: a kept fd of another file under
+// a real orphan's name, a name of a node that is not an orphan (the root), and a stale
+// generation. The unlinked file then fails as without a keeper (ESTALE or EIO), the other file
+// is neither read nor written through it, and the rest of the volume works.
+TEST_F(AdoptTest, ForgedOrStaleOrphanNeverReachesAnotherFile) {
+  ASSERT_TRUE(MountFresh());
+  ASSERT_TRUE(WriteFile(source_ + "/other", "other data"));
   int gone = open((mnt_ + "/gone").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
   ASSERT_GE(gone, 0);
   ASSERT_EQ(write(gone, "secret", 6), 6);
   ASSERT_EQ(unlink((mnt_ + "/gone").c_str()), 0);
   int kept = open((mnt_ + "/kept").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
   ASSERT_GE(kept, 0);
-  ASSERT_TRUE(KillAndAdopt());
+  TakeKeeperMessages();
+  ASSERT_EQ(orphans_.size(), 1u);
+  const KeptOrphan real = orphans_[0];
+  int other = open((source_ + "/other").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(other, 0);
+  std::vector<KeptOrphan> forged = {
+      {real.slot, real.generation, other},      // another file under the orphan's name
+      {1, 0, other},                            // the root: not an orphan
+      {real.slot, real.generation + 1, real.fd},  // a generation the node does not have
+  };
+  ASSERT_TRUE(KillAndAdopt(forged));
+  close(other);
   char buf[16] = {};
   ssize_t n = pread(gone, buf, sizeof buf, 0);
-  EXPECT_EQ(n, -1);
+  EXPECT_EQ(n, -1) << "served: " << std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
   EXPECT_TRUE(errno == ESTALE || errno == EIO) << ErrnoName(errno);
+  EXPECT_EQ(pwrite(gone, "XX", 2, 0), -1);
   EXPECT_EQ(write(kept, "ok", 2), 2) << ErrnoName(errno);
   close(gone);  // its RELEASE is answered
   close(kept);
   EXPECT_EQ(ReadFileOrEmpty(mnt_ + "/kept"), "ok");
+  EXPECT_EQ(ReadFileOrEmpty(source_ + "/other"), "other data");
+  EXPECT_EQ(ReadFileOrEmpty(mnt_ + "/other"), "other data");
 }
 
 TEST_F(AdoptTest, CleanHandoffReleaseThenAdoptWithFilesOpen) {

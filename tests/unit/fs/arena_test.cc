@@ -46,6 +46,23 @@ TEST(Arena, ReuseOfASlotBumpsItsGeneration) {
   EXPECT_NE(second, first);
 }
 
+// An adopter trusts a kept orphan fd only for a record flagged kNodeOrphan: a reused slot must
+// not inherit the flag of the orphan that had it before.
+TEST(Arena, OrphanFlagDoesNotOutliveItsNode) {
+  auto arena = NewArena();
+  int64_t id = arena->NewNode();
+  ASSERT_GT(id, 0);
+  NodeRecord* r = arena->Node(static_cast<uint64_t>(id));
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->flags, 0);
+  r->flags |= kNodeOrphan;
+  arena->FreeNode(SlotOf(static_cast<uint64_t>(id)));
+  int64_t reused = arena->NewNode();
+  ASSERT_EQ(SlotOf(static_cast<uint64_t>(reused)), SlotOf(static_cast<uint64_t>(id)));
+  EXPECT_EQ(arena->Node(static_cast<uint64_t>(reused))->flags, 0);
+  EXPECT_EQ(arena->Node(static_cast<uint64_t>(id)), nullptr);
+}
+
 TEST(Arena, StaleIdNamesNoRecord) {
   auto arena = NewArena();
   int64_t id = arena->NewNode();
