@@ -118,10 +118,7 @@ TEST_F(Torture, FullRestartsThroughTheFdStore) {
     size_t seen = systemd.Notifications().size();
     if (systemd.StartMain(argv, {}, log_fd) <= 0) return false;
     return systemd.WaitForNotification(
-        [&, n = size_t{0}](const FakeSystemd::Notification& m) mutable {
-          return n++ >= seen && m.Has("READY=1");
-        },
-        30s);
+        [](const FakeSystemd::Notification& m) { return m.Has("READY=1"); }, 30s, seen);
   };
   ASSERT_TRUE(start()) << daemon_log();
   CreateClaims();

@@ -390,11 +390,11 @@ std::vector<FakeSystemd::Notification> FakeSystemd::Notifications() const {
 }
 
 bool FakeSystemd::WaitForNotification(const std::function<bool(const Notification&)>& match,
-                                      std::chrono::milliseconds timeout) const {
+                                      std::chrono::milliseconds timeout, size_t skip) const {
   std::unique_lock<std::mutex> lock(mu_);
   return changed_.wait_for(lock, timeout, [&] {
-    for (const Notification& n : notifications_) {
-      if (match(n)) return true;
+    for (size_t i = skip; i < notifications_.size(); ++i) {
+      if (match(notifications_[i])) return true;
     }
     return false;
   });

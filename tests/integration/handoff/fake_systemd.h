@@ -85,9 +85,11 @@ class FakeSystemd {
   pid_t main_pid() const;
 
   std::vector<Notification> Notifications() const;
-  // Waits until a notification satisfies `match`; false after `timeout`.
+  // Waits until a notification received after the first `skip` ones satisfies `match`; false
+  // after `timeout`. `match` is asked again about the same notifications at each wake-up.
   bool WaitForNotification(const std::function<bool(const Notification&)>& match,
-                           std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+                           std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                           size_t skip = 0) const;
   // Waits until `done()` is true of the store (checked after each received message).
   bool WaitForStore(const std::function<bool(const std::vector<std::string>&)>& done,
                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
