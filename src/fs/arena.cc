@@ -250,6 +250,8 @@ bool IsJournalledOpcode(uint32_t opcode) {
     case FUSE_LINK:
     case FUSE_UNLINK:
     case FUSE_RMDIR:
+    case FUSE_RENAME:
+    case FUSE_RENAME2:
     case FUSE_SETXATTR:
     case FUSE_REMOVEXATTR:
     case FUSE_FALLOCATE:

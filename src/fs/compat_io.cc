@@ -200,6 +200,8 @@ bool RequestIsResent() { return current.resent; }
 
 uint64_t RequestUnique() { return current.unique; }
 
+uint32_t RequestOpcode() { return current.opcode; }
+
 void AttachJournalRecord(Arena* arena, JournalRecord* record) {
   ReleaseJournalRecord();
   current.journal_arena = arena;

@@ -39,6 +39,8 @@ bool RequestKillsSuidgid();
 bool RequestIsResent();
 // The calling thread's request's unique, as the kernel sent it (0 outside a request).
 uint64_t RequestUnique();
+// The calling thread's request's opcode (0 outside a request).
+uint32_t RequestOpcode();
 
 // The journal record (docs/dataplane.md 7.3) of the calling thread's request: freed when its
 // reply is written (or, failing that, when the thread reads its next request).

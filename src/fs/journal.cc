@@ -21,6 +21,8 @@ const char* JournalledName(uint32_t opcode) {
     case FUSE_LINK: return "link";
     case FUSE_UNLINK: return "unlink";
     case FUSE_RMDIR: return "rmdir";
+    case FUSE_RENAME: return "rename";
+    case FUSE_RENAME2: return "rename";
     case FUSE_SETXATTR: return "setxattr";
     case FUSE_REMOVEXATTR: return "removexattr";
     case FUSE_FALLOCATE: return "fallocate";

@@ -267,6 +267,35 @@ void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   fuse_reply_err(req, -rv);
 }
 
+namespace {
+
+// RENAME and RENAME2, journalled (docs/dataplane.md 7.3) with the object the source named
+// before: a resent one the dead server started is done when the new name holds that object
+// (an exchange redone would swap the names back). 0 or -errno.
+int RenameOnce(Impl* v, int olddir, const char* oldname, int newdir, const char* newname,
+               unsigned int flags, bool target_exists) {
+  InFlight journal(v->arena.get(), &v->resend, RequestOpcode());
+  if (journal.done()) return journal.Carry();
+  struct stat source;
+  bool existed = journal.started() ? journal.existed()
+                                   : fstatat(olddir, oldname, &source, AT_SYMLINK_NOFOLLOW) == 0;
+  uint64_t dev = journal.started() ? journal.dev() : existed ? source.st_dev : 0;
+  uint64_t ino = journal.started() ? journal.ino() : existed ? source.st_ino : 0;
+  journal.Start(existed, dev, ino);
+  struct stat now;
+  if (journal.started() && existed && fstatat(newdir, newname, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+      now.st_dev == dev && now.st_ino == ino) {
+    return journal.Finish(0);
+  }
+  int rv = renameat2(olddir, oldname, newdir, newname, flags) == 0 ? 0 : -errno;
+  // Without a record, 7.5's rule: the source gone and the target there reads as done (a
+  // source missing before the request reads the same).
+  if (rv == -ENOENT && target_exists && journal.legacy()) rv = 0;
+  return journal.Finish(rv);
+}
+
+}  // namespace
+
 void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t newparent_ino,
             const char* newname, unsigned int flags) {
   Impl* v = V(req);
@@ -302,10 +331,7 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
       PinIfOpen(v, victim, target);
     }
     if (rv == 0) {
-      rv = renameat2(pref.fd(), name, npref.fd(), newname, flags) == 0 ? 0 : -errno;
-      // Resent after an adoption: the source gone and the target there means the previous
-      // server renamed it (without the journal, 7.3, a coincidence reads the same).
-      if (rv == -ENOENT && target_exists && RequestIsResent()) rv = 0;
+      rv = RenameOnce(v, pref.fd(), name, npref.fd(), newname, flags, target_exists);
     }
     if (rv == 0 && replaces) {
       if (v->quota->enabled()) {
@@ -322,7 +348,7 @@ void Rename(fuse_req_t req, fuse_ino_t parent_ino, const char* name, fuse_ino_t 
     }
   }
   if (reservation.bytes != 0) v->quota->Commit(reservation.bytes, 0);
-  if (rv == 0) CrashPointBeforeReply("rename");
+  CrashPointBeforeReply("rename");
   fuse_reply_err(req, -rv);
 }
 

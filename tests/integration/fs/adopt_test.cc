@@ -710,6 +710,41 @@ TEST_F(AdoptTest, RemovexattrStartedButNotMarkedDoneSucceedsOnce) {
   });
 }
 
+TEST_F(AdoptTest, RenameOfASourceAlreadyMissingBeforeTheCrashFailsEnoent) {
+  ASSERT_EQ(close(open((source_ + "/to").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+  ExpectAnsweredAcrossACrash("reply.rename", ENOENT, [&] { RemoveBehindTheKernel("from"); }, [&] {
+    return rename((mnt_ + "/from").c_str(), (mnt_ + "/to").c_str()) == 0 ? 0 : errno;
+  });
+  EXPECT_EQ(access((source_ + "/to").c_str(), F_OK), 0);
+}
+
+// Redone, an exchange would swap the names back and answer success.
+TEST_F(AdoptTest, RenameExchangeDoneBeforeTheCrashSwapsOnce) {
+  ASSERT_TRUE(WriteFile(source_ + "/a", "A"));
+  ASSERT_TRUE(WriteFile(source_ + "/b", "B"));
+  ExpectDoneOnceAcrossACrashBeforeTheReply("rename", [&] {
+    return renameat2(AT_FDCWD, (mnt_ + "/a").c_str(), AT_FDCWD, (mnt_ + "/b").c_str(),
+                     RENAME_EXCHANGE) == 0
+               ? 0
+               : errno;
+  });
+  EXPECT_EQ(ReadFileOrEmpty(source_ + "/a"), "B");
+  EXPECT_EQ(ReadFileOrEmpty(source_ + "/b"), "A");
+}
+
+TEST_F(AdoptTest, RenameExchangeStartedButNotMarkedDoneSwapsOnce) {
+  ASSERT_TRUE(WriteFile(source_ + "/a", "A"));
+  ASSERT_TRUE(WriteFile(source_ + "/b", "B"));
+  ExpectAnsweredAcrossACrash("journal.rename", 0, nullptr, [&] {
+    return renameat2(AT_FDCWD, (mnt_ + "/a").c_str(), AT_FDCWD, (mnt_ + "/b").c_str(),
+                     RENAME_EXCHANGE) == 0
+               ? 0
+               : errno;
+  });
+  EXPECT_EQ(ReadFileOrEmpty(source_ + "/a"), "B");
+  EXPECT_EQ(ReadFileOrEmpty(source_ + "/b"), "A");
+}
+
 // FALLOCATE collapse/insert range would move data twice if redone, but the kernel refuses
 // both modes on a FUSE file before sending anything (fuse_file_fallocate: EOPNOTSUPP), so no
 // resend can carry one. Should a kernel ever send them, MoveRange journals the file's size.
