@@ -1,11 +1,10 @@
 #include "arena.h"
 
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <linux/fuse.h>
 
 #include <algorithm>
 #include <atomic>
@@ -288,7 +287,7 @@ JournalRecord* Arena::ClaimJournal() {
     JournalRecord* r = JournalSlot(index);
     uint8_t expected = kJournalFree;
     if (std::atomic_ref<uint8_t>(r->state).compare_exchange_strong(expected, kJournalClaimed,
-                                                                  std::memory_order_acquire)) {
+                                                                   std::memory_order_acquire)) {
       hint = index;
       return r;
     }

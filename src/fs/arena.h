@@ -142,7 +142,8 @@ struct JournalHeader {
   uint32_t reserved0;
 };
 static_assert(sizeof(ArenaHeader) <= kJournalOffset);
-static_assert(kJournalOffset + sizeof(JournalHeader) + kJournalSlots * sizeof(JournalRecord) <= 4096);
+static_assert(kJournalOffset + sizeof(JournalHeader) + kJournalSlots * sizeof(JournalRecord) <=
+              4096);
 
 // The opcodes the journal keeps; a loaded record with another is ignored.
 bool IsJournalledOpcode(uint32_t opcode);
@@ -202,6 +203,7 @@ class Arena {
   JournalContents TakeJournal(uint64_t epoch);
   JournalHeader* journal_header() const;
   JournalRecord* JournalSlot(uint32_t index) const;  // null beyond kJournalSlots
+
   // ---- end of the in-flight journal ----
 
  private:

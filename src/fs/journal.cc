@@ -1,11 +1,10 @@
 #include "journal.h"
 
-#include <cstdlib>
-#include <cstring>
-
 #include <linux/fuse.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <cstring>
 
 #include "compat_io.h"
 
@@ -14,19 +13,32 @@ namespace {
 
 const char* JournalledName(uint32_t opcode) {
   switch (opcode) {
-    case FUSE_CREATE: return "create";
-    case FUSE_MKNOD: return "mknod";
-    case FUSE_MKDIR: return "mkdir";
-    case FUSE_SYMLINK: return "symlink";
-    case FUSE_LINK: return "link";
-    case FUSE_UNLINK: return "unlink";
-    case FUSE_RMDIR: return "rmdir";
-    case FUSE_RENAME: return "rename";
-    case FUSE_RENAME2: return "rename";
-    case FUSE_SETXATTR: return "setxattr";
-    case FUSE_REMOVEXATTR: return "removexattr";
-    case FUSE_FALLOCATE: return "fallocate";
-    default: return "";
+    case FUSE_CREATE:
+      return "create";
+    case FUSE_MKNOD:
+      return "mknod";
+    case FUSE_MKDIR:
+      return "mkdir";
+    case FUSE_SYMLINK:
+      return "symlink";
+    case FUSE_LINK:
+      return "link";
+    case FUSE_UNLINK:
+      return "unlink";
+    case FUSE_RMDIR:
+      return "rmdir";
+    case FUSE_RENAME:
+      return "rename";
+    case FUSE_RENAME2:
+      return "rename";
+    case FUSE_SETXATTR:
+      return "setxattr";
+    case FUSE_REMOVEXATTR:
+      return "removexattr";
+    case FUSE_FALLOCATE:
+      return "fallocate";
+    default:
+      return "";
   }
 }
 

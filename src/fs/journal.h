@@ -30,9 +30,9 @@ class ResendJournal {
  private:
   std::atomic<bool> active_{false};  // the map holds records
   std::atomic<bool> complete_{false};
-  mutable std::mutex mu_;  // a leaf lock
+  mutable std::mutex mu_;                                // a leaf lock
   std::unordered_map<uint64_t, JournalRecord> records_;  // guarded by mu_
-  std::chrono::steady_clock::time_point expires_;       // guarded by mu_
+  std::chrono::steady_clock::time_point expires_;        // guarded by mu_
 };
 
 // One non-idempotent request's journal record. Construct it in the handler (it looks up what a

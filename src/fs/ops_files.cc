@@ -342,9 +342,10 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
     } else if (rv == 0) {
       if (exclusive) {
         struct stat before;
-        journal.Start(journal.started() ? journal.existed()
-                                        : fstatat(pref.fd(), name, &before, AT_SYMLINK_NOFOLLOW) == 0,
-                      0, 0);
+        bool existed = journal.started()
+                           ? journal.existed()
+                           : fstatat(pref.fd(), name, &before, AT_SYMLINK_NOFOLLOW) == 0;
+        journal.Start(existed, 0, 0);
       }
       const fuse_ctx* ctx = fuse_req_ctx(req);
       CallerCredentials as_caller(ctx->uid, ctx->gid);

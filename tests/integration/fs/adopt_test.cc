@@ -2,8 +2,10 @@
 // mounts a volume and hands its bundle to the test, which keeps the fds; the server is killed
 // with SIGKILL while clients use the volume through open descriptors, and a new server process
 // adopts the kept connection. The clients must not notice.
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/falloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -11,14 +13,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
-#include <linux/falloc.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <dirent.h>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -90,7 +90,8 @@ Server Spawn(const std::string& mode, const std::string& source, const std::stri
   argv.push_back(nullptr);
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "CLAIMFS_CRASH_AT=", 17) != 0 && std::strncmp(*e, "CLAIMFS_STOP_AT=", 16) != 0) {
+    if (std::strncmp(*e, "CLAIMFS_CRASH_AT=", 17) != 0 &&
+        std::strncmp(*e, "CLAIMFS_STOP_AT=", 16) != 0) {
       env_strings.emplace_back(*e);
     }
   }
@@ -257,8 +258,8 @@ class AdoptTest : public ::testing::Test {
     EXPECT_EQ(result.load(), -1) << "answered before the adoption";
     ASSERT_TRUE(Adopt());
     caller.join();
-    EXPECT_EQ(result.load(), expected) << op << ": " << ErrnoName(result.load()) << ", expected "
-                                       << ErrnoName(expected);
+    EXPECT_EQ(result.load(), expected)
+        << op << ": " << ErrnoName(result.load()) << ", expected " << ErrnoName(expected);
   }
 
   // A name made in the source behind the kernel's back, between the kernel's lookup (which
@@ -567,81 +568,80 @@ TEST_F(AdoptTest, RenameDoneBeforeTheCrashSucceedsOnce) {
 // the request read the same as one the dead server made (or removed): success.
 TEST_F(AdoptTest, ExclusiveCreateOfANameThatExistedBeforeTheCrashFailsEexist) {
   int fd = -1;
-  ExpectAnsweredAcrossACrash("reply.create", EEXIST, nullptr, [&] { MakeBehindTheKernel("c"); }, [&] {
-    fd = open((mnt_ + "/c").c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
-    return fd >= 0 ? 0 : errno;
-  });
+  ExpectAnsweredAcrossACrash(
+      "reply.create", EEXIST, nullptr, [&] { MakeBehindTheKernel("c"); },
+      [&] {
+        fd = open((mnt_ + "/c").c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+        return fd >= 0 ? 0 : errno;
+      });
   if (fd >= 0) close(fd);
 }
 
 TEST_F(AdoptTest, MkdirOfANameThatExistedBeforeTheCrashFailsEexist) {
-  ExpectAnsweredAcrossACrash("reply.mkdir", EEXIST, nullptr, [&] { MakeBehindTheKernel("d", true); }, [&] {
-    return mkdir((mnt_ + "/d").c_str(), 0755) == 0 ? 0 : errno;
-  });
+  ExpectAnsweredAcrossACrash(
+      "reply.mkdir", EEXIST, nullptr, [&] { MakeBehindTheKernel("d", true); },
+      [&] { return mkdir((mnt_ + "/d").c_str(), 0755) == 0 ? 0 : errno; });
 }
 
 TEST_F(AdoptTest, MknodOfANameThatExistedBeforeTheCrashFailsEexist) {
-  ExpectAnsweredAcrossACrash("reply.mknod", EEXIST, nullptr, [&] { MakeBehindTheKernel("p"); }, [&] {
-    return mkfifo((mnt_ + "/p").c_str(), 0644) == 0 ? 0 : errno;
-  });
+  ExpectAnsweredAcrossACrash(
+      "reply.mknod", EEXIST, nullptr, [&] { MakeBehindTheKernel("p"); },
+      [&] { return mkfifo((mnt_ + "/p").c_str(), 0644) == 0 ? 0 : errno; });
 }
 
 TEST_F(AdoptTest, SymlinkOfANameThatExistedBeforeTheCrashFailsEexist) {
-  ExpectAnsweredAcrossACrash("reply.symlink", EEXIST, nullptr, [&] { MakeBehindTheKernel("s"); }, [&] {
-    return symlink("target", (mnt_ + "/s").c_str()) == 0 ? 0 : errno;
-  });
+  ExpectAnsweredAcrossACrash(
+      "reply.symlink", EEXIST, nullptr, [&] { MakeBehindTheKernel("s"); },
+      [&] { return symlink("target", (mnt_ + "/s").c_str()) == 0 ? 0 : errno; });
 }
 
 TEST_F(AdoptTest, LinkOfANameThatExistedBeforeTheCrashFailsEexist) {
   ASSERT_EQ(close(open((source_ + "/f").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
-  ExpectAnsweredAcrossACrash("reply.link", EEXIST, nullptr, [&] { MakeBehindTheKernel("l"); }, [&] {
-    return link((mnt_ + "/f").c_str(), (mnt_ + "/l").c_str()) == 0 ? 0 : errno;
-  });
+  ExpectAnsweredAcrossACrash(
+      "reply.link", EEXIST, nullptr, [&] { MakeBehindTheKernel("l"); },
+      [&] { return link((mnt_ + "/f").c_str(), (mnt_ + "/l").c_str()) == 0 ? 0 : errno; });
 }
 
 TEST_F(AdoptTest, LinkDoneBeforeTheCrashSucceedsOnce) {
   ASSERT_EQ(close(open((source_ + "/f").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
-  ExpectDoneOnceAcrossACrashBeforeTheReply("link", [&] {
-    return link((mnt_ + "/f").c_str(), (mnt_ + "/l").c_str()) == 0 ? 0 : errno;
-  });
+  ExpectDoneOnceAcrossACrashBeforeTheReply(
+      "link", [&] { return link((mnt_ + "/f").c_str(), (mnt_ + "/l").c_str()) == 0 ? 0 : errno; });
   struct stat st;
   ASSERT_EQ(stat((source_ + "/l").c_str(), &st), 0);
   EXPECT_EQ(st.st_nlink, 2u);
 }
 
 TEST_F(AdoptTest, UnlinkOfANameAlreadyMissingBeforeTheCrashFailsEnoent) {
-  ExpectAnsweredAcrossACrash("reply.unlink", ENOENT, [&] { RemoveBehindTheKernel("u"); }, [&] {
-    return unlink((mnt_ + "/u").c_str()) == 0 ? 0 : errno;
-  });
+  ExpectAnsweredAcrossACrash(
+      "reply.unlink", ENOENT, [&] { RemoveBehindTheKernel("u"); },
+      [&] { return unlink((mnt_ + "/u").c_str()) == 0 ? 0 : errno; });
 }
 
 TEST_F(AdoptTest, RmdirOfANameAlreadyMissingBeforeTheCrashFailsEnoent) {
-  ExpectAnsweredAcrossACrash("reply.rmdir", ENOENT, [&] { RemoveBehindTheKernel("r", true); }, [&] {
-    return rmdir((mnt_ + "/r").c_str()) == 0 ? 0 : errno;
-  });
+  ExpectAnsweredAcrossACrash(
+      "reply.rmdir", ENOENT, [&] { RemoveBehindTheKernel("r", true); },
+      [&] { return rmdir((mnt_ + "/r").c_str()) == 0 ? 0 : errno; });
 }
 
 // The dead server died after the syscall but before its record said done: the record's
 // pre-state (the name was missing) decides.
 TEST_F(AdoptTest, MkdirStartedButNotMarkedDoneBeforeTheCrashSucceedsOnce) {
-  ExpectAnsweredAcrossACrash("journal.mkdir", 0, nullptr, [&] {
-    return mkdir((mnt_ + "/d").c_str(), 0755) == 0 ? 0 : errno;
-  });
+  ExpectAnsweredAcrossACrash("journal.mkdir", 0, nullptr,
+                             [&] { return mkdir((mnt_ + "/d").c_str(), 0755) == 0 ? 0 : errno; });
   struct stat st;
   EXPECT_EQ(stat((source_ + "/d").c_str(), &st), 0);
 }
 
 TEST_F(AdoptTest, MkdirOfAnExistingNameStartedButNotMarkedDoneFailsEexist) {
-  ExpectAnsweredAcrossACrash("journal.mkdir", EEXIST, nullptr, [&] { MakeBehindTheKernel("d", true); }, [&] {
-    return mkdir((mnt_ + "/d").c_str(), 0755) == 0 ? 0 : errno;
-  });
+  ExpectAnsweredAcrossACrash(
+      "journal.mkdir", EEXIST, nullptr, [&] { MakeBehindTheKernel("d", true); },
+      [&] { return mkdir((mnt_ + "/d").c_str(), 0755) == 0 ? 0 : errno; });
 }
 
 TEST_F(AdoptTest, UnlinkStartedButNotMarkedDoneBeforeTheCrashSucceedsOnce) {
   ASSERT_EQ(close(open((source_ + "/u").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
-  ExpectAnsweredAcrossACrash("journal.unlink", 0, nullptr, [&] {
-    return unlink((mnt_ + "/u").c_str()) == 0 ? 0 : errno;
-  });
+  ExpectAnsweredAcrossACrash("journal.unlink", 0, nullptr,
+                             [&] { return unlink((mnt_ + "/u").c_str()) == 0 ? 0 : errno; });
   EXPECT_NE(access((source_ + "/u").c_str(), F_OK), 0);
 }
 
@@ -695,9 +695,8 @@ TEST_F(AdoptTest, RemovexattrDoneBeforeTheCrashSucceedsOnce) {
   std::string path = source_ + "/x";
   ASSERT_EQ(close(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
   ASSERT_EQ(setxattr(path.c_str(), "user.k", "v1", 2, 0), 0) << ErrnoName(errno);
-  ExpectDoneOnceAcrossACrashBeforeTheReply("removexattr", [&] {
-    return removexattr((mnt_ + "/x").c_str(), "user.k") == 0 ? 0 : errno;
-  });
+  ExpectDoneOnceAcrossACrashBeforeTheReply(
+      "removexattr", [&] { return removexattr((mnt_ + "/x").c_str(), "user.k") == 0 ? 0 : errno; });
   EXPECT_LT(getxattr(path.c_str(), "user.k", nullptr, 0), 0);
 }
 
@@ -712,9 +711,9 @@ TEST_F(AdoptTest, RemovexattrStartedButNotMarkedDoneSucceedsOnce) {
 
 TEST_F(AdoptTest, RenameOfASourceAlreadyMissingBeforeTheCrashFailsEnoent) {
   ASSERT_EQ(close(open((source_ + "/to").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
-  ExpectAnsweredAcrossACrash("reply.rename", ENOENT, [&] { RemoveBehindTheKernel("from"); }, [&] {
-    return rename((mnt_ + "/from").c_str(), (mnt_ + "/to").c_str()) == 0 ? 0 : errno;
-  });
+  ExpectAnsweredAcrossACrash(
+      "reply.rename", ENOENT, [&] { RemoveBehindTheKernel("from"); },
+      [&] { return rename((mnt_ + "/from").c_str(), (mnt_ + "/to").c_str()) == 0 ? 0 : errno; });
   EXPECT_EQ(access((source_ + "/to").c_str(), F_OK), 0);
 }
 

@@ -61,7 +61,8 @@ TEST(Journal, TheDeadServersRecordsAreLoadedAndTheTableEmptied) {
   for (const JournalRecord& r : got.records) uniques.insert(r.unique);
   EXPECT_EQ(uniques, (std::set<uint64_t>{10, 12}));
   EXPECT_TRUE(adopter->TakeJournal(3).records.empty());
-  for (uint32_t i = 0; i < kJournalSlots; ++i) EXPECT_EQ(arena->JournalSlot(i)->state, kJournalFree);
+  for (uint32_t i = 0; i < kJournalSlots; ++i)
+    EXPECT_EQ(arena->JournalSlot(i)->state, kJournalFree);
 }
 
 TEST(Journal, AFullTableRefusesACountsAndTheAdopterNoLongerVouches) {
@@ -125,13 +126,13 @@ TEST(Journal, ForgedRecordsAreIgnored) {
     int32_t result;
   };
   const Forged forged[] = {
-      {FUSE_READ, 10, kJournalDone, 0},          // an opcode the journal never keeps
-      {9999, 11, kJournalStarted, 0},            // no opcode at all
-      {FUSE_MKDIR, 12, 77, 0},                   // no state
-      {FUSE_MKDIR, 0, kJournalDone, 0},          // no unique
+      {FUSE_READ, 10, kJournalDone, 0},                  // an opcode the journal never keeps
+      {9999, 11, kJournalStarted, 0},                    // no opcode at all
+      {FUSE_MKDIR, 12, 77, 0},                           // no state
+      {FUSE_MKDIR, 0, kJournalDone, 0},                  // no unique
       {FUSE_MKDIR, (1ULL << 63) | 13, kJournalDone, 0},  // a resent unique is never journalled
-      {FUSE_MKDIR, 14, kJournalDone, 5},         // a positive "errno"
-      {FUSE_MKDIR, 15, kJournalDone, -100000},   // no errno
+      {FUSE_MKDIR, 14, kJournalDone, 5},                 // a positive "errno"
+      {FUSE_MKDIR, 15, kJournalDone, -100000},           // no errno
   };
   for (const Forged& f : forged) {
     ASSERT_NE(Journal(arena.get(), f.opcode, f.unique, f.state, f.result), nullptr);
