@@ -1,13 +1,17 @@
 #include "arena.h"
 
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <thread>
 
 namespace claimfs::fs {
 namespace {
@@ -80,6 +84,7 @@ Result<std::unique_ptr<Arena>> Arena::Create(const std::string& name, uint32_t i
   root->state = kRecordLive;
   root->generation = 0;
   root->nlookup = 1;
+  a->ResetJournal();
   return a;
 }
 
@@ -113,6 +118,11 @@ Result<std::unique_ptr<Arena>> Arena::Open(int fd) {
   a->base_ = static_cast<char*>(range);
   if (int rv = a->Map(size); rv < 0) return Status::FromErrno("cannot map the arena", -rv);
   a->RebuildFreeLists();
+  JournalHeader* j = a->journal_header();
+  if (j->magic != kJournalMagic || j->record_size != sizeof(JournalRecord) ||
+      j->capacity != kJournalSlots) {
+    a->ResetJournal();  // written by an older format, or forged: nothing in it can be trusted
+  }
   return a;
 }
 
@@ -227,5 +237,91 @@ void Arena::FreeFile(uint32_t slot) {
   r->generation = NextGeneration(r->generation);
   free_files_.push_back(slot);
 }
+
+// ---- In-flight journal ----
+
+bool IsJournalledOpcode(uint32_t opcode) {
+  switch (opcode) {
+    case FUSE_CREATE:
+    case FUSE_MKNOD:
+    case FUSE_MKDIR:
+    case FUSE_SYMLINK:
+    case FUSE_LINK:
+    case FUSE_UNLINK:
+    case FUSE_RMDIR:
+    case FUSE_RENAME:
+    case FUSE_RENAME2:
+    case FUSE_SETXATTR:
+    case FUSE_REMOVEXATTR:
+    case FUSE_FALLOCATE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+JournalHeader* Arena::journal_header() const {
+  return reinterpret_cast<JournalHeader*>(base_ + kJournalOffset);
+}
+
+JournalRecord* Arena::JournalSlot(uint32_t index) const {
+  if (index >= kJournalSlots) return nullptr;
+  return reinterpret_cast<JournalRecord*>(base_ + kJournalOffset + sizeof(JournalHeader)) + index;
+}
+
+void Arena::ResetJournal() {
+  JournalHeader* j = journal_header();
+  std::memset(j, 0, sizeof *j + kJournalSlots * sizeof(JournalRecord));
+  j->record_size = sizeof(JournalRecord);
+  j->capacity = kJournalSlots;
+  std::atomic_ref<uint64_t>(j->magic).store(kJournalMagic, std::memory_order_release);
+}
+
+JournalRecord* Arena::ClaimJournal() {
+  // Each thread starts where it last found a free record: with one request per thread in
+  // flight, a thread usually finds its own record free again at once.
+  static thread_local uint32_t hint =
+      static_cast<uint32_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()));
+  for (uint32_t i = 0; i < kJournalSlots; ++i) {
+    uint32_t index = (hint + i) % kJournalSlots;
+    JournalRecord* r = JournalSlot(index);
+    uint8_t expected = kJournalFree;
+    if (std::atomic_ref<uint8_t>(r->state).compare_exchange_strong(expected, kJournalClaimed,
+                                                                   std::memory_order_acquire)) {
+      hint = index;
+      return r;
+    }
+  }
+  std::atomic_ref<uint32_t>(journal_header()->overflows).fetch_add(1, std::memory_order_relaxed);
+  return nullptr;
+}
+
+void Arena::ReleaseJournal(JournalRecord* r) {
+  std::atomic_ref<uint8_t>(r->state).store(kJournalFree, std::memory_order_release);
+}
+
+JournalContents Arena::TakeJournal(uint64_t epoch) {
+  JournalContents out;
+  JournalHeader* j = journal_header();
+  if (j->magic != kJournalMagic || j->record_size != sizeof(JournalRecord) ||
+      j->capacity != kJournalSlots) {
+    ResetJournal();
+    return out;
+  }
+  out.complete = j->overflows == 0;
+  for (uint32_t i = 0; i < kJournalSlots; ++i) {
+    JournalRecord r;
+    std::memcpy(&r, JournalSlot(i), sizeof r);
+    if (r.state != kJournalStarted && r.state != kJournalDone) continue;
+    if (r.epoch != static_cast<uint32_t>(epoch) || !IsJournalledOpcode(r.opcode)) continue;
+    if (r.unique == 0 || (r.unique >> 63) != 0) continue;
+    if (r.state == kJournalDone && (r.result > 0 || r.result < -4095)) continue;
+    out.records.push_back(r);
+  }
+  ResetJournal();
+  return out;
+}
+
+// ---- end of the in-flight journal ----
 
 }  // namespace claimfs::fs

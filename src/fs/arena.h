@@ -114,6 +114,58 @@ struct OpenFileRecord {
 };
 static_assert(sizeof(OpenFileRecord) == 24);
 
+// ---- In-flight journal (docs/dataplane.md 7.3) ----
+// A fixed table in the header page, after ArenaHeader: one record per non-idempotent request
+// in flight, written before its syscall (plain stores into the mapping, no syscall), marked
+// done with the result after it, freed once the reply is written. An adopter loads the
+// started/done records of the previous epoch and answers the kernel's resent requests from them.
+// Nothing in it is trusted to index memory: records are copied out and checked.
+inline constexpr uint64_t kJournalMagic = 0x4c4e524a53464c43ULL;  // "CLFSJRNL", little-endian
+inline constexpr uint64_t kJournalOffset = 1024;
+// At most this many requests of one volume in flight are journalled (a ServerPool runs at most
+// 64 threads); more are served by the resend rules without a journal and counted.
+inline constexpr uint32_t kJournalSlots = 64;
+
+enum : uint8_t { kJournalFree = 0, kJournalClaimed = 1, kJournalStarted = 2, kJournalDone = 3 };
+// JournalRecord::flags: the name (or attribute) existed before the request.
+inline constexpr uint8_t kJournalExisted = 1u << 0;
+
+struct JournalRecord {
+  uint8_t state;  // kJournal*; accessed atomically (claimed by compare-and-swap)
+  uint8_t flags;  // kJournalExisted
+  uint16_t reserved0;
+  uint32_t opcode;  // FUSE_*
+  uint64_t unique;  // the kernel's, without FUSE_UNIQUE_RESEND (bit 63)
+  uint32_t epoch;   // the arena epoch of the server that wrote it (low 32 bits)
+  int32_t result;   // done: 0 or -errno
+  uint64_t dev;     // the object the name named before; FALLOCATE: the file size before
+  uint64_t ino;
+};
+static_assert(sizeof(JournalRecord) == 40);
+
+struct JournalHeader {
+  uint64_t magic;
+  uint32_t record_size;
+  uint32_t capacity;
+  uint32_t overflows;  // requests that found every slot taken (not journalled) this epoch
+  uint32_t reserved0;
+};
+static_assert(sizeof(ArenaHeader) <= kJournalOffset);
+static_assert(kJournalOffset + sizeof(JournalHeader) + kJournalSlots * sizeof(JournalRecord) <=
+              4096);
+
+// The opcodes the journal keeps; a loaded record with another is ignored.
+bool IsJournalledOpcode(uint32_t opcode);
+
+// What an adopter found in the journal (Arena::TakeJournal).
+struct JournalContents {
+  std::vector<JournalRecord> records;  // started or done, of the previous epoch, checked
+  // Every request the previous server started was journalled: a resent request without a
+  // record was never started.
+  bool complete = false;
+};
+// ---- end of the in-flight journal ----
+
 class Arena {
  public:
   // A new arena: memfd "claimfs-arena:<name>", the root record live (slot 1, generation 0).
@@ -147,7 +199,25 @@ class Arena {
   uint32_t nodes_high() const { return header_->nodes_high; }
   uint32_t files_high() const { return header_->files_high; }
 
+  // ---- In-flight journal ----
+  // A free journal record, claimed for the calling request (state kJournalClaimed, the rest of
+  // it the caller's to fill), or null when all are taken (counted in the header's overflows).
+  // Lock-free.
+  JournalRecord* ClaimJournal();
+  // Frees a record ClaimJournal returned.
+  void ReleaseJournal(JournalRecord* r);
+  // The checked started/done records of `epoch` (the server being replaced), copied out; the
+  // table is then emptied for the new server. Records of other epochs, unknown states or
+  // opcodes, and a table whose header does not match this reader's layout are ignored.
+  JournalContents TakeJournal(uint64_t epoch);
+  JournalHeader* journal_header() const;
+  JournalRecord* JournalSlot(uint32_t index) const;  // null beyond kJournalSlots
+
+  // ---- end of the in-flight journal ----
+
  private:
+  void ResetJournal();
+
   Arena() = default;
   int Map(uint64_t size);
   int GrowNodes();

@@ -25,8 +25,15 @@ struct CurrentRequest {
   bool kill_suidgid = false;
   bool resent = false;
   uint32_t init_flags = 0;  // INIT only: what the kernel offered
+  Arena* journal_arena = nullptr;
+  JournalRecord* journal = nullptr;  // freed when the reply is written
 };
 thread_local CurrentRequest current;
+
+void ReleaseJournalRecord() {
+  if (current.journal != nullptr) current.journal_arena->ReleaseJournal(current.journal);
+  current.journal = nullptr;
+}
 
 template <typename T>
 const T* Body(const char* request, size_t size) {
@@ -35,6 +42,7 @@ const T* Body(const char* request, size_t size) {
 }
 
 void Record(const char* request, size_t size) {
+  ReleaseJournalRecord();
   current = CurrentRequest{};
   if (size < sizeof(fuse_in_header)) return;
   fuse_in_header header;
@@ -100,6 +108,7 @@ ssize_t Read(int fd, void* buf, size_t len, void* userdata) {
   }
   if (n <= 0) {
     int saved = errno;
+    ReleaseJournalRecord();
     current = CurrentRequest{};
     errno = saved;
     return n;
@@ -159,7 +168,14 @@ ssize_t Writev(int fd, struct iovec* iov, int count, void* userdata) {
     h->init_out_len = static_cast<uint32_t>(body);
     if (v->passthrough && v->passthrough->enabled()) h->flags |= kArenaPassthrough;
   }
-  return writev(fd, iov, count);
+  ssize_t n = writev(fd, iov, count);
+  // The kernel has the answer (or has given up on the request): the journal record is done with.
+  if (current.journal != nullptr && has_header && header.unique == current.unique) {
+    int saved = errno;
+    ReleaseJournalRecord();
+    errno = saved;
+  }
+  return n;
 }
 
 // Without this hook libfuse would stop offering splice for read replies once custom I/O is on.
@@ -181,5 +197,15 @@ int InstallChannelIo(fuse_session* session, int fd, bool splice_send) {
 bool RequestKillsSuidgid() { return current.kill_suidgid; }
 
 bool RequestIsResent() { return current.resent; }
+
+uint64_t RequestUnique() { return current.unique; }
+
+uint32_t RequestOpcode() { return current.opcode; }
+
+void AttachJournalRecord(Arena* arena, JournalRecord* record) {
+  ReleaseJournalRecord();
+  current.journal_arena = arena;
+  current.journal = record;
+}
 
 }  // namespace claimfs::fs

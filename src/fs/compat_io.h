@@ -37,5 +37,15 @@ bool RequestKillsSuidgid();
 // Whether the request the calling thread is processing was resent by the kernel after an
 // adoption: the server that read it first may have done it already (docs/dataplane.md 7.3).
 bool RequestIsResent();
+// The calling thread's request's unique, as the kernel sent it (0 outside a request).
+uint64_t RequestUnique();
+// The calling thread's request's opcode (0 outside a request).
+uint32_t RequestOpcode();
+
+// The journal record (docs/dataplane.md 7.3) of the calling thread's request: freed when its
+// reply is written (or, failing that, when the thread reads its next request).
+class Arena;
+struct JournalRecord;
+void AttachJournalRecord(Arena* arena, JournalRecord* record);
 
 }  // namespace claimfs::fs

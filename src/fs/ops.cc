@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/fuse.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/file.h>
@@ -21,6 +22,7 @@
 
 #include "compat_io.h"
 #include "credentials.h"
+#include "journal.h"
 #include "volume_impl.h"
 #include "ops_internal.h"
 
@@ -29,6 +31,28 @@ namespace ops {
 namespace {
 
 // ---- extended attributes ----
+
+// SETXATTR with XATTR_CREATE or XATTR_REPLACE (opcode FUSE_SETXATTR) and REMOVEXATTR answer
+// differently when redone (EEXIST, ENODATA): journalled with whether the attribute existed
+// before (docs/dataplane.md 7.3). A resent one the dead server started is redone without the
+// condition its record says held, and a removal finding the attribute gone was done.
+int ChangeXattr(Impl* v, uint32_t opcode, const char* path, const char* name, const char* value,
+                size_t size, int flags) {
+  InFlight journal(v->arena.get(), &v->resend, opcode);
+  if (journal.done()) return journal.Carry();
+  bool existed = journal.started() ? journal.existed() : getxattr(path, name, nullptr, 0) >= 0;
+  journal.Start(existed, 0, 0);
+  bool redo = journal.started() || journal.legacy();
+  if (redo && opcode == FUSE_SETXATTR) {
+    if ((flags & XATTR_CREATE) && !existed) flags &= ~XATTR_CREATE;
+    if ((flags & XATTR_REPLACE) && existed) flags &= ~XATTR_REPLACE;
+  }
+  int rv = opcode == FUSE_SETXATTR ? setxattr(path, name, value, size, flags)
+                                   : removexattr(path, name);
+  rv = rv == 0 ? 0 : -errno;
+  if (redo && opcode == FUSE_REMOVEXATTR && rv == -ENODATA && existed) rv = 0;
+  return journal.Finish(rv);
+}
 
 void Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
               int flags) {
@@ -48,11 +72,16 @@ void Setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
   {
     FdRef ref;
     rv = v->table->Acquire(inode, &ref);
-    if (rv == 0) rv = setxattr(ProcPath(ref.fd()).buf, name, value, size, flags) == 0 ? 0 : -errno;
+    if (rv == 0) {
+      rv = (flags & (XATTR_CREATE | XATTR_REPLACE))
+               ? ChangeXattr(v, FUSE_SETXATTR, ProcPath(ref.fd()).buf, name, value, size, flags)
+               : setxattr(ProcPath(ref.fd()).buf, name, value, size, flags) == 0 ? 0 : -errno;
+    }
     if (v->quota->enabled()) {
       v->quota->Commit(reserved, ref.fd() >= 0 ? RemeasureFd(inode, ref.fd()) : 0);
     }
   }
+  CrashPointBeforeReply("setxattr");
   fuse_reply_err(req, -rv);
 }
 
@@ -103,9 +132,10 @@ void Removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   {
     FdRef ref;
     rv = v->table->Acquire(inode, &ref);
-    if (rv == 0) rv = removexattr(ProcPath(ref.fd()).buf, name) == 0 ? 0 : -errno;
+    if (rv == 0) rv = ChangeXattr(v, FUSE_REMOVEXATTR, ProcPath(ref.fd()).buf, name, nullptr, 0, 0);
     if (rv == 0 && v->quota->enabled()) v->quota->Adjust(RemeasureFd(inode, ref.fd()), 0);
   }
+  CrashPointBeforeReply("removexattr");
   fuse_reply_err(req, -rv);
 }
 

@@ -338,4 +338,12 @@ void CrashPointBeforeReply(const char* op) {
   }
 }
 
+void StopPointAtRequest(const char* op) {
+  static const char* const where = std::getenv("CLAIMFS_STOP_AT");
+  if (where != nullptr && std::strncmp(where, "request.", 8) == 0 &&
+      std::strcmp(where + 8, op) == 0) {
+    raise(SIGSTOP);
+  }
+}
+
 }  // namespace claimfs::fs::ops

@@ -2,6 +2,7 @@
 // reservations that keep the quota exact at the call.
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <linux/capability.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "compat_io.h"
+#include "journal.h"
 #include "credentials.h"
 #include "volume_impl.h"
 #include "ops_internal.h"
@@ -307,6 +309,7 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
             fuse_file_info* fi) {
   Impl* v = V(req);
   if (RefusedAsReadOnly(req, v)) return;
+  StopPointAtRequest("create");
   Inode* parent = v->ToInode(parent_ino);
   NameReservation reservation;
   int rv = ReserveName(v, 0, true, &reservation);
@@ -319,22 +322,45 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
   bool created = false;
   fuse_entry_param e;
   Inode* inode = nullptr;
+  // Only an exclusive create can answer differently when redone: it is journalled
+  // (docs/dataplane.md 7.3), with whether the name existed before.
+  bool exclusive = (fi->flags & O_EXCL) != 0;
+  InFlight journal(v->arena.get(), &v->resend, FUSE_CREATE);
   {
     NamespaceChange ns(v);
     FdRef pref;
     rv = v->table->Acquire(parent, &pref);
-    if (rv == 0) {
+    if (rv == 0 && exclusive && journal.done()) {
+      // Resent after an adoption: the previous server finished it and died before replying.
+      rv = journal.Carry();
+      if (rv == 0) {
+        const fuse_ctx* ctx = fuse_req_ctx(req);
+        CallerCredentials as_caller(ctx->uid, ctx->gid);
+        fd = openat(pref.fd(), name, flags);
+        if (fd < 0) rv = -errno;
+      }
+    } else if (rv == 0) {
+      if (exclusive) {
+        struct stat before;
+        bool existed = journal.started()
+                           ? journal.existed()
+                           : fstatat(pref.fd(), name, &before, AT_SYMLINK_NOFOLLOW) == 0;
+        journal.Start(existed, 0, 0);
+      }
       const fuse_ctx* ctx = fuse_req_ctx(req);
       CallerCredentials as_caller(ctx->uid, ctx->gid);
       fd = openat(pref.fd(), name, flags | O_CREAT | O_EXCL, mode);
       if (fd >= 0) {
         created = true;
-      } else if (errno == EEXIST && (!(fi->flags & O_EXCL) || RequestIsResent())) {
-        // Lost a race with another create, or a CREATE resent after an adoption that the
-        // previous server did before dying (docs/dataplane.md 7.3): open it.
+      } else if (errno == EEXIST &&
+                 (!exclusive || (journal.started() && !journal.existed()) || journal.legacy())) {
+        // Lost a race with another create, or an exclusive CREATE resent after an adoption that
+        // the previous server made before dying (the kernel holds the parent's lock, so no one
+        // else can have since its record; without a record, 7.5's rule): open it.
         fd = openat(pref.fd(), name, flags);
       }
       if (fd < 0) rv = -errno;
+      if (exclusive) journal.Finish(rv);
     }
     if (rv == 0) {
       rv = DoLookup(v, parent, name, &e, &inode);
@@ -344,6 +370,7 @@ void Create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mode_t mode
   CommitName(v, reservation, parent, created ? static_cast<int64_t>(AllocatedBytes(e.attr)) : 0,
              rv == 0 && created);
   if (rv < 0) {
+    CrashPointBeforeReply("create");
     fuse_reply_err(req, -rv);
     return;
   }
@@ -457,6 +484,28 @@ void Fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
   fuse_reply_err(req, rv == 0 ? 0 : errno);
 }
 
+namespace {
+
+// FALLOCATE collapse/insert range: moves the data after `offset`, so doing it twice corrupts
+// the file. Journalled with the file's size before (docs/dataplane.md 7.3): a resent one the
+// dead server started is done if the size moved, and only then. 0 or -errno.
+int MoveRange(Impl* v, int fd, int mode, off_t offset, off_t length) {
+  InFlight journal(v->arena.get(), &v->resend, FUSE_FALLOCATE);
+  if (journal.done()) return journal.Carry();
+  struct stat st;
+  int rv = StatFd(fd, &st);
+  if (rv < 0) return rv;
+  if (journal.started()) {
+    journal.Start(false, 0, 0);
+    if (static_cast<uint64_t>(st.st_size) != journal.dev()) return journal.Finish(0);
+  } else {
+    journal.Start(false, static_cast<uint64_t>(st.st_size), 0);
+  }
+  return journal.Finish(fallocate(fd, mode, offset, length) == 0 ? 0 : -errno);
+}
+
+}  // namespace
+
 void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
                fuse_file_info* fi) {
   Impl* v = V(req);
@@ -481,11 +530,17 @@ void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t len
       return;
     }
   }
-  int rv = fallocate(fd, mode, offset, length) == 0 ? 0 : -errno;
+  int rv = 0;
+  if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
+    rv = MoveRange(v, fd, mode, offset, length);
+  } else {
+    rv = fallocate(fd, mode, offset, length) == 0 ? 0 : -errno;
+  }
   if (v->quota->enabled()) {
     v->quota->Commit(reserved, RemeasureFd(v->ToInode(ino), fd));
     NoteWritten(v, v->ToInode(ino));
   }
+  CrashPointBeforeReply("fallocate");
   fuse_reply_err(req, -rv);
 }
 

@@ -111,6 +111,10 @@ void ForgetOrphanLocked(Impl* v, Inode* inode);
 // Test hook for the adoption tests: with CLAIMFS_CRASH_AT=reply.<op> in the environment the
 // process kills itself (SIGKILL) after <op>'s change is done, before its reply is sent.
 void CrashPointBeforeReply(const char* op);
+// With CLAIMFS_STOP_AT=request.<op> the process stops itself (SIGSTOP) when <op> arrives,
+// after the kernel's own lookup of the name: the test changes the source behind the kernel's
+// back, then continues it (SIGCONT).
+void StopPointAtRequest(const char* op);
 
 // ---- ops_names.cc ----
 // Reservations a new name takes: the new object's own block, if it gets one, and a block for

@@ -570,12 +570,15 @@ Result<std::unique_ptr<Volume>> Volume::Adopt(VolumeOptions options, VolumeBundl
   }
   impl->adopted = true;
   impl->replay_init = true;
+  JournalContents journal = impl->arena->TakeJournal(header->epoch);
+  size_t journalled = journal.records.size();
+  impl->resend.Load(std::move(journal));
   header->epoch++;
   header->owner_pid = getpid();
   header->state = static_cast<uint32_t>(ArenaState::kServing);
   log::Info("{}: adopted its FUSE connection (epoch {}): {} nodes ({} unlinked while open), {} "
-            "open files ({} lost)",
-            o.source, header->epoch, nodes, orphans.size(), files, failed);
+            "open files ({} lost), {} requests in flight journalled",
+            o.source, header->epoch, nodes, orphans.size(), files, failed, journalled);
   return std::unique_ptr<Volume>(new Volume(std::move(impl)));
 }
 

@@ -20,6 +20,7 @@
 #include "claimfs/limits/limit_backend.h"
 #include "compat_passthrough.h"
 #include "inode_table.h"
+#include "journal.h"
 #include "open_files.h"
 #include "quota.h"
 #include "server_pool_impl.h"
@@ -42,6 +43,9 @@ class Volume::Impl {
   std::unique_ptr<Arena> arena;
   std::unique_ptr<InodeTable> table;
   std::unique_ptr<OpenFiles> files;
+  // Adopted: what the dead server's in-flight journal says about the requests the kernel
+  // resends (docs/dataplane.md 7.3).
+  ResendJournal resend;
 
   // Serialises namespace changes (create, link, unlink, rename, ...) so the accounting of an
   // object losing its last link sees no concurrent change to the same names. Taken before any

@@ -2,8 +2,10 @@
 // mounts a volume and hands its bundle to the test, which keeps the fds; the server is killed
 // with SIGKILL while clients use the volume through open descriptors, and a new server process
 // adopts the kept connection. The clients must not notice.
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/falloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -11,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -18,7 +21,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <dirent.h>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -83,7 +85,8 @@ struct KeptOrphan {
 // as fds 10 and 11, and the orphans' fds as 13, 14, ...). The socket is fd 12 in the child.
 Server Spawn(const std::string& mode, const std::string& source, const std::string& mountpoint,
              int conn_fd, int arena_fd, const std::string& crash_at = "",
-             const std::string& capacity = "", const std::vector<KeptOrphan>& orphans = {}) {
+             const std::string& capacity = "", const std::vector<KeptOrphan>& orphans = {},
+             const std::string& stop_at = "") {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return {};
   std::vector<std::string> args = {HelperBinary(), mode, source, mountpoint, "12"};
@@ -101,9 +104,13 @@ Server Spawn(const std::string& mode, const std::string& source, const std::stri
   argv.push_back(nullptr);
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "CLAIMFS_CRASH_AT=", 17) != 0) env_strings.emplace_back(*e);
+    if (std::strncmp(*e, "CLAIMFS_CRASH_AT=", 17) != 0 &&
+        std::strncmp(*e, "CLAIMFS_STOP_AT=", 16) != 0) {
+      env_strings.emplace_back(*e);
+    }
   }
   if (!crash_at.empty()) env_strings.push_back("CLAIMFS_CRASH_AT=" + crash_at);
+  if (!stop_at.empty()) env_strings.push_back("CLAIMFS_STOP_AT=" + stop_at);
   std::vector<char*> envp;
   for (std::string& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -186,8 +193,10 @@ class AdoptTest : public ::testing::Test {
 
   // Mounts through a fresh server and keeps its bundle.
   // `crash_at`: the server kills itself there (CLAIMFS_CRASH_AT, see ops_internal.h).
-  ::testing::AssertionResult MountFresh(const std::string& crash_at = "") {
-    server_ = Spawn("mount", source_, mnt_, -1, -1, crash_at, capacity_);
+  // `stop_at`: the server stops itself there (CLAIMFS_STOP_AT).
+  ::testing::AssertionResult MountFresh(const std::string& crash_at = "",
+                                        const std::string& stop_at = "") {
+    server_ = Spawn("mount", source_, mnt_, -1, -1, crash_at, capacity_, {}, stop_at);
     std::string text;
     std::vector<int> fds;
     if (!ReceiveReply(&text, &fds, 15s)) {
@@ -236,11 +245,44 @@ class AdoptTest : public ::testing::Test {
   // The caller must see success, once.
   void ExpectDoneOnceAcrossACrashBeforeTheReply(const std::string& op,
                                                 const std::function<int()>& change) {
-    ASSERT_TRUE(MountFresh("reply." + op));
+    ExpectAnsweredAcrossACrash("reply." + op, 0, nullptr, change);
+  }
+
+  // As above, but the server dies at `crash_at` (reply.<op>: after the change, before the reply;
+  // journal.<op>: after the syscall, before its journal record says done), `setup` runs on the
+  // fresh mount first, and the caller must see `expected` (0 or an errno): what the server
+  // would have answered had it not died.
+  void ExpectAnsweredAcrossACrash(const std::string& crash_at, int expected,
+                                  const std::function<void()>& setup,
+                                  const std::function<int()>& change) {
+    ExpectAnsweredAcrossACrash(crash_at, expected, setup, nullptr, change);
+  }
+
+  // `behind`: with the request arrived at the server (after the kernel's own lookup of the
+  // name) and the server stopped, changes the source behind the kernel's back.
+  void ExpectAnsweredAcrossACrash(const std::string& crash_at, int expected,
+                                  const std::function<void()>& setup,
+                                  const std::function<void()>& behind,
+                                  const std::function<int()>& change) {
+    std::string op = crash_at;
+    std::string stop_at = behind ? "request." + op.substr(op.find('.') + 1) : "";
+    ASSERT_TRUE(MountFresh(crash_at, stop_at));
+    if (setup) setup();
     std::atomic<int> result{-1};
     std::thread caller([&] { result = change(); });
+    if (behind) {
+      int status = 0;
+      pid_t stopped = waitpid(server_.pid, &status, WUNTRACED);
+      if (stopped != server_.pid || !WIFSTOPPED(status)) {
+        kill(server_.pid, SIGKILL);
+        caller.join();
+        FAIL() << "the server did not stop at " << stop_at;
+      }
+      behind();
+      kill(server_.pid, SIGCONT);
+    }
     std::optional<int> status = WaitForExit(server_.pid, 10s);
-    ASSERT_TRUE(status.has_value()) << "the server did not crash at reply." << op;
+    ASSERT_TRUE(status.has_value()) << "the server did not crash at " << op;
     EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL);
     server_.pid = -1;
     close(server_.sock);
@@ -248,7 +290,32 @@ class AdoptTest : public ::testing::Test {
     EXPECT_EQ(result.load(), -1) << "answered before the adoption";
     ASSERT_TRUE(Adopt());
     caller.join();
-    EXPECT_EQ(result.load(), 0) << op << ": " << ErrnoName(result.load());
+    EXPECT_EQ(result.load(), expected)
+        << op << ": " << ErrnoName(result.load()) << ", expected " << ErrnoName(expected);
+  }
+
+  // A name made in the source behind the kernel's back, between the kernel's lookup (which
+  // found it missing) and the request: the name existed before the request.
+  void MakeBehindTheKernel(const std::string& name, bool directory = false) {
+    std::string path = source_ + "/" + name;
+    if (directory) {
+      ASSERT_EQ(mkdir(path.c_str(), 0755), 0);
+    } else {
+      ASSERT_EQ(close(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+    }
+  }
+
+  // A name the kernel knows (a cached entry) removed behind its back in the source.
+  void RemoveBehindTheKernel(const std::string& name, bool directory = false) {
+    std::string path = source_ + "/" + name;
+    if (directory) {
+      ASSERT_EQ(mkdir(path.c_str(), 0755), 0);
+    } else {
+      ASSERT_EQ(close(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+    }
+    struct stat st;
+    ASSERT_EQ(stat((mnt_ + "/" + name).c_str(), &st), 0);
+    ASSERT_EQ(directory ? rmdir(path.c_str()) : unlink(path.c_str()), 0);
   }
 
   // Applies a keeper message ('O' "SLOT GEN" with an fd, 'F' "SLOT GEN"); false for others.
@@ -708,6 +775,203 @@ TEST_F(AdoptTest, RenameDoneBeforeTheCrashSucceedsOnce) {
   });
   EXPECT_EQ(access((source_ + "/to").c_str(), F_OK), 0);
   EXPECT_NE(access((source_ + "/from").c_str(), F_OK), 0);
+}
+
+// docs/dataplane.md 7.3, the in-flight journal: a resent request is answered as the dead server
+// would have answered it. Without the journal, a name that existed (or was missing) before
+// the request read the same as one the dead server made (or removed): success.
+TEST_F(AdoptTest, ExclusiveCreateOfANameThatExistedBeforeTheCrashFailsEexist) {
+  int fd = -1;
+  ExpectAnsweredAcrossACrash(
+      "reply.create", EEXIST, nullptr, [&] { MakeBehindTheKernel("c"); },
+      [&] {
+        fd = open((mnt_ + "/c").c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+        return fd >= 0 ? 0 : errno;
+      });
+  if (fd >= 0) close(fd);
+}
+
+TEST_F(AdoptTest, MkdirOfANameThatExistedBeforeTheCrashFailsEexist) {
+  ExpectAnsweredAcrossACrash(
+      "reply.mkdir", EEXIST, nullptr, [&] { MakeBehindTheKernel("d", true); },
+      [&] { return mkdir((mnt_ + "/d").c_str(), 0755) == 0 ? 0 : errno; });
+}
+
+TEST_F(AdoptTest, MknodOfANameThatExistedBeforeTheCrashFailsEexist) {
+  ExpectAnsweredAcrossACrash(
+      "reply.mknod", EEXIST, nullptr, [&] { MakeBehindTheKernel("p"); },
+      [&] { return mkfifo((mnt_ + "/p").c_str(), 0644) == 0 ? 0 : errno; });
+}
+
+TEST_F(AdoptTest, SymlinkOfANameThatExistedBeforeTheCrashFailsEexist) {
+  ExpectAnsweredAcrossACrash(
+      "reply.symlink", EEXIST, nullptr, [&] { MakeBehindTheKernel("s"); },
+      [&] { return symlink("target", (mnt_ + "/s").c_str()) == 0 ? 0 : errno; });
+}
+
+TEST_F(AdoptTest, LinkOfANameThatExistedBeforeTheCrashFailsEexist) {
+  ASSERT_EQ(close(open((source_ + "/f").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+  ExpectAnsweredAcrossACrash(
+      "reply.link", EEXIST, nullptr, [&] { MakeBehindTheKernel("l"); },
+      [&] { return link((mnt_ + "/f").c_str(), (mnt_ + "/l").c_str()) == 0 ? 0 : errno; });
+}
+
+TEST_F(AdoptTest, LinkDoneBeforeTheCrashSucceedsOnce) {
+  ASSERT_EQ(close(open((source_ + "/f").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+  ExpectDoneOnceAcrossACrashBeforeTheReply(
+      "link", [&] { return link((mnt_ + "/f").c_str(), (mnt_ + "/l").c_str()) == 0 ? 0 : errno; });
+  struct stat st;
+  ASSERT_EQ(stat((source_ + "/l").c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 2u);
+}
+
+TEST_F(AdoptTest, UnlinkOfANameAlreadyMissingBeforeTheCrashFailsEnoent) {
+  ExpectAnsweredAcrossACrash(
+      "reply.unlink", ENOENT, [&] { RemoveBehindTheKernel("u"); },
+      [&] { return unlink((mnt_ + "/u").c_str()) == 0 ? 0 : errno; });
+}
+
+TEST_F(AdoptTest, RmdirOfANameAlreadyMissingBeforeTheCrashFailsEnoent) {
+  ExpectAnsweredAcrossACrash(
+      "reply.rmdir", ENOENT, [&] { RemoveBehindTheKernel("r", true); },
+      [&] { return rmdir((mnt_ + "/r").c_str()) == 0 ? 0 : errno; });
+}
+
+// The dead server died after the syscall but before its record said done: the record's
+// pre-state (the name was missing) decides.
+TEST_F(AdoptTest, MkdirStartedButNotMarkedDoneBeforeTheCrashSucceedsOnce) {
+  ExpectAnsweredAcrossACrash("journal.mkdir", 0, nullptr,
+                             [&] { return mkdir((mnt_ + "/d").c_str(), 0755) == 0 ? 0 : errno; });
+  struct stat st;
+  EXPECT_EQ(stat((source_ + "/d").c_str(), &st), 0);
+}
+
+TEST_F(AdoptTest, MkdirOfAnExistingNameStartedButNotMarkedDoneFailsEexist) {
+  ExpectAnsweredAcrossACrash(
+      "journal.mkdir", EEXIST, nullptr, [&] { MakeBehindTheKernel("d", true); },
+      [&] { return mkdir((mnt_ + "/d").c_str(), 0755) == 0 ? 0 : errno; });
+}
+
+TEST_F(AdoptTest, UnlinkStartedButNotMarkedDoneBeforeTheCrashSucceedsOnce) {
+  ASSERT_EQ(close(open((source_ + "/u").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+  ExpectAnsweredAcrossACrash("journal.unlink", 0, nullptr,
+                             [&] { return unlink((mnt_ + "/u").c_str()) == 0 ? 0 : errno; });
+  EXPECT_NE(access((source_ + "/u").c_str(), F_OK), 0);
+}
+
+TEST_F(AdoptTest, ExclusiveCreateStartedButNotMarkedDoneSucceedsOnce) {
+  int fd = -1;
+  ExpectAnsweredAcrossACrash("journal.create", 0, nullptr, [&] {
+    fd = open((mnt_ + "/c").c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    return fd >= 0 ? 0 : errno;
+  });
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(write(fd, "data", 4), 4) << ErrnoName(errno);
+  close(fd);
+  EXPECT_EQ(ReadFileOrEmpty(source_ + "/c"), "data");
+}
+
+TEST_F(AdoptTest, SetxattrCreateDoneBeforeTheCrashSucceedsOnce) {
+  ASSERT_EQ(close(open((source_ + "/x").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+  ExpectDoneOnceAcrossACrashBeforeTheReply("setxattr", [&] {
+    return setxattr((mnt_ + "/x").c_str(), "user.k", "v1", 2, XATTR_CREATE) == 0 ? 0 : errno;
+  });
+  char value[8] = {};
+  EXPECT_EQ(getxattr((source_ + "/x").c_str(), "user.k", value, sizeof value), 2);
+  EXPECT_STREQ(value, "v1");
+}
+
+TEST_F(AdoptTest, SetxattrReplaceDoneBeforeTheCrashSucceedsOnce) {
+  std::string path = source_ + "/x";
+  ASSERT_EQ(close(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+  ASSERT_EQ(setxattr(path.c_str(), "user.k", "v1", 2, 0), 0) << ErrnoName(errno);
+  ExpectDoneOnceAcrossACrashBeforeTheReply("setxattr", [&] {
+    return setxattr((mnt_ + "/x").c_str(), "user.k", "v2", 2, XATTR_REPLACE) == 0 ? 0 : errno;
+  });
+  char value[8] = {};
+  EXPECT_EQ(getxattr(path.c_str(), "user.k", value, sizeof value), 2);
+  EXPECT_STREQ(value, "v2");
+}
+
+TEST_F(AdoptTest, SetxattrCreateOfAnExistingAttributeFailsEexistAcrossACrash) {
+  std::string path = source_ + "/x";
+  ASSERT_EQ(close(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+  ASSERT_EQ(setxattr(path.c_str(), "user.k", "v1", 2, 0), 0) << ErrnoName(errno);
+  ExpectAnsweredAcrossACrash("journal.setxattr", EEXIST, nullptr, [&] {
+    return setxattr((mnt_ + "/x").c_str(), "user.k", "v2", 2, XATTR_CREATE) == 0 ? 0 : errno;
+  });
+  char value[8] = {};
+  EXPECT_EQ(getxattr(path.c_str(), "user.k", value, sizeof value), 2);
+  EXPECT_STREQ(value, "v1");
+}
+
+TEST_F(AdoptTest, RemovexattrDoneBeforeTheCrashSucceedsOnce) {
+  std::string path = source_ + "/x";
+  ASSERT_EQ(close(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+  ASSERT_EQ(setxattr(path.c_str(), "user.k", "v1", 2, 0), 0) << ErrnoName(errno);
+  ExpectDoneOnceAcrossACrashBeforeTheReply(
+      "removexattr", [&] { return removexattr((mnt_ + "/x").c_str(), "user.k") == 0 ? 0 : errno; });
+  EXPECT_LT(getxattr(path.c_str(), "user.k", nullptr, 0), 0);
+}
+
+TEST_F(AdoptTest, RemovexattrStartedButNotMarkedDoneSucceedsOnce) {
+  std::string path = source_ + "/x";
+  ASSERT_EQ(close(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+  ASSERT_EQ(setxattr(path.c_str(), "user.k", "v1", 2, 0), 0) << ErrnoName(errno);
+  ExpectAnsweredAcrossACrash("journal.removexattr", 0, nullptr, [&] {
+    return removexattr((mnt_ + "/x").c_str(), "user.k") == 0 ? 0 : errno;
+  });
+}
+
+TEST_F(AdoptTest, RenameOfASourceAlreadyMissingBeforeTheCrashFailsEnoent) {
+  ASSERT_EQ(close(open((source_ + "/to").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+  ExpectAnsweredAcrossACrash(
+      "reply.rename", ENOENT, [&] { RemoveBehindTheKernel("from"); },
+      [&] { return rename((mnt_ + "/from").c_str(), (mnt_ + "/to").c_str()) == 0 ? 0 : errno; });
+  EXPECT_EQ(access((source_ + "/to").c_str(), F_OK), 0);
+}
+
+// Redone, an exchange would swap the names back and answer success.
+TEST_F(AdoptTest, RenameExchangeDoneBeforeTheCrashSwapsOnce) {
+  ASSERT_TRUE(WriteFile(source_ + "/a", "A"));
+  ASSERT_TRUE(WriteFile(source_ + "/b", "B"));
+  ExpectDoneOnceAcrossACrashBeforeTheReply("rename", [&] {
+    return renameat2(AT_FDCWD, (mnt_ + "/a").c_str(), AT_FDCWD, (mnt_ + "/b").c_str(),
+                     RENAME_EXCHANGE) == 0
+               ? 0
+               : errno;
+  });
+  EXPECT_EQ(ReadFileOrEmpty(source_ + "/a"), "B");
+  EXPECT_EQ(ReadFileOrEmpty(source_ + "/b"), "A");
+}
+
+TEST_F(AdoptTest, RenameExchangeStartedButNotMarkedDoneSwapsOnce) {
+  ASSERT_TRUE(WriteFile(source_ + "/a", "A"));
+  ASSERT_TRUE(WriteFile(source_ + "/b", "B"));
+  ExpectAnsweredAcrossACrash("journal.rename", 0, nullptr, [&] {
+    return renameat2(AT_FDCWD, (mnt_ + "/a").c_str(), AT_FDCWD, (mnt_ + "/b").c_str(),
+                     RENAME_EXCHANGE) == 0
+               ? 0
+               : errno;
+  });
+  EXPECT_EQ(ReadFileOrEmpty(source_ + "/a"), "B");
+  EXPECT_EQ(ReadFileOrEmpty(source_ + "/b"), "A");
+}
+
+// FALLOCATE collapse/insert range would move data twice if redone, but the kernel refuses
+// both modes on a FUSE file before sending anything (fuse_file_fallocate: EOPNOTSUPP), so no
+// resend can carry one. Should a kernel ever send them, MoveRange journals the file's size.
+TEST_F(AdoptTest, CollapseRangeNeverReachesTheServer) {
+  ASSERT_TRUE(MountFresh());
+  std::string path = mnt_ + "/f";
+  ASSERT_TRUE(WriteFile(path, std::string(3 * 4096, 'a')));
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_NE(fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, 4096), 0);
+  EXPECT_EQ(errno, EOPNOTSUPP);
+  EXPECT_NE(fallocate(fd, FALLOC_FL_INSERT_RANGE, 0, 4096), 0);
+  EXPECT_EQ(errno, EOPNOTSUPP);
+  close(fd);
 }
 
 // Kernel mode (docs/dataplane.md 9.3): backing ids belong to the connection and survive the
