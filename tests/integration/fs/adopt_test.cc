@@ -305,6 +305,12 @@ class AdoptTest : public ::testing::Test {
     }
   }
 
+  // A file in the source with user.k = "v1".
+  void MakeFileWithAttribute(const std::string& path) {
+    ASSERT_EQ(close(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
+    ASSERT_EQ(setxattr(path.c_str(), "user.k", "v1", 2, 0), 0) << ErrnoName(errno);
+  }
+
   // A name the kernel knows (a cached entry) removed behind its back in the source.
   void RemoveBehindTheKernel(const std::string& name, bool directory = false) {
     std::string path = source_ + "/" + name;
@@ -883,8 +889,7 @@ TEST_F(AdoptTest, SetxattrCreateDoneBeforeTheCrashSucceedsOnce) {
 
 TEST_F(AdoptTest, SetxattrReplaceDoneBeforeTheCrashSucceedsOnce) {
   std::string path = source_ + "/x";
-  ASSERT_EQ(close(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
-  ASSERT_EQ(setxattr(path.c_str(), "user.k", "v1", 2, 0), 0) << ErrnoName(errno);
+  ASSERT_NO_FATAL_FAILURE(MakeFileWithAttribute(path));
   ExpectDoneOnceAcrossACrashBeforeTheReply("setxattr", [&] {
     return setxattr((mnt_ + "/x").c_str(), "user.k", "v2", 2, XATTR_REPLACE) == 0 ? 0 : errno;
   });
@@ -895,8 +900,7 @@ TEST_F(AdoptTest, SetxattrReplaceDoneBeforeTheCrashSucceedsOnce) {
 
 TEST_F(AdoptTest, SetxattrCreateOfAnExistingAttributeFailsEexistAcrossACrash) {
   std::string path = source_ + "/x";
-  ASSERT_EQ(close(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
-  ASSERT_EQ(setxattr(path.c_str(), "user.k", "v1", 2, 0), 0) << ErrnoName(errno);
+  ASSERT_NO_FATAL_FAILURE(MakeFileWithAttribute(path));
   ExpectAnsweredAcrossACrash("journal.setxattr", EEXIST, nullptr, [&] {
     return setxattr((mnt_ + "/x").c_str(), "user.k", "v2", 2, XATTR_CREATE) == 0 ? 0 : errno;
   });
@@ -907,8 +911,7 @@ TEST_F(AdoptTest, SetxattrCreateOfAnExistingAttributeFailsEexistAcrossACrash) {
 
 TEST_F(AdoptTest, RemovexattrDoneBeforeTheCrashSucceedsOnce) {
   std::string path = source_ + "/x";
-  ASSERT_EQ(close(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
-  ASSERT_EQ(setxattr(path.c_str(), "user.k", "v1", 2, 0), 0) << ErrnoName(errno);
+  ASSERT_NO_FATAL_FAILURE(MakeFileWithAttribute(path));
   ExpectDoneOnceAcrossACrashBeforeTheReply(
       "removexattr", [&] { return removexattr((mnt_ + "/x").c_str(), "user.k") == 0 ? 0 : errno; });
   EXPECT_LT(getxattr(path.c_str(), "user.k", nullptr, 0), 0);
@@ -916,8 +919,7 @@ TEST_F(AdoptTest, RemovexattrDoneBeforeTheCrashSucceedsOnce) {
 
 TEST_F(AdoptTest, RemovexattrStartedButNotMarkedDoneSucceedsOnce) {
   std::string path = source_ + "/x";
-  ASSERT_EQ(close(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644)), 0);
-  ASSERT_EQ(setxattr(path.c_str(), "user.k", "v1", 2, 0), 0) << ErrnoName(errno);
+  ASSERT_NO_FATAL_FAILURE(MakeFileWithAttribute(path));
   ExpectAnsweredAcrossACrash("journal.removexattr", 0, nullptr, [&] {
     return removexattr((mnt_ + "/x").c_str(), "user.k") == 0 ? 0 : errno;
   });

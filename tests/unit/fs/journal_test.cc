@@ -170,17 +170,22 @@ TEST(Journal, AForgedTableHeaderIsNotTrustedToIndexMemory) {
   }
 }
 
-TEST(ResendJournal, TakesARecordOnceByTheResentUnique) {
-  ResendJournal resend;
+// What an adopter takes from a journal that holds one MKDIR, done with `result`.
+JournalContents OneDoneMkdir(uint64_t unique, int32_t result) {
   JournalContents contents;
   contents.complete = true;
   JournalRecord r{};
   r.state = kJournalDone;
   r.opcode = FUSE_MKDIR;
-  r.unique = 42;
-  r.result = -EEXIST;
+  r.unique = unique;
+  r.result = result;
   contents.records.push_back(r);
-  resend.Load(contents);
+  return contents;
+}
+
+TEST(ResendJournal, TakesARecordOnceByTheResentUnique) {
+  ResendJournal resend;
+  resend.Load(OneDoneMkdir(42, -EEXIST));
   EXPECT_TRUE(resend.Vouches());
   EXPECT_FALSE(resend.Take(kResentUnique | 43).has_value());
   auto got = resend.Take(kResentUnique | 42);
@@ -192,14 +197,7 @@ TEST(ResendJournal, TakesARecordOnceByTheResentUnique) {
 
 TEST(ResendJournal, IsDroppedWhenItsTimeIsUp) {
   ResendJournal resend;
-  JournalContents contents;
-  contents.complete = true;
-  JournalRecord r{};
-  r.state = kJournalDone;
-  r.opcode = FUSE_MKDIR;
-  r.unique = 42;
-  contents.records.push_back(r);
-  resend.Load(contents, std::chrono::milliseconds(0));
+  resend.Load(OneDoneMkdir(42, -EEXIST), std::chrono::milliseconds(0));
   EXPECT_FALSE(resend.Take(kResentUnique | 42).has_value());
   EXPECT_FALSE(resend.Vouches());
 }
