@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 
 #include "claimfs/common/log.h"
@@ -121,6 +122,12 @@ Status Daemon::Open() {
   vo.quota_errno = config.quota_errno;
   vo.threads = config.worker_threads;
   vo.fd_cache_budget = FdCacheBudget(config.max_volumes);
+#ifdef CLAIMFS_TEST_HOOKS
+  // How long an emptied serving process waits for a new volume (tests: not the 60 s default).
+  if (const char* idle = std::getenv("CLAIMFS_SERVER_IDLE_SECONDS")) {
+    vo.server_idle = std::chrono::seconds(std::atoi(idle));
+  }
+#endif
   // Docker's convention: its volumes are reachable by root only (their roots are 0755).
   if (config.volume_plugin.enabled.value_or(geteuid() == 0)) {
     vo.private_namespaces.insert(config.volume_plugin.namespace_);
