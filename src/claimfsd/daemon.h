@@ -1,5 +1,9 @@
 // Daemon: claimfsd's engine. It reconciles the stored objects with the machine (pool
 // directories, mounts), serves the API, and keeps leases and in-use facts for the controller.
+// Its code, by concern: daemon.cc (start-up and recovery, stop, reload, health), control_loop.cc
+// (the reconcile loop and a plan's inputs), actions.cc (what each action does), leases.cc,
+// metrics.cc (stats, users, /metrics) and volume_paths.cc (where volume directories may lie and
+// which claimfsd created).
 #pragma once
 
 #include <sys/types.h>

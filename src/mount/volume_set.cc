@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -121,12 +122,16 @@ std::string VolumeSet::MountPath(const std::string& claim) const {
   return root_->path() + "/" + ns + "/" + name;
 }
 
-unsigned VolumeSet::ThreadsPerServer() const {
-  size_t servers = options_.max_volumes > 0
+unsigned VolumeSet::ThreadsForNewServerLocked() const {
+  size_t planned = options_.max_volumes > 0
                        ? (static_cast<size_t>(options_.max_volumes) + kMaxVolumesPerServer - 1) /
                              kMaxVolumesPerServer
                        : 1;
-  return std::max(4u, static_cast<unsigned>(options_.threads / std::max<size_t>(servers, 1)));
+  unsigned share = static_cast<unsigned>(options_.threads / std::max<size_t>(planned, 1));
+  unsigned used = 0;
+  for (const auto& [shard, server] : servers_) used += server.threads;
+  unsigned left = used < options_.threads ? options_.threads - used : 0;
+  return std::max(kMinThreadsPerServer, std::min(share, left));
 }
 
 // ---- servers ----
@@ -222,7 +227,7 @@ Result<int> VolumeSet::SpawnLocked() {
   std::vector<std::string> args = {"claimfsd",    "serve",
                                    "--run-dir",   options_.run_dir,
                                    "--shard",     std::to_string(shard),
-                                   "--threads",   std::to_string(ThreadsPerServer()),
+                                   "--threads",   std::to_string(ThreadsForNewServerLocked()),
                                    "--log-level", options_.log_level};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -309,15 +314,18 @@ void VolumeSet::Supervise() {
   while (true) {
     std::vector<pollfd> fds = {{wake_fd_, POLLIN, 0}};
     std::vector<std::pair<int, int>> watched;  // shard, pidfd
+    std::chrono::milliseconds next_idle_end;
     {
       std::lock_guard lock(mu_);
       if (stopping_) return;
+      next_idle_end = EndIdleServersLocked();
       for (const auto& [shard, server] : servers_) {
         fds.push_back({server.pidfd, POLLIN, 0});
         watched.emplace_back(shard, server.pidfd);
       }
     }
-    if (poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) {
+    if (poll(fds.data(), fds.size(), static_cast<int>(next_idle_end.count())) < 0 &&
+        errno != EINTR) {
       log::Error("supervision of the serving processes: poll: {}", strerror(errno));
       std::this_thread::sleep_for(std::chrono::seconds(1));
       continue;
@@ -340,6 +348,31 @@ void VolumeSet::Supervise() {
       }
     }
   }
+}
+
+std::chrono::milliseconds VolumeSet::EndIdleServersLocked() {
+  auto now = std::chrono::steady_clock::now();
+  std::vector<int> due;
+  auto next = std::chrono::milliseconds(-1);
+  for (const auto& [shard, server] : servers_) {
+    if (server.volumes > 0 || server.idle_since == std::chrono::steady_clock::time_point{}) {
+      continue;
+    }
+    auto end = server.idle_since + options_.server_idle;
+    if (end <= now) {
+      due.push_back(shard);
+      continue;
+    }
+    // Rounded up: a poll that wakes a little early would only sleep again.
+    auto wait = std::chrono::ceil<std::chrono::milliseconds>(end - now);
+    if (next.count() < 0 || wait < next) next = wait;
+  }
+  for (int shard : due) {
+    log::Info("serving process {} was empty for {} s: ending it", shard,
+              std::chrono::duration_cast<std::chrono::seconds>(options_.server_idle).count());
+    ForgetServerLocked(shard);
+  }
+  return next;
 }
 
 std::vector<ServerLoss> VolumeSet::ReplaceServerLocked(int shard) {
@@ -506,8 +539,16 @@ void VolumeSet::UnmountLocked(const std::string& name) {
   CrashPoint("unmount.after_unmount");
   RemoveMountpoint(claim);
   log::Info("unmounted {} from {}", volume, path);
-  // An empty server ends at once: none is left behind when the last claim goes.
-  if (server != servers_.end() && server->second.volumes == 0) ForgetServerLocked(shard);
+  // An empty server waits server_idle for a new volume (a claim on an idle daemon then costs
+  // no server start), then ends: none is left behind for long when the last claim goes.
+  if (server != servers_.end() && server->second.volumes == 0) {
+    if (options_.server_idle.count() <= 0) {
+      ForgetServerLocked(shard);
+    } else {
+      server->second.idle_since = std::chrono::steady_clock::now();
+      WakeSupervisor();
+    }
+  }
 }
 
 void VolumeSet::RemoveMountpoint(const std::string& claim) {

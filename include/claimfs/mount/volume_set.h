@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -63,12 +64,21 @@ struct ServerLoss {
   bool adopted = false;  // served again on the same connection: its open files carried over
 };
 
+// The fewest FUSE threads a serving process gets, however many servers share workerThreads.
+inline constexpr unsigned kMinThreadsPerServer = 2;
+
 struct VolumeSetOptions {
   std::set<std::string> private_namespaces;  // their directories are kPrivateNamespaceMode
   int quota_errno = ENOSPC;
-  unsigned threads = 16;       // FUSE threads of all serving processes together (at least 4 each)
+  // FUSE threads of all serving processes together: a new server gets its share (`threads` over
+  // the servers maxVolumes needs, all of it with no limit) of what the live servers leave, and
+  // at least kMinThreadsPerServer.
+  unsigned threads = 16;
   size_t fd_cache_budget = 0;  // per volume; 0: the fs library's default
   int max_volumes = 0;         // the daemon's limit (0: none): how many servers share `threads`
+  // How long a serving process emptied of its last volume is kept for the next one before it
+  // ends (0: at once). Unmounting everything (UnmountAll, the destructor) still ends them all.
+  std::chrono::milliseconds server_idle = std::chrono::seconds(60);
 
   // The serving processes: main's own binary (an fd opened at start, executed with execveat so
   // that a file replaced on disk does not change what a respawn runs), their run directory
@@ -141,6 +151,8 @@ class VolumeSet {
     size_t volumes = 0;
     bool child = false;  // spawned by this main (reaped by it)
     bool other_build = false;  // runs another binary: its volumes move off it at start
+    // When it lost its last volume (while volumes == 0): it ends server_idle later.
+    std::chrono::steady_clock::time_point idle_since{};
   };
   VolumeSet(VolumeSetOptions options, MountRoot* root);
   Status Adopt();
@@ -158,7 +170,11 @@ class VolumeSet {
   void WakeSupervisor() const;
   // Removes a claim's mountpoint directory, and its namespace directory when that is empty.
   void RemoveMountpoint(const std::string& claim);
-  unsigned ThreadsPerServer() const;
+  // FUSE threads for a server about to start (VolumeSetOptions::threads).
+  unsigned ThreadsForNewServerLocked() const;
+  // Ends the servers empty for server_idle; returns how long until the next one is due (-1 ms:
+  // none is empty).
+  std::chrono::milliseconds EndIdleServersLocked();
 
   // ---- the holder and the fd store (volume_set_handoff.cc) ----
   // Starts or reaches the holder, gives it `stored` (what systemd's fd store handed back), and
