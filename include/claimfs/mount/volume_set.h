@@ -65,7 +65,7 @@ struct ServerLoss {
 };
 
 // The fewest FUSE threads a serving process gets, however many servers share workerThreads.
-inline constexpr unsigned kMinThreadsPerServer = 2;
+inline constexpr unsigned kMinThreadsPerServer = 4;
 
 struct VolumeSetOptions {
   std::set<std::string> private_namespaces;  // their directories are kPrivateNamespaceMode

@@ -23,9 +23,10 @@ using namespace std::chrono_literals;
 
 constexpr int kClaims = 2000;
 // Threads of every claimfsd process together (main, serving processes, holder) with kClaims
-// volumes and workerThreads 16 (docs/dataplane.md 8): the FUSE threads share 16 (at least 2 a
-// server) and each process adds a few of its own. 71a28d3 gave each of the 5 servers 16.
-constexpr int kMaxTotalThreads = 60;
+// volumes and workerThreads 16 (docs/dataplane.md 8): the FUSE threads share 16 (at least 4 a
+// server: 58 in all) and each process adds a few of its own. 71a28d3 gave each of the 5
+// servers 16 (106 in all).
+constexpr int kMaxTotalThreads = 64;
 // How long an emptied serving process is kept here (CLAIMFS_SERVER_IDLE_SECONDS); 60 s by default.
 constexpr char kServerIdleSeconds[] = "2";
 
