@@ -2,10 +2,11 @@
 // on every request: chunks are allocated on first use and never move.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <mutex>
 #include <new>
 
@@ -14,12 +15,20 @@ namespace claimfs::fs {
 template <typename T>
 class SlotArray {
  public:
-  static constexpr size_t kChunk = 4096;
-  static constexpr size_t kChunks = 4096;  // 16M slots
+  static constexpr size_t kChunk = 512;     // one page of 8-byte values
+  static constexpr size_t kChunks = 32768;  // 16M slots
 
-  SlotArray() : chunks_(new std::atomic<std::atomic<T>*>[kChunks]()) {}
+  // The chunk table is mapped, not allocated: its pages stay untouched (no memory) until a
+  // chunk in them is used, so an idle volume costs two pages, not the whole table.
+  SlotArray() {
+    void* table = mmap(nullptr, kChunks * sizeof(std::atomic<T>*), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (table == MAP_FAILED) throw std::bad_alloc();
+    chunks_ = static_cast<std::atomic<T>**>(table);
+  }
   ~SlotArray() {
-    for (size_t i = 0; i < kChunks; ++i) delete[] chunks_[i].load();
+    for (size_t i = 0; i < kChunks; ++i) delete[] chunks_[i];
+    munmap(chunks_, kChunks * sizeof(std::atomic<T>*));
   }
   SlotArray(const SlotArray&) = delete;
   SlotArray& operator=(const SlotArray&) = delete;
@@ -27,13 +36,13 @@ class SlotArray {
   // T{} for a slot never set.
   T Get(uint32_t slot) const {
     if (slot / kChunk >= kChunks) return T{};
-    std::atomic<T>* chunk = chunks_[slot / kChunk].load(std::memory_order_acquire);
+    std::atomic<T>* chunk = Top(slot).load(std::memory_order_acquire);
     return chunk ? chunk[slot % kChunk].load(std::memory_order_acquire) : T{};
   }
   // False when the slot is beyond the array (or memory ran out).
   bool Set(uint32_t slot, T value) {
     if (slot / kChunk >= kChunks) return false;
-    std::atomic<std::atomic<T>*>& top = chunks_[slot / kChunk];
+    std::atomic_ref<std::atomic<T>*> top = Top(slot);
     std::atomic<T>* chunk = top.load(std::memory_order_acquire);
     if (chunk == nullptr) {
       std::lock_guard lock(grow_mu_);
@@ -49,7 +58,11 @@ class SlotArray {
   }
 
  private:
-  std::unique_ptr<std::atomic<std::atomic<T>*>[]> chunks_;
+  std::atomic_ref<std::atomic<T>*> Top(uint32_t slot) const {
+    return std::atomic_ref<std::atomic<T>*>(chunks_[slot / kChunk]);
+  }
+
+  std::atomic<T>** chunks_ = nullptr;  // kChunks entries, read and written through atomic_ref
   std::mutex grow_mu_;
 };
 
