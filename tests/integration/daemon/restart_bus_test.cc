@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -152,6 +153,7 @@ struct StopCase {
   bool unit_known;  // GetUnitByPID knows the daemon's pid
   enum { kUnit, kJob, kJobType } asked;
 };
+void PrintTo(const StopCase& c, std::ostream* os) { *os << c.name; }
 
 class RestartBusStops : public RestartBus, public ::testing::WithParamInterface<StopCase> {};
 

@@ -98,7 +98,6 @@ int GetUnitByPid(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     return sd_bus_error_setf(error, "org.freedesktop.systemd1.NoUnitForPID",
                              "PID %u does not belong to any loaded unit.", pid);
   }
-  if (reply == Reply::kUnitPathNotObject) return sd_bus_reply_method_return(m, "s", path.c_str());
   return sd_bus_reply_method_return(m, "o", path.c_str());
 }
 
@@ -165,38 +164,73 @@ int JobState(sd_bus*, const char*, const char*, const char*, sd_bus_message* rep
   return sd_bus_message_append(reply, "s", "running");
 }
 
-// Runs before the vtables on every message below the unit and job prefixes: records each
+// Runs before the vtables on every message below the unit and job prefixes. A message to an
+// object that does not exist gets sd-bus's UnknownObject, as systemd's find callbacks give (a
+// raw callback here would otherwise make sd-bus answer UnknownProperty). Records each
 // Properties.Get, and answers it with the wrong type where the Reply says so (a vtable getter
 // cannot: sd-bus holds it to the declared signature).
-int InterceptGet(sd_bus_message* m, void* userdata, sd_bus_error*) {
+int InterceptObjects(sd_bus_message* m, void* userdata, sd_bus_error* error) {
   auto* s = static_cast<State*>(userdata);
-  if (!sd_bus_message_is_method_call(m, "org.freedesktop.DBus.Properties", "Get")) return 0;
-  const char* interface = nullptr;
-  const char* property = nullptr;
-  int r = sd_bus_message_read(m, "ss", &interface, &property);
-  std::string iface = r >= 0 ? interface : "";
-  std::string prop = r >= 0 ? property : "";
-  sd_bus_message_rewind(m, 1);
-  if (r < 0) return 0;
   std::string path = sd_bus_message_get_path(m);
   std::string job_path;
   std::string unit_path;
   Reply reply;
   {
     std::lock_guard<std::mutex> lock(s->mu);
-    s->calls.push_back("Get " + path + " " + iface + "." + prop);
     reply = s->reply;
     if (s->job_id != 0) job_path = FakeSystemdBus::JobPath(s->job_id);
     if (!s->unit.empty()) unit_path = FakeSystemdBus::UnitPath(s->unit);
   }
+  bool get = sd_bus_message_is_method_call(m, "org.freedesktop.DBus.Properties", "Get");
+  std::string iface;
+  std::string prop;
+  if (get) {
+    const char* interface = nullptr;
+    const char* property = nullptr;
+    if (sd_bus_message_read(m, "ss", &interface, &property) >= 0) {
+      iface = interface;
+      prop = property;
+    }
+    sd_bus_message_rewind(m, 1);
+    std::lock_guard<std::mutex> lock(s->mu);
+    s->calls.push_back("Get " + path + " " + iface + "." + prop);
+  }
+  bool exists = path == unit_path ||
+                (!job_path.empty() && path == job_path && reply != Reply::kJobObjectMissing);
+  if (!exists) {
+    return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "Unknown object '%s'.",
+                             path.c_str());
+  }
+  if (!get) return 0;
   if (reply == Reply::kJobNotStruct && path == unit_path && iface == kUnit && prop == "Job") {
     return sd_bus_reply_method_return(m, "v", "s", job_path.empty() ? "/" : job_path.c_str());
   }
-  if (reply == Reply::kJobTypeNotString && !job_path.empty() && path == job_path &&
-      iface == kJob && prop == "JobType") {
+  if (reply == Reply::kJobTypeNotString && path == job_path && iface == kJob &&
+      prop == "JobType") {
     return sd_bus_reply_method_return(m, "v", "u", 7u);
   }
   return 0;
+}
+
+// GetUnitByPID answered with a string where the vtable would enforce "o".
+int InterceptManager(sd_bus_message* m, void* userdata, sd_bus_error*) {
+  auto* s = static_cast<State*>(userdata);
+  if (!sd_bus_message_is_method_call(m, kManager, "GetUnitByPID")) return 0;
+  uint32_t pid = 0;
+  int r = sd_bus_message_read(m, "u", &pid);
+  sd_bus_message_rewind(m, 1);
+  if (r < 0) return 0;
+  std::string path;
+  {
+    std::lock_guard<std::mutex> lock(s->mu);
+    if (s->reply != Reply::kUnitPathNotObject || s->unit.empty() ||
+        static_cast<pid_t>(pid) != s->pid) {
+      return 0;
+    }
+    s->calls.push_back("GetUnitByPID " + std::to_string(pid));
+    path = FakeSystemdBus::UnitPath(s->unit);
+  }
+  return sd_bus_reply_method_return(m, "s", path.c_str());
 }
 
 const sd_bus_vtable kManagerVtable[] = {
@@ -371,10 +405,13 @@ void FakeSystemdBus::Serve(std::promise<std::string>* started) {
   } else if ((r = sd_bus_add_object_vtable(bus, nullptr, kManagerPath, kManager, kManagerVtable,
                                            state_.get())) < 0) {
     failure = Errno("sd_bus_add_object_vtable Manager", r);
-  } else if ((r = sd_bus_add_fallback(bus, nullptr, kUnitPrefix, InterceptGet, state_.get())) <
-                 0 ||
-             (r = sd_bus_add_fallback(bus, nullptr, kJobPrefix, InterceptGet, state_.get())) < 0) {
-    failure = Errno("sd_bus_add_fallback", r);
+  } else if ((r = sd_bus_add_object(bus, nullptr, kManagerPath, InterceptManager,
+                                    state_.get())) < 0 ||
+             (r = sd_bus_add_fallback(bus, nullptr, kUnitPrefix, InterceptObjects,
+                                      state_.get())) < 0 ||
+             (r = sd_bus_add_fallback(bus, nullptr, kJobPrefix, InterceptObjects,
+                                      state_.get())) < 0) {
+    failure = Errno("sd_bus_add_object", r);
   } else if ((r = sd_bus_add_fallback_vtable(bus, nullptr, kUnitPrefix, kUnit, kUnitVtable,
                                              FindUnit, state_.get())) < 0 ||
              (r = sd_bus_add_fallback_vtable(bus, nullptr, kJobPrefix, kJob, kJobVtable, FindJob,
