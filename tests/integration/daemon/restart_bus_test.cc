@@ -2,19 +2,25 @@
 // org.freedesktop.systemd1 on a private system bus (DBUS_SYSTEM_BUS_ADDRESS): a restart job
 // keeps every volume mounted and served for the next main; a stop job, no job, no unit, a hung
 // manager and hostile replies all stop cleanly. CLAIMFS_STOP_INTENT is never set here.
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "daemon/open_files_workload.h"
+#include "handoff/fake_systemd.h"
 #include "handoff/fake_systemd_bus.h"
 
 namespace claimfs::it {
@@ -109,6 +115,73 @@ TEST_F(RestartBus, RestartJobKeepsVolumesServedForTheNextMain) {
   ASSERT_TRUE(Progressed(before, 5, 20s)) << Errors();
   StopAndVerify();
   for (int i = 0; i < kVolumes; ++i) EXPECT_EQ(ClaimPhase(ClaimName(i)), "Bound");
+}
+
+// `systemctl restart claimfsd` on systemd 252, step by step: the restart job is queued, main
+// gets SIGTERM (KillMode=process), exits, systemd flushes the fd store because the restart is
+// a manual one, and starts main again with no stored fds. Only the holder carries the volumes
+// across, and the programs writing in them never notice.
+TEST_F(RestartBus, SystemctlRestartThroughFakeSystemdFlushesTheStoreAndKeepsVolumes) {
+  const std::string dir = base() + "/systemd";
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0) << strerror(errno);
+  FakeSystemd systemd({.dir = dir});
+  std::string error;
+  ASSERT_TRUE(systemd.Start(&error)) << error;
+  const std::string log = dir + "/claimfsd.log";
+  int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  ASSERT_GE(log_fd, 0);
+  auto daemon_log = [&] {
+    std::ifstream in(log);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1",
+                                         ClaimfsdBinary(), "--data-dir", data_dir()};
+  const std::vector<std::string> env = {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_->address()};
+  auto start = [&] {
+    size_t seen = systemd.Notifications().size();
+    if (systemd.StartMain(argv, env, log_fd) <= 0) return false;
+    bus_->SetUnit(kUnitName, systemd.main_pid());
+    return systemd.WaitForNotification(
+        [](const FakeSystemd::Notification& m) { return m.Has("READY=1"); }, 30s, seen);
+  };
+  ASSERT_TRUE(start()) << daemon_log();
+  CreateClaims();
+  StartWorkload();
+  ASSERT_TRUE(Progressed(Counts(), 20, 20s)) << Errors();
+  ASSERT_TRUE(systemd.WaitForStore(
+      [](const std::vector<std::string>& names) { return names.size() == 2 * kVolumes; }))
+      << "the fd store does not keep every volume's connection and arena";
+  auto servers = ServerProcesses();
+  pid_t pid = systemd.main_pid();
+
+  bus_->SetJob(4711, "restart");
+  int status = systemd.StopMain(FakeSystemd::Exit::kManualRestart, 30s);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "wait status " << status << "\n" << daemon_log();
+  EXPECT_TRUE(Asked("GetUnitByPID " + std::to_string(pid)));
+  EXPECT_TRUE(Asked(JobTypeCall(4711)));
+  EXPECT_TRUE(systemd.StoredNames().empty()) << "a manual restart flushes the store on 252";
+  EXPECT_EQ(VolumeMountsUnder(data_dir()).size(), static_cast<size_t>(kVolumes)) << daemon_log();
+  EXPECT_EQ(ServerProcesses(), servers);
+  ASSERT_TRUE(Progressed(Counts(), 20, 20s)) << Errors();
+
+  // The job's start half.
+  bus_->SetJob(0, "");
+  std::vector<uint64_t> before = Counts();
+  ASSERT_TRUE(start()) << daemon_log();
+  EXPECT_EQ(ServerProcesses(), servers) << "the new main did not adopt the serving processes";
+  ASSERT_TRUE(Progressed(before, 5, 20s)) << Errors();
+  ASSERT_EQ(Errors(), "");
+  StopAndVerify();
+  for (int i = 0; i < kVolumes; ++i) EXPECT_EQ(ClaimPhase(ClaimName(i)), "Bound") << daemon_log();
+
+  // `systemctl stop`: a stop job, so everything is unmounted.
+  bus_->SetJob(4712, "stop");
+  status = systemd.StopMain(FakeSystemd::Exit::kManualStop, 30s);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+  EXPECT_TRUE(Asked(JobTypeCall(4712)));
+  ExpectEverythingStopped();
+  close(log_fd);
 }
 
 // The other job types that restart the unit (systemctl try-restart, reload-or-restart on a unit
