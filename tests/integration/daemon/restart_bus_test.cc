@@ -275,6 +275,8 @@ INSTANTIATE_TEST_SUITE_P(
         StopCase{"JobTypeNotAString", 31, "restart", Reply::kJobTypeNotString, true,
                  StopCase::kJobType},
         StopCase{"JobObjectMissing", 31, "restart", Reply::kJobObjectMissing, true,
+                 StopCase::kJobType},
+        StopCase{"ManagerHangsAtTheJobType", 31, "restart", Reply::kJobTypeNever, true,
                  StopCase::kJobType}),
     [](const auto& info) { return std::string(info.param.name); });
 

@@ -39,6 +39,7 @@ class FakeSystemdBus {
     kJobNotStruct,       // Unit.Job is a string (s), not (uo)
     kJobTypeNotString,   // Job.JobType is a uint32 (u), not a string
     kJobObjectMissing,   // Unit.Job names a job whose object does not exist
+    kJobTypeNever,       // the manager hangs after answering GetUnitByPID and Unit.Job
   };
 
   // `dir` holds the bus's config, socket and log; it must exist.
