@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -65,8 +65,8 @@ class RestartBus : public OpenFilesWorkloadTest {
     if (std::find(calls.begin(), calls.end(), call) != calls.end()) {
       return ::testing::AssertionSuccess();
     }
-    auto failure = ::testing::AssertionFailure() << "the daemon never asked \"" << call
-                                                 << "\"; it asked:";
+    auto failure = ::testing::AssertionFailure()
+                   << "the daemon never asked \"" << call << "\"; it asked:";
     for (const auto& c : calls) failure << "\n  " << c;
     return failure << "\n" << DaemonLog();
   }
@@ -79,7 +79,8 @@ class RestartBus : public OpenFilesWorkloadTest {
 
   // After a stop: no serving process, no holder, no volume mount.
   void ExpectEverythingStopped() {
-    EXPECT_TRUE(WaitFor([&] { return ServerProcesses().empty() && HolderProcesses().empty(); }, 10s))
+    EXPECT_TRUE(
+        WaitFor([&] { return ServerProcesses().empty() && HolderProcesses().empty(); }, 10s))
         << DaemonLog();
     EXPECT_TRUE(VolumeMountsUnder(data_dir()).empty()) << DaemonLog();
   }
@@ -134,7 +135,7 @@ TEST_F(RestartBus, SystemctlRestartThroughFakeSystemdFlushesTheStoreAndKeepsVolu
     std::ifstream in(log);
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   };
-  const std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1",
+  const std::vector<std::string> argv = {"/bin/sh",        "-c",         "exec \"$0\" \"$@\" 2>&1",
                                          ClaimfsdBinary(), "--data-dir", data_dir()};
   const std::vector<std::string> env = {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_->address()};
   auto start = [&] {
@@ -148,16 +149,16 @@ TEST_F(RestartBus, SystemctlRestartThroughFakeSystemdFlushesTheStoreAndKeepsVolu
   CreateClaims();
   StartWorkload();
   ASSERT_TRUE(Progressed(Counts(), 20, 20s)) << Errors();
-  ASSERT_TRUE(systemd.WaitForStore(
-      [](const std::vector<std::string>& names) { return names.size() == 2 * kVolumes; }))
-      << "the fd store does not keep every volume's connection and arena";
+  ASSERT_TRUE(systemd.WaitForStore([](const std::vector<std::string>& names) {
+    return names.size() == 2 * kVolumes;
+  })) << "the fd store does not keep every volume's connection and arena";
   auto servers = ServerProcesses();
   pid_t pid = systemd.main_pid();
 
   bus_->SetJob(4711, "restart");
   int status = systemd.StopMain(FakeSystemd::Exit::kManualRestart, 30s);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "wait status " << status << "\n" << daemon_log();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status << "\n"
+                                                             << daemon_log();
   EXPECT_TRUE(Asked("GetUnitByPID " + std::to_string(pid)));
   EXPECT_TRUE(Asked(JobTypeCall(4711)));
   EXPECT_TRUE(systemd.StoredNames().empty()) << "a manual restart flushes the store on 252";

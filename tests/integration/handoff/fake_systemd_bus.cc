@@ -41,7 +41,8 @@ constexpr char kJob[] = "org.freedesktop.systemd1.Job";
 // The system bus's policy (dbus's system.conf) with systemd's own rules
 // (org.freedesktop.systemd1.conf): root owns and calls the manager; everything else is denied
 // except talking to the bus itself and replies that were asked for.
-constexpr char kConfig[] = R"(<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+constexpr char kConfig[] =
+    R"(<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
@@ -101,8 +102,7 @@ int GetUnitByPid(sd_bus_message* m, void* userdata, sd_bus_error* error) {
   return sd_bus_reply_method_return(m, "o", path.c_str());
 }
 
-int FindUnit(sd_bus*, const char* path, const char*, void* userdata, void** found,
-             sd_bus_error*) {
+int FindUnit(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
   auto* s = static_cast<State*>(userdata);
   std::lock_guard<std::mutex> lock(s->mu);
   if (s->unit.empty() || path != FakeSystemdBus::UnitPath(s->unit)) return 0;
@@ -110,8 +110,7 @@ int FindUnit(sd_bus*, const char* path, const char*, void* userdata, void** foun
   return 1;
 }
 
-int FindJob(sd_bus*, const char* path, const char*, void* userdata, void** found,
-            sd_bus_error*) {
+int FindJob(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
   auto* s = static_cast<State*>(userdata);
   std::lock_guard<std::mutex> lock(s->mu);
   if (s->job_id == 0 || s->reply == Reply::kJobObjectMissing ||
@@ -122,15 +121,15 @@ int FindJob(sd_bus*, const char* path, const char*, void* userdata, void** found
   return 1;
 }
 
-int UnitId(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply,
-           void* userdata, sd_bus_error*) {
+int UnitId(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
+           sd_bus_error*) {
   auto* s = static_cast<State*>(userdata);
   std::lock_guard<std::mutex> lock(s->mu);
   return sd_bus_message_append(reply, "s", s->unit.c_str());
 }
 
-int UnitJob(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply,
-            void* userdata, sd_bus_error*) {
+int UnitJob(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
+            sd_bus_error*) {
   auto* s = static_cast<State*>(userdata);
   std::lock_guard<std::mutex> lock(s->mu);
   std::string path = s->job_id == 0 ? "/" : FakeSystemdBus::JobPath(s->job_id);
@@ -144,16 +143,16 @@ int JobId(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply,
   return sd_bus_message_append(reply, "u", s->job_id);
 }
 
-int JobUnit(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply,
-            void* userdata, sd_bus_error*) {
+int JobUnit(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
+            sd_bus_error*) {
   auto* s = static_cast<State*>(userdata);
   std::lock_guard<std::mutex> lock(s->mu);
   return sd_bus_message_append(reply, "(so)", s->unit.c_str(),
                                FakeSystemdBus::UnitPath(s->unit).c_str());
 }
 
-int JobType(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply,
-            void* userdata, sd_bus_error*) {
+int JobType(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
+            sd_bus_error*) {
   auto* s = static_cast<State*>(userdata);
   std::lock_guard<std::mutex> lock(s->mu);
   return sd_bus_message_append(reply, "s", s->job_type.c_str());
@@ -375,8 +374,8 @@ bool FakeSystemdBus::Start(std::string* error) {
   }
   close(out[0]);
   if (line.find('\n') == std::string::npos) {
-    *error = "dbus-daemon printed no address (scripts/install-deps --test installs it): " +
-             BusLog();
+    *error =
+        "dbus-daemon printed no address (scripts/install-deps --test installs it): " + BusLog();
     return false;
   }
   address_ = line.substr(0, line.find('\n'));
@@ -406,12 +405,12 @@ void FakeSystemdBus::Serve(std::promise<std::string>* started) {
   } else if ((r = sd_bus_add_object_vtable(bus, nullptr, kManagerPath, kManager, kManagerVtable,
                                            state_.get())) < 0) {
     failure = Errno("sd_bus_add_object_vtable Manager", r);
-  } else if ((r = sd_bus_add_object(bus, nullptr, kManagerPath, InterceptManager,
-                                    state_.get())) < 0 ||
-             (r = sd_bus_add_fallback(bus, nullptr, kUnitPrefix, InterceptObjects,
-                                      state_.get())) < 0 ||
-             (r = sd_bus_add_fallback(bus, nullptr, kJobPrefix, InterceptObjects,
-                                      state_.get())) < 0) {
+  } else if ((r = sd_bus_add_object(bus, nullptr, kManagerPath, InterceptManager, state_.get())) <
+                 0 ||
+             (r = sd_bus_add_fallback(bus, nullptr, kUnitPrefix, InterceptObjects, state_.get())) <
+                 0 ||
+             (r = sd_bus_add_fallback(bus, nullptr, kJobPrefix, InterceptObjects, state_.get())) <
+                 0) {
     failure = Errno("sd_bus_add_object", r);
   } else if ((r = sd_bus_add_fallback_vtable(bus, nullptr, kUnitPrefix, kUnit, kUnitVtable,
                                              FindUnit, state_.get())) < 0 ||

@@ -1,4 +1,6 @@
 // The systemd bus double answers as systemd does, asked the way claimfsd's StopIntent asks.
+#include "handoff/fake_systemd_bus.h"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <systemd/sd-bus.h>
@@ -6,8 +8,6 @@
 
 #include <chrono>
 #include <string>
-
-#include "handoff/fake_systemd_bus.h"
 
 namespace claimfs::it {
 namespace {
@@ -41,8 +41,8 @@ class FakeSystemdBusTest : public ::testing::Test {
     std::string result;
     const char* path = nullptr;
     if (sd_bus_call_method(bus_, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                           "org.freedesktop.systemd1.Manager", "GetUnitByPID", &error, &reply,
-                           "u", pid) < 0) {
+                           "org.freedesktop.systemd1.Manager", "GetUnitByPID", &error, &reply, "u",
+                           pid) < 0) {
       result = std::string("error: ") + (error.name ? error.name : "?");
     } else if (sd_bus_message_read(reply, "o", &path) >= 0) {
       result = path;
@@ -77,8 +77,7 @@ class FakeSystemdBusTest : public ::testing::Test {
     char* type = nullptr;
     std::string result;
     if (sd_bus_get_property_string(bus_, "org.freedesktop.systemd1", job_path.c_str(),
-                                   "org.freedesktop.systemd1.Job", "JobType", &error,
-                                   &type) < 0) {
+                                   "org.freedesktop.systemd1.Job", "JobType", &error, &type) < 0) {
       result = std::string("error: ") + (error.name ? error.name : "?");
     } else {
       result = type;
