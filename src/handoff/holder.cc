@@ -264,11 +264,17 @@ Message Holder::Handle(Client& client, Message& request) {
           s = Status::Invalid("prefix " + prefix + " is not claimfs.1.<pv>.");
       }
       if (!s.ok()) return Error(EINVAL, s.message());
+      // "claimfs.1.a." also starts PV a.b's names: only the names of PV `pv` itself go.
       size_t dropped = 0;
       for (auto it = held_.lower_bound(prefix);
            it != held_.end() && std::string_view(it->first).starts_with(prefix);) {
-        it = held_.erase(it);
-        ++dropped;
+        auto parsed = ParseBundleName(it->first);
+        if (parsed.ok() && parsed->pv == pv) {
+          it = held_.erase(it);
+          ++dropped;
+        } else {
+          ++it;
+        }
       }
       return Ok(std::to_string(dropped));
     }

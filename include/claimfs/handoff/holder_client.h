@@ -44,7 +44,8 @@ class HolderClient {
   Result<UniqueFd> Take(std::string_view name);
   // Closes the holder's fd of `name`. NotFound if not held.
   Status Drop(std::string_view name);
-  // Closes every fd whose name starts with `prefix` ("claimfs.1.<pv>."); returns how many.
+  // Closes every fd of PV <pv> (`prefix` is "claimfs.1.<pv>."; names of PV <pv>.x that the
+  // prefix starts too are left); returns how many.
   Result<size_t> DropPrefix(std::string_view prefix);
   // Every name held, in order (several requests when there are many).
   Result<std::vector<std::string>> List();

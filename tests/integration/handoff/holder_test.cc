@@ -492,6 +492,42 @@ TEST_F(HolderTest, RefusesHostileRequestsWithClearErrorsAndLeaksNoFd) {
   EXPECT_EQ(CountFds(holder), holder_fds);
 }
 
+// PV names are DNS subdomains, so "a" and "a.b" are both PVs, and "claimfs.1.a." is a prefix of
+// a.b's names too: deleting (or mounting again) PV a must not close a.b's connection.
+TEST_F(HolderTest, DropPrefixOfAPvLeavesAPvWhoseNameItPrefixes) {
+  HolderClient client = Ensure();
+  UniqueFd memfd = MemfdWith("x");
+  char orphan_template[] = "/tmp/claimfs-orphan-XXXXXX";
+  UniqueFd orphan(::mkstemp(orphan_template));
+  ASSERT_TRUE(orphan.valid());
+  ::unlink(orphan_template);
+  for (const char* name :
+       {"claimfs.1.a.arena", "claimfs.1.a.orphan.1.1", "claimfs.1.a.b.arena",
+        "claimfs.1.a.b.orphan.2.3", "claimfs.1.a.orphan.arena", "claimfs.1.a.b.c.arena",
+        "claimfs.1.a-b.arena", "claimfs.1.ab.arena"}) {
+    std::string_view n = name;
+    int fd = n.find(".orphan.") != std::string_view::npos && !n.ends_with(".arena")
+                 ? orphan.get()
+                 : memfd.get();
+    ASSERT_TRUE(client.Put(name, fd).ok()) << name;
+  }
+  auto dropped = client.DropPrefix("claimfs.1.a.");
+  ASSERT_TRUE(dropped.ok()) << dropped.status().message();
+  EXPECT_EQ(*dropped, 2u);
+  auto names = client.List();
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, (std::vector<std::string>{"claimfs.1.a-b.arena", "claimfs.1.a.b.arena",
+                                              "claimfs.1.a.b.c.arena", "claimfs.1.a.b.orphan.2.3",
+                                              "claimfs.1.a.orphan.arena", "claimfs.1.ab.arena"}));
+  dropped = client.DropPrefix("claimfs.1.a.b.");
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(*dropped, 2u);
+  names = client.List();
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, (std::vector<std::string>{"claimfs.1.a-b.arena", "claimfs.1.a.b.c.arena",
+                                              "claimfs.1.a.orphan.arena", "claimfs.1.ab.arena"}));
+}
+
 TEST_F(HolderTest, RefusesAPeerOfAnotherUid) {
   HolderClient client = Ensure();
   pid_t holder = client.hello().pid;
