@@ -19,6 +19,16 @@ namespace claimfs::handoff {
 // <run_dir>/hold.sock, <run_dir>/hold.lock (held by the live holder), <run_dir>/spawn.lock.
 std::string HolderSocketPath(std::string_view run_dir);
 
+// Creates `run_dir` (0700) if missing; Forbidden if it is not a directory of ours that only we
+// may write to (whoever can write there can replace hold.sock), Invalid if it is not a
+// directory (a symlink is not followed).
+Status CheckRunDirectory(const std::string& run_dir);
+
+// Opens (creating, 0600) a lock file of the run directory. Forbidden unless it is a regular
+// file of ours with one link: another user's file would let them hold the lock forever. A
+// symlink at `path` is not followed (ELOOP).
+Result<UniqueFd> OpenLockFile(const std::string& path);
+
 struct HolderHello {
   uint16_t version = 0;  // the holder's protocol version
   std::string build_id;  // the holder's build id
