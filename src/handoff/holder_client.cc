@@ -303,8 +303,14 @@ Status SpawnHolder(const std::string& run_dir, const HolderLaunch& launch) {
 
 Result<HolderClient> EnsureHolder(std::string_view run_dir_view, const HolderLaunch& launch) {
   std::string run_dir(run_dir_view);
+  // In a run directory of ours (checked below) a socket whose process runs as another user is
+  // an impostor's, planted while the directory was open: a holder we start replaces it.
+  auto answered = [](const Result<HolderClient>& c) {
+    return c.ok() || (c.status().code() != StatusCode::kUnavailable &&
+                      c.status().code() != StatusCode::kForbidden);
+  };
   auto client = HolderClient::Connect(run_dir, launch.build_id);
-  if (client.ok() || client.status().code() != StatusCode::kUnavailable) return client;
+  if (answered(client)) return client;
 
   // The holder would refuse this directory too, but only after we waited for it to answer.
   Status checked = CheckRunDirectory(run_dir);
@@ -323,15 +329,16 @@ Result<HolderClient> EnsureHolder(std::string_view run_dir_view, const HolderLau
   }
   // Whoever had the lock may have started one.
   client = HolderClient::Connect(run_dir, launch.build_id);
-  if (client.ok() || client.status().code() != StatusCode::kUnavailable) return client;
+  if (answered(client)) return client;
   Status s = SpawnHolder(run_dir, launch);
   if (!s.ok()) return s;
   while (true) {
     client = HolderClient::Connect(run_dir, launch.build_id);
-    if (client.ok() || client.status().code() != StatusCode::kUnavailable) return client;
+    if (answered(client)) return client;
     if (Clock::now() > deadline) {
       return Status::Unavailable("the holder started for " + run_dir + " did not answer within " +
-                                 std::to_string(launch.start_timeout.count()) + " ms");
+                                 std::to_string(launch.start_timeout.count()) +
+                                 " ms; last: " + client.status().message());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

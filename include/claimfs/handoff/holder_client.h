@@ -88,7 +88,8 @@ struct HolderLaunch {
 // `<binary> hold --run-dir <run_dir>` detached by a double fork (not our child; its own
 // session). Concurrent callers (threads or processes) end with one holder: starting is
 // serialised by <run_dir>/spawn.lock and a holder refuses to run while another holds
-// <run_dir>/hold.lock. Creates run_dir (0700) if missing.
+// <run_dir>/hold.lock. Creates run_dir (0700) if missing; Forbidden at once if it is not
+// ours (CheckRunDirectory). A hold.sock answered by a process of another uid is replaced.
 Result<HolderClient> EnsureHolder(std::string_view run_dir, const HolderLaunch& launch);
 
 }  // namespace claimfs::handoff

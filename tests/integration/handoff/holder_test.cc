@@ -608,6 +608,49 @@ TEST_F(HolderTest, LockFilesThatAreNotOursAreRefused) {
   EXPECT_TRUE(client.Shutdown().ok());
 }
 
+// Another user's process listening on hold.sock (planted while the run directory was open to
+// them): the client refuses to talk to it, and EnsureHolder starts a real holder over it
+// rather than leave every volume without one.
+TEST_F(HolderTest, EnsureHolderReplacesAnImpostorOnHoldSock) {
+  ASSERT_EQ(::mkdir(run_dir_.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(run_dir_.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(base_.c_str(), 0711), 0);
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  pid_t impostor = ::fork();
+  ASSERT_GE(impostor, 0);
+  if (impostor == 0) {
+    if (::setgid(4242) != 0 || ::setuid(4242) != 0) ::_exit(10);
+    int fd = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, HolderSocketPath(run_dir_).c_str());
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 8) != 0)
+      ::_exit(11);
+    (void)!::write(ready[1], "r", 1);
+    while (true) ::pause();
+  }
+  ::close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1) << "the impostor could not listen";
+  ::close(ready[0]);
+  ASSERT_EQ(::chmod(run_dir_.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(base_.c_str(), 0700), 0);
+
+  auto direct = HolderClient::Connect(run_dir_);
+  EXPECT_EQ(direct.status().code(), StatusCode::kForbidden) << direct.status().message();
+  HolderLaunch quick = launch_;
+  quick.start_timeout = 3s;
+  auto client = EnsureHolder(run_dir_, quick);
+  ::kill(impostor, SIGKILL);
+  ::waitpid(impostor, nullptr, 0);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  Track(client->hello().pid);
+  EXPECT_NE(client->hello().pid, impostor);
+  EXPECT_EQ(client->hello().build_id, "test-build");
+  EXPECT_TRUE(client->Shutdown().ok());
+}
+
 TEST_F(HolderTest, RefusesAPeerOfAnotherUid) {
   HolderClient client = Ensure();
   pid_t holder = client.hello().pid;
