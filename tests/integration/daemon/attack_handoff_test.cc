@@ -3,6 +3,7 @@
 // Whoever takes a volume's /dev/fuse connection answers the kernel for it: reads and forges
 // every file of the claim.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -11,14 +12,17 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
+#include "claimfs/handoff/fd_store.h"
 #include "claimfs/handoff/holder_client.h"
 #include "claimfs/handoff/holder_protocol.h"
 #include "daemon/as_user.h"
 #include "daemon/daemon_fixture.h"
 #include "fs/mount_fixture.h"
+#include "handoff/fake_systemd.h"
 
 namespace claimfs::it {
 namespace {
@@ -49,6 +53,9 @@ class AttackHandoff : public DaemonTest {
     if (!names.ok()) return {"(no list: " + names.status().message() + ")"};
     return *names;
   }
+  // Fills a fake systemd's store with hostile fds, starts claimfsd under it, checks that none
+  // was adopted or kept, creates a claim, stops; the daemon's log in *log_text.
+  void StartUnderAHostileStore(std::string* log_text);
 };
 
 // Connects to a SOCK_SEQPACKET socket; "ok" or the errno name.
@@ -286,6 +293,98 @@ TEST_F(AttackHandoff, PvNamesThatWouldBreakFdNamesOrLogLinesAreRefused) {
     EXPECT_LT(h.status, 500) << h.Describe();
   }
   EXPECT_EQ(DaemonLog().find("serve 9 volumes"), std::string::npos) << DaemonLog();
+}
+
+// fds that come back from systemd's store under our names but are not what the names say, under
+// names that are not ours, or twice under one name: none is adopted as a connection, none stays
+// open in main, and each is said in the log.
+void AttackHandoff::StartUnderAHostileStore(std::string* log_text) {
+  const std::string dir = base() + "/systemd";
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0) << strerror(errno);
+  FakeSystemd systemd({.dir = dir, .notify_access = FakeSystemd::NotifyAccess::kAll});
+  std::string error;
+  ASSERT_TRUE(systemd.Start(&error)) << error;
+  // A placeholder main; this test process fills the store (NotifyAccess=all).
+  ASSERT_GT(systemd.StartMain({"/bin/sleep", "60"}), 0);
+  ASSERT_EQ(setenv("NOTIFY_SOCKET", systemd.socket_path().c_str(), 1), 0);
+  int fake_conn = memfd_create("claimfs-attack", MFD_CLOEXEC);
+  int arena1 = memfd_create("claimfs-attack", MFD_CLOEXEC);
+  int arena2 = memfd_create("claimfs-attack", MFD_CLOEXEC);
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  EXPECT_TRUE(handoff::FdStorePush("claimfs.1.x.conn", fake_conn).ok());
+  EXPECT_TRUE(handoff::FdStorePush("claimfs.1.y.conn", null).ok());
+  EXPECT_TRUE(handoff::FdStorePush("not-ours", p[0]).ok());
+  EXPECT_TRUE(handoff::FdStorePush("claimfs.1.x.arena", arena1).ok());
+  EXPECT_TRUE(handoff::FdStorePush("claimfs.1.x.arena", arena2).ok());
+  unsetenv("NOTIFY_SOCKET");
+  ASSERT_TRUE(systemd.WaitForStore([](const std::vector<std::string>& names) {
+    return names.size() == 5;
+  })) << ::testing::PrintToString(systemd.StoredNames());
+  for (int fd : {fake_conn, arena1, arena2, null, p[0], p[1]}) close(fd);
+  systemd.StopMain(FakeSystemd::Exit::kCrashRestarted);
+
+  const std::string log = dir + "/claimfsd.log";
+  int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  ASSERT_GE(log_fd, 0);
+  auto daemon_log = [&] {
+    std::ifstream in(log);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  size_t seen = systemd.Notifications().size();
+  pid_t main_pid = systemd.StartMain({"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1",
+                                      ClaimfsdBinary(), "--data-dir", data_dir()},
+                                     {}, log_fd);
+  close(log_fd);
+  ASSERT_GT(main_pid, 0);
+  ASSERT_TRUE(systemd.WaitForNotification(
+      [&, n = size_t{0}](const FakeSystemd::Notification& m) mutable {
+        return n++ >= seen && m.Has("READY=1");
+      },
+      30s))
+      << daemon_log();
+
+  // Nothing of what systemd passed is left open in main.
+  std::error_code ec;
+  std::vector<std::string> kept;
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(main_pid) + "/fd", ec)) {
+    if (std::stoi(e.path().filename().string()) < 3) continue;
+    std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (target.find("claimfs-attack") != std::string::npos || target.starts_with("pipe:") ||
+        target == "/dev/null") {
+      kept.push_back(e.path().filename().string() + " -> " + target);
+    }
+  }
+  EXPECT_TRUE(kept.empty()) << ::testing::PrintToString(kept);
+  auto held = HeldNames();
+  for (const char* name : {"claimfs.1.x.conn", "claimfs.1.y.conn", "not-ours"}) {
+    EXPECT_EQ(std::find(held.begin(), held.end(), name), held.end())
+        << name << " adopted: " << ::testing::PrintToString(held);
+  }
+  std::string text = daemon_log();
+  EXPECT_NE(text.find("claimfs.1.x.conn"), std::string::npos) << text;
+  EXPECT_NE(text.find("claimfs.1.y.conn"), std::string::npos) << text;
+  // A claim still mounts and serves.
+  ASSERT_TRUE(CreateDynamicClaim("after", "16Mi")) << text;
+  systemd.StopMain(FakeSystemd::Exit::kManualStop, 30s);
+  *log_text = text;
+}
+
+TEST_F(AttackHandoff, HostileFdsFromSystemdsStoreAreNeverAdoptedNorKept) {
+  std::string log;
+  StartUnderAHostileStore(&log);
+}
+
+// DISABLED: the fd under "not-ours" is closed without a word. The fix is in
+// src/mount/volume_set_handoff.cc (not this change's files): in VolumeSet::ConnectHolderLocked,
+// before `if (!handoff::ParseBundleName(named.name).ok()) continue;` closes it, log::Warn("{} from
+// systemd's fd store is not a claimfs bundle name: closed", named.name).
+TEST_F(AttackHandoff, DISABLED_FdsFromSystemdsStoreUnderForeignNamesAreLogged) {
+  std::string log;
+  StartUnderAHostileStore(&log);
+  EXPECT_NE(log.find("not-ours"), std::string::npos) << log;
 }
 
 }  // namespace
