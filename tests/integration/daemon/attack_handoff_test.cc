@@ -174,6 +174,51 @@ TEST_F(AttackHandoff, NonRootUserCannotConnectOrTalkToTheHolderOrAServer) {
       << ::testing::PrintToString(held);
 }
 
+// Root is trusted with the serve protocol, but a malformed request (a field of the wrong type, a
+// truncated or deeply nested document) must cost at most its own connection, never the serving
+// process and every volume it serves.
+TEST_F(AttackHandoff, MalformedServeRequestsDoNotKillTheServingProcess) {
+  ASSERT_TRUE(StartDaemon());
+  ASSERT_TRUE(CreateDynamicClaim("victim", "16Mi"));
+  const std::string pv = VolumeOf("victim");
+  ASSERT_TRUE(WriteFile(MountPath("victim") + "/f", "data"));
+  auto servers = ServerProcesses();
+  ASSERT_EQ(servers.size(), 1u);
+  std::string serve_socket;
+  for (const std::string& s : Sockets()) {
+    if (!s.ends_with("/hold.sock")) serve_socket = s;
+  }
+  ASSERT_FALSE(serve_socket.empty());
+  const std::vector<std::string> requests = {
+      R"({"op":5})",
+      R"({"op":null})",
+      R"({"op":"UNMOUNT","volume":7})",
+      R"({"op":"RELEASE","volume":["x"]})",
+      R"({"op":"SET_CAPACITY","volume":")" + pv + R"(","bytes":-1})",
+      R"({"op":"SET_CAPACITY","volume":")" + pv + R"(","bytes":"1Gi"})",
+      R"({"op":"LIST","after":{}})",
+      R"({"op":"LIST","only":1.5})",
+      R"({"op":"MOUNT","request":7})",
+      R"({"op":"ADOPT","request":{"volume":1}})",
+      R"({"op":"MOUNT")",
+      "[]",
+      std::string(100000, '[') + std::string(100000, ']'),
+      R"({"op":"LIST","after":")" + std::string(150000, 'a') + R"("})",
+  };
+  for (const std::string& request : requests) {
+    SCOPED_TRACE(request.substr(0, 80));
+    int fd = -1;
+    ASSERT_EQ(ConnectTo(serve_socket, &fd), "ok");
+    int sndbuf = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    std::string answer = Ask(fd, request);
+    close(fd);
+    EXPECT_EQ(ServerProcesses(), servers) << "the serving process died of: " << answer;
+    if (ServerProcesses() != servers) break;
+  }
+  EXPECT_EQ(ReadFile(MountPath("victim") + "/f"), "data");
+}
+
 // A run directory another user made (before claimfsd's first start) could hold their sockets
 // and lock files: the daemon refuses to start on it, saying which directory and why.
 TEST_F(AttackHandoff, RunDirectoryOfAnotherUserStopsTheStartWithAClearError) {
