@@ -48,8 +48,8 @@ Result<std::vector<NamedFd>> TakeListenFds() {
   if (n < 0) {
     for (int i = 0; i < passed; ++i) ::close(SD_LISTEN_FDS_START + i);
     if (n == -EINVAL && passed > 0) {
-      return Status::Invalid("LISTEN_FDNAMES does not name each of the " +
-                             std::to_string(passed) + " fd(s) of LISTEN_FDS: closed them all");
+      return Status::Invalid("LISTEN_FDNAMES does not name each of the " + std::to_string(passed) +
+                             " fd(s) of LISTEN_FDS: closed them all");
     }
     return Status::FromErrno("cannot read the fds systemd passed (LISTEN_FDS)", -n);
   }

@@ -281,9 +281,11 @@ TEST_F(AttackHandoff, ReleasingPvADoesNotDropTheConnectionOfPvAB) {
     yaml += "apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: " + pv +
             "\nspec:\n  storageClassName: manual\n  capacity:\n    storage: 16Mi\n"
             "  accessModes: [ReadWriteOnce]\n  persistentVolumeReclaimPolicy: Retain\n"
-            "  hostPath:\n    path: " + base() + "/hp-" + claim + "\n---\n"
-            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: " + claim +
-            "\nspec:\n  storageClassName: manual\n  volumeName: " + pv +
+            "  hostPath:\n    path: " +
+            base() + "/hp-" + claim +
+            "\n---\n"
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: " +
+            claim + "\nspec:\n  storageClassName: manual\n  volumeName: " + pv +
             "\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n"
             "      storage: 16Mi\n---\n";
   }
@@ -291,7 +293,8 @@ TEST_F(AttackHandoff, ReleasingPvADoesNotDropTheConnectionOfPvAB) {
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   for (const char* claim : {"claim-a", "claim-ab"}) {
     ASSERT_TRUE(WaitFor([&] { return MountAt(MountPath(claim)).has_value(); }, 10s))
-        << claim << ": " << ClaimPhase(claim) << "\n" << DescribeEvents("PersistentVolumeClaim", claim);
+        << claim << ": " << ClaimPhase(claim) << "\n"
+        << DescribeEvents("PersistentVolumeClaim", claim);
   }
   ASSERT_TRUE(WriteFile(MountPath("claim-ab") + "/f", "ab"));
   auto held = HeldNames();
@@ -378,9 +381,9 @@ void AttackHandoff::StartUnderAHostileStore(std::string* log_text) {
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   };
   size_t seen = systemd.Notifications().size();
-  pid_t main_pid = systemd.StartMain({"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1",
-                                      ClaimfsdBinary(), "--data-dir", data_dir()},
-                                     {}, log_fd);
+  pid_t main_pid = systemd.StartMain(
+      {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", ClaimfsdBinary(), "--data-dir", data_dir()}, {},
+      log_fd);
   close(log_fd);
   ASSERT_GT(main_pid, 0);
   ASSERT_TRUE(systemd.WaitForNotification(

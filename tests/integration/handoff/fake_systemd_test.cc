@@ -150,20 +150,24 @@ TEST(ListenFds, HostileNamesAreRefusedAndTheirFdsClosed) {
     std::string expected;
   };
   std::vector<Case> cases = {
-      {"names match", 2,
+      {"names match",
+       2,
        {"LISTEN_PID=PID", "LISTEN_FDS=2", "LISTEN_FDNAMES=claimfs.1.a.conn:claimfs.1.a.arena"},
        false,
        "claimfs.1.a.conn claimfs.1.a.arena | open: 3 4\n"},
-      {"more fds than names", 3,
+      {"more fds than names",
+       3,
        {"LISTEN_PID=PID", "LISTEN_FDS=3", "LISTEN_FDNAMES=claimfs.1.a.conn"},
        true,
        "| open:\n"},
-      {"more names than fds", 1,
+      {"more names than fds",
+       1,
        {"LISTEN_PID=PID", "LISTEN_FDS=1", "LISTEN_FDNAMES=a:b:c"},
        true,
        "| open:\n"},
       // Not ours: left as they are (another process's business), never taken.
-      {"another process's LISTEN_PID", 2,
+      {"another process's LISTEN_PID",
+       2,
        {"LISTEN_PID=1", "LISTEN_FDS=2", "LISTEN_FDNAMES=claimfs.1.a.conn:claimfs.1.a.arena"},
        false,
        "| open: 3 4\n"},

@@ -501,14 +501,12 @@ TEST_F(HolderTest, DropPrefixOfAPvLeavesAPvWhoseNameItPrefixes) {
   UniqueFd orphan(::mkstemp(orphan_template));
   ASSERT_TRUE(orphan.valid());
   ::unlink(orphan_template);
-  for (const char* name :
-       {"claimfs.1.a.arena", "claimfs.1.a.orphan.1.1", "claimfs.1.a.b.arena",
-        "claimfs.1.a.b.orphan.2.3", "claimfs.1.a.orphan.arena", "claimfs.1.a.b.c.arena",
-        "claimfs.1.a-b.arena", "claimfs.1.ab.arena"}) {
+  for (const char* name : {"claimfs.1.a.arena", "claimfs.1.a.orphan.1.1", "claimfs.1.a.b.arena",
+                           "claimfs.1.a.b.orphan.2.3", "claimfs.1.a.orphan.arena",
+                           "claimfs.1.a.b.c.arena", "claimfs.1.a-b.arena", "claimfs.1.ab.arena"}) {
     std::string_view n = name;
-    int fd = n.find(".orphan.") != std::string_view::npos && !n.ends_with(".arena")
-                 ? orphan.get()
-                 : memfd.get();
+    int fd = n.find(".orphan.") != std::string_view::npos && !n.ends_with(".arena") ? orphan.get()
+                                                                                    : memfd.get();
     ASSERT_TRUE(client.Put(name, fd).ok()) << name;
   }
   auto dropped = client.DropPrefix("claimfs.1.a.");
@@ -591,8 +589,8 @@ TEST_F(HolderTest, LockFilesThatAreNotOursAreRefused) {
       int null = ::open("/dev/null", O_WRONLY);
       ::dup2(null, STDERR_FILENO);
       ::dup2(null, STDOUT_FILENO);
-      ::execl(CLAIMFSD_BINARY, "claimfsd", "hold", "--run-dir", run_dir_.c_str(),
-              "--idle-exit-ms", "300", nullptr);
+      ::execl(CLAIMFSD_BINARY, "claimfsd", "hold", "--run-dir", run_dir_.c_str(), "--idle-exit-ms",
+              "300", nullptr);
       ::_exit(127);
     }
     int status = 0;
