@@ -1,7 +1,9 @@
 #include "claimfs/handoff/fd_store.h"
 
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -37,10 +39,18 @@ Status FdStoreRemove(std::string_view name) {
 }
 
 Result<std::vector<NamedFd>> TakeListenFds() {
+  // How many fds are ours (LISTEN_PID is us), before the names are looked at: names that do not
+  // match make the call below fail and leave the fds open, unnamed, for good.
+  int passed = sd_listen_fds(0);
   char** names = nullptr;
   // unset_environment=1: LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES go, whatever the result.
   int n = sd_listen_fds_with_names(1, &names);
   if (n < 0) {
+    for (int i = 0; i < passed; ++i) ::close(SD_LISTEN_FDS_START + i);
+    if (n == -EINVAL && passed > 0) {
+      return Status::Invalid("LISTEN_FDNAMES does not name each of the " + std::to_string(passed) +
+                             " fd(s) of LISTEN_FDS: closed them all");
+    }
     return Status::FromErrno("cannot read the fds systemd passed (LISTEN_FDS)", -n);
   }
   std::vector<NamedFd> fds;

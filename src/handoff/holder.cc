@@ -25,30 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A run directory someone else can write to would let them replace hold.sock.
-Status CheckRunDirectory(const std::string& run_dir) {
-  struct stat st;
-  if (::lstat(run_dir.c_str(), &st) != 0) {
-    if (errno != ENOENT) return Status::FromErrno("cannot stat run directory " + run_dir, errno);
-    if (::mkdir(run_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-      return Status::FromErrno("cannot create run directory " + run_dir, errno);
-    }
-    if (::lstat(run_dir.c_str(), &st) != 0) {
-      return Status::FromErrno("cannot stat run directory " + run_dir, errno);
-    }
-  }
-  if (!S_ISDIR(st.st_mode))
-    return Status::Invalid("run directory " + run_dir + " is not a directory");
-  if (st.st_uid != ::geteuid()) {
-    return Status::Forbidden("run directory " + run_dir + " is owned by uid " +
-                             std::to_string(st.st_uid) + ", not by us");
-  }
-  if (st.st_mode & 022) {
-    return Status::Forbidden("run directory " + run_dir + " is writable by others");
-  }
-  return Status::Ok();
-}
-
 class Holder {
  public:
   explicit Holder(const HolderOptions& options) : options_(options) {}
@@ -110,8 +86,9 @@ Status Holder::Start() {
   std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
 
   std::string lock_path = options_.run_dir + "/hold.lock";
-  lock_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!lock_.valid()) return Status::FromErrno("cannot open " + lock_path, errno);
+  auto lock = OpenLockFile(lock_path);
+  if (!lock.ok()) return lock.status();
+  lock_ = std::move(*lock);
   // A holder on its way out (idle exit) still has the lock for a moment: wait that long.
   auto give_up = Clock::now() + std::chrono::seconds(1);
   while (::flock(lock_.get(), LOCK_EX | LOCK_NB) != 0) {
@@ -264,11 +241,17 @@ Message Holder::Handle(Client& client, Message& request) {
           s = Status::Invalid("prefix " + prefix + " is not claimfs.1.<pv>.");
       }
       if (!s.ok()) return Error(EINVAL, s.message());
+      // "claimfs.1.a." also starts PV a.b's names: only the names of PV `pv` itself go.
       size_t dropped = 0;
       for (auto it = held_.lower_bound(prefix);
            it != held_.end() && std::string_view(it->first).starts_with(prefix);) {
-        it = held_.erase(it);
-        ++dropped;
+        auto parsed = ParseBundleName(it->first);
+        if (parsed.ok() && parsed->pv == pv) {
+          it = held_.erase(it);
+          ++dropped;
+        } else {
+          ++it;
+        }
       }
       return Ok(std::to_string(dropped));
     }

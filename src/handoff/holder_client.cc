@@ -50,6 +50,44 @@ Status ReplyStatus(Op op, std::string_view name, const Message& reply) {
 
 }  // namespace
 
+Status CheckRunDirectory(const std::string& run_dir) {
+  struct stat st;
+  if (::lstat(run_dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Status::FromErrno("cannot stat run directory " + run_dir, errno);
+    if (::mkdir(run_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Status::FromErrno("cannot create run directory " + run_dir, errno);
+    }
+    if (::lstat(run_dir.c_str(), &st) != 0) {
+      return Status::FromErrno("cannot stat run directory " + run_dir, errno);
+    }
+  }
+  if (!S_ISDIR(st.st_mode))
+    return Status::Invalid("run directory " + run_dir + " is not a directory");
+  if (st.st_uid != ::geteuid()) {
+    return Status::Forbidden("run directory " + run_dir + " is owned by uid " +
+                             std::to_string(st.st_uid) + ", not by us");
+  }
+  if (st.st_mode & 022) {
+    return Status::Forbidden("run directory " + run_dir + " is writable by others");
+  }
+  return Status::Ok();
+}
+
+Result<UniqueFd> OpenLockFile(const std::string& path) {
+  // O_NONBLOCK: a fifo planted at the path must not block the open.
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
+  if (!fd.valid()) return Status::FromErrno("cannot open " + path, errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno("cannot stat " + path, errno);
+  // Someone else's file (or a second name of one) would let its owner hold the lock forever.
+  if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || st.st_nlink != 1) {
+    return Status::Forbidden("lock file " + path + " is not a regular file of ours (uid " +
+                             std::to_string(st.st_uid) + ", " + std::to_string(st.st_nlink) +
+                             " link(s)); remove it");
+  }
+  return fd;
+}
+
 std::string HolderSocketPath(std::string_view run_dir) {
   return std::string(run_dir) + "/hold.sock";
 }
@@ -265,15 +303,22 @@ Status SpawnHolder(const std::string& run_dir, const HolderLaunch& launch) {
 
 Result<HolderClient> EnsureHolder(std::string_view run_dir_view, const HolderLaunch& launch) {
   std::string run_dir(run_dir_view);
+  // In a run directory of ours (checked below) a socket whose process runs as another user is
+  // an impostor's, planted while the directory was open: a holder we start replaces it.
+  auto answered = [](const Result<HolderClient>& c) {
+    return c.ok() || (c.status().code() != StatusCode::kUnavailable &&
+                      c.status().code() != StatusCode::kForbidden);
+  };
   auto client = HolderClient::Connect(run_dir, launch.build_id);
-  if (client.ok() || client.status().code() != StatusCode::kUnavailable) return client;
+  if (answered(client)) return client;
 
-  if (::mkdir(run_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Status::FromErrno("cannot create run directory " + run_dir, errno);
-  }
+  // The holder would refuse this directory too, but only after we waited for it to answer.
+  Status checked = CheckRunDirectory(run_dir);
+  if (!checked.ok()) return checked;
   std::string lock_path = run_dir + "/spawn.lock";
-  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!lock.valid()) return Status::FromErrno("cannot open " + lock_path, errno);
+  auto opened = OpenLockFile(lock_path);
+  if (!opened.ok()) return opened.status();
+  UniqueFd lock = std::move(*opened);
   auto deadline = Clock::now() + launch.start_timeout;
   while (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK && errno != EINTR) {
@@ -284,15 +329,16 @@ Result<HolderClient> EnsureHolder(std::string_view run_dir_view, const HolderLau
   }
   // Whoever had the lock may have started one.
   client = HolderClient::Connect(run_dir, launch.build_id);
-  if (client.ok() || client.status().code() != StatusCode::kUnavailable) return client;
+  if (answered(client)) return client;
   Status s = SpawnHolder(run_dir, launch);
   if (!s.ok()) return s;
   while (true) {
     client = HolderClient::Connect(run_dir, launch.build_id);
-    if (client.ok() || client.status().code() != StatusCode::kUnavailable) return client;
+    if (answered(client)) return client;
     if (Clock::now() > deadline) {
       return Status::Unavailable("the holder started for " + run_dir + " did not answer within " +
-                                 std::to_string(launch.start_timeout.count()) + " ms");
+                                 std::to_string(launch.start_timeout.count()) +
+                                 " ms; last: " + client.status().message());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

@@ -37,6 +37,35 @@ bool PeerIsUs(int fd, pid_t* pid) {
   return cred.uid == geteuid();
 }
 
+// Both ends read these top-level fields with json::value(), which throws on a wrong type (in a
+// server's connection thread: std::terminate, and every volume of the process with it). A
+// message that has one of the wrong type is refused as a whole.
+Status CheckFieldTypes(const json& j) {
+  for (const char* field : {"op", "volume", "after", "only", "build", "message"}) {
+    auto it = j.find(field);
+    if (it != j.end() && !it->is_string()) {
+      return Status::Invalid(std::string("a message whose \"") + field + "\" is not a string");
+    }
+  }
+  for (const char* field : {"bytes", "device", "threads"}) {
+    auto it = j.find(field);
+    if (it != j.end() && !it->is_number_unsigned()) {
+      return Status::Invalid(std::string("a message whose \"") + field +
+                             "\" is not an unsigned integer");
+    }
+  }
+  for (const char* field : {"code", "version"}) {
+    auto it = j.find(field);
+    if (it != j.end() && !it->is_number_integer()) {
+      return Status::Invalid(std::string("a message whose \"") + field + "\" is not an integer");
+    }
+  }
+  if (auto it = j.find("more"); it != j.end() && !it->is_boolean()) {
+    return Status::Invalid("a message whose \"more\" is not a boolean");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string SocketPath(const std::string& run_dir, int shard) {
@@ -134,6 +163,8 @@ Result<json> Receive(int fd) {
     if (n == 0 && size == 0) return Status::Unavailable("the peer is gone");
     json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) return Status::Invalid("a message that is not JSON");
+    Status typed = CheckFieldTypes(j);
+    if (!typed.ok()) return typed;
     return j;
   }
 }

@@ -47,7 +47,9 @@ Result<int> Connect(const std::string& path, pid_t* peer_pid);
 int Accept(int listen_fd);
 
 Status Send(int fd, const nlohmann::json& message);
-// The next message; kUnavailable at EOF (the peer died or closed), kInvalid for bad JSON.
+// The next message; kUnavailable at EOF (the peer died or closed), kInvalid for bad JSON or a
+// known field of the wrong type ("op", "volume", "after", "only" not strings, "bytes" not an
+// unsigned integer, ...), so that the readers' json::value() calls cannot throw.
 Result<nlohmann::json> Receive(int fd);
 // Send + Receive, and the reply's own Status: a reply whose code is not ok becomes that Status.
 Result<nlohmann::json> Call(int fd, const nlohmann::json& request);

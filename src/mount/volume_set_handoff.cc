@@ -37,7 +37,10 @@ void VolumeSet::ConnectHolderLocked(std::vector<handoff::NamedFd>* stored) {
 
   // After a restart of the whole service, systemd's store is where the connections survived.
   for (handoff::NamedFd& named : *stored) {
-    if (!handoff::ParseBundleName(named.name).ok()) continue;
+    if (!handoff::ParseBundleName(named.name).ok()) {
+      log::Warn("{} from systemd's fd store is not a claimfs bundle name: closed", named.name);
+      continue;
+    }
     Status s = holder_->Put(named.name, named.fd.get());
     if (!s.ok() && s.code() != StatusCode::kAlreadyExists) {
       log::Warn("{} from systemd's fd store: {}", named.name, s.message());

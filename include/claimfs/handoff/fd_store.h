@@ -31,7 +31,8 @@ struct NamedFd {
 
 // The fds systemd passed at start (sd_listen_fds_with_names), close-on-exec, and unsets
 // LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES so that children do not see them. Empty when none
-// were passed or they were meant for another process. Call once, early, before threads.
+// were passed or they were meant for another process. Invalid, with every passed fd closed,
+// when LISTEN_FDNAMES does not name each fd. Call once, early, before threads.
 Result<std::vector<NamedFd>> TakeListenFds();
 
 }  // namespace claimfs::handoff

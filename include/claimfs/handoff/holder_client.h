@@ -19,6 +19,16 @@ namespace claimfs::handoff {
 // <run_dir>/hold.sock, <run_dir>/hold.lock (held by the live holder), <run_dir>/spawn.lock.
 std::string HolderSocketPath(std::string_view run_dir);
 
+// Creates `run_dir` (0700) if missing; Forbidden if it is not a directory of ours that only we
+// may write to (whoever can write there can replace hold.sock), Invalid if it is not a
+// directory (a symlink is not followed).
+Status CheckRunDirectory(const std::string& run_dir);
+
+// Opens (creating, 0600) a lock file of the run directory. Forbidden unless it is a regular
+// file of ours with one link: another user's file would let them hold the lock forever. A
+// symlink at `path` is not followed (ELOOP).
+Result<UniqueFd> OpenLockFile(const std::string& path);
+
 struct HolderHello {
   uint16_t version = 0;  // the holder's protocol version
   std::string build_id;  // the holder's build id
@@ -44,7 +54,8 @@ class HolderClient {
   Result<UniqueFd> Take(std::string_view name);
   // Closes the holder's fd of `name`. NotFound if not held.
   Status Drop(std::string_view name);
-  // Closes every fd whose name starts with `prefix` ("claimfs.1.<pv>."); returns how many.
+  // Closes every fd of PV <pv> (`prefix` is "claimfs.1.<pv>."; names of PV <pv>.x that the
+  // prefix starts too are left); returns how many.
   Result<size_t> DropPrefix(std::string_view prefix);
   // Every name held, in order (several requests when there are many).
   Result<std::vector<std::string>> List();
@@ -77,7 +88,8 @@ struct HolderLaunch {
 // `<binary> hold --run-dir <run_dir>` detached by a double fork (not our child; its own
 // session). Concurrent callers (threads or processes) end with one holder: starting is
 // serialised by <run_dir>/spawn.lock and a holder refuses to run while another holds
-// <run_dir>/hold.lock. Creates run_dir (0700) if missing.
+// <run_dir>/hold.lock. Creates run_dir (0700) if missing; Forbidden at once if it is not
+// ours (CheckRunDirectory). A hold.sock answered by a process of another uid is replaced.
 Result<HolderClient> EnsureHolder(std::string_view run_dir, const HolderLaunch& launch);
 
 }  // namespace claimfs::handoff

@@ -26,7 +26,8 @@ enum class Op : uint16_t {
   kPut = 2,         // name + exactly one fd. The holder keeps it; EEXIST if the name is held.
   kTake = 3,        // name. Reply: one fd, a dup of the holder's (which it keeps).
   kDrop = 4,        // name. ENOENT if not held.
-  kDropPrefix = 5,  // "claimfs.1.<pv>.". Reply body: the count dropped, in decimal.
+  kDropPrefix = 5,  // "claimfs.1.<pv>.": drops PV <pv>'s names (not PV <pv>.x's). Reply
+                    // body: the count dropped, in decimal.
   kList = 6,        // name: "" or the last name of the previous page. Reply body: the next
                     // names in order, each followed by '\n'; an empty body ends the list.
   kShutdown = 7,    // the holder closes everything it holds and exits after replying.

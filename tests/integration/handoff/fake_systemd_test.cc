@@ -104,6 +104,82 @@ class FakeSystemdTest : public ::testing::Test {
   std::string output_;
 };
 
+// Runs fd_store_child read-fds with `count` memfds at fd 3.. and `env` as LISTEN_* (where
+// "PID" in a value is the child's pid); its output.
+std::string ReadFdsWith(int count, const std::vector<std::string>& env) {
+  int p[2];
+  EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(p[1], STDOUT_FILENO);
+    std::vector<int> memfds;
+    for (int i = 0; i < count; ++i) {
+      int fd = ::memfd_create("listen-fd", MFD_CLOEXEC);
+      memfds.push_back(::fcntl(fd, F_DUPFD_CLOEXEC, 100));
+    }
+    for (int i = 0; i < count; ++i) ::dup2(memfds[i], 3 + i);  // not close-on-exec
+    for (int fd = 3 + count; fd < 16; ++fd) ::close(fd);
+    for (const std::string& e : env) {
+      std::string entry = e;
+      if (size_t at = entry.find("PID", entry.find('=')); at != std::string::npos) {
+        entry.replace(at, 3, std::to_string(::getpid()));
+      }
+      ::putenv(::strdup(entry.c_str()));
+    }
+    ::execl(FD_STORE_CHILD, FD_STORE_CHILD, "read-fds", nullptr);
+    ::_exit(127);
+  }
+  ::close(p[1]);
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = ::read(p[0], buf, sizeof(buf))) > 0;) out.append(buf, n);
+  ::close(p[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return out;
+}
+
+// LISTEN_FDNAMES that does not name every fd (or names more) makes sd_listen_fds_with_names
+// fail: the fds systemd passed must then be closed, not left open unnamed in main forever.
+TEST(ListenFds, HostileNamesAreRefusedAndTheirFdsClosed) {
+  struct Case {
+    const char* what;
+    int count;
+    std::vector<std::string> env;
+    bool refused;
+    std::string expected;
+  };
+  std::vector<Case> cases = {
+      {"names match",
+       2,
+       {"LISTEN_PID=PID", "LISTEN_FDS=2", "LISTEN_FDNAMES=claimfs.1.a.conn:claimfs.1.a.arena"},
+       false,
+       "claimfs.1.a.conn claimfs.1.a.arena | open: 3 4\n"},
+      {"more fds than names",
+       3,
+       {"LISTEN_PID=PID", "LISTEN_FDS=3", "LISTEN_FDNAMES=claimfs.1.a.conn"},
+       true,
+       "| open:\n"},
+      {"more names than fds",
+       1,
+       {"LISTEN_PID=PID", "LISTEN_FDS=1", "LISTEN_FDNAMES=a:b:c"},
+       true,
+       "| open:\n"},
+      // Not ours: left as they are (another process's business), never taken.
+      {"another process's LISTEN_PID",
+       2,
+       {"LISTEN_PID=1", "LISTEN_FDS=2", "LISTEN_FDNAMES=claimfs.1.a.conn:claimfs.1.a.arena"},
+       false,
+       "| open: 3 4\n"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    std::string out = ReadFdsWith(c.count, c.env);
+    EXPECT_TRUE(out.ends_with(c.expected)) << out;
+    EXPECT_EQ(out.starts_with("error: "), c.refused) << out;
+  }
+}
+
 TEST_F(FakeSystemdTest, StoredMemfdComesBackByNameAfterACrashRestart) {
   int fds_before = CountOpenFds();
   FakeSystemd& systemd = Systemd();

@@ -5,6 +5,7 @@
 //   pipe-read NAME    only a pipe's read end pushed; the write end closes at once
 //   remove NAME       FDSTOREREMOVE NAME, then waits
 //   read              prints "NAME=TEXT" per fd passed, then "env=unset|set", exits 0
+//   read-fds          prints the names passed (or the error), then which fds 3..15 are open
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <systemd/sd-daemon.h>
@@ -80,5 +81,21 @@ int main(int argc, char** argv) {
     std::printf("env=%s\n", unset ? "unset" : "set");
     return 0;
   }
-  return Fail("usage: store NAME TEXT | pipe NAME TEXT | pipe-read NAME | remove NAME | read");
+  if (mode == "read-fds") {
+    auto fds = claimfs::handoff::TakeListenFds();
+    if (fds.ok()) {
+      for (auto& named : *fds) std::printf("%s ", named.name.c_str());
+    } else {
+      std::printf("error: %s ", fds.status().message().c_str());
+    }
+    // Which of systemd's fd numbers are still open once TakeListenFds is done with them.
+    std::printf("| open:");
+    for (int fd = 3; fd < 16; ++fd) {
+      if (::fcntl(fd, F_GETFD) >= 0) std::printf(" %d", fd);
+    }
+    std::printf("\n");
+    return 0;
+  }
+  return Fail(
+      "usage: store NAME TEXT | pipe NAME TEXT | pipe-read NAME | remove NAME | read | read-fds");
 }

@@ -503,6 +503,163 @@ TEST_F(HolderTest, RefusesHostileRequestsWithClearErrorsAndLeaksNoFd) {
   EXPECT_EQ(FdsOnceSettledAt(holder, holder_fds), holder_fds);
 }
 
+// PV names are DNS subdomains, so "a" and "a.b" are both PVs, and "claimfs.1.a." is a prefix of
+// a.b's names too: deleting (or mounting again) PV a must not close a.b's connection.
+TEST_F(HolderTest, DropPrefixOfAPvLeavesAPvWhoseNameItPrefixes) {
+  HolderClient client = Ensure();
+  UniqueFd memfd = MemfdWith("x");
+  char orphan_template[] = "/tmp/claimfs-orphan-XXXXXX";
+  UniqueFd orphan(::mkstemp(orphan_template));
+  ASSERT_TRUE(orphan.valid());
+  ::unlink(orphan_template);
+  for (const char* name : {"claimfs.1.a.arena", "claimfs.1.a.orphan.1.1", "claimfs.1.a.b.arena",
+                           "claimfs.1.a.b.orphan.2.3", "claimfs.1.a.orphan.arena",
+                           "claimfs.1.a.b.c.arena", "claimfs.1.a-b.arena", "claimfs.1.ab.arena"}) {
+    std::string_view n = name;
+    int fd = n.find(".orphan.") != std::string_view::npos && !n.ends_with(".arena") ? orphan.get()
+                                                                                    : memfd.get();
+    ASSERT_TRUE(client.Put(name, fd).ok()) << name;
+  }
+  auto dropped = client.DropPrefix("claimfs.1.a.");
+  ASSERT_TRUE(dropped.ok()) << dropped.status().message();
+  EXPECT_EQ(*dropped, 2u);
+  auto names = client.List();
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, (std::vector<std::string>{"claimfs.1.a-b.arena", "claimfs.1.a.b.arena",
+                                              "claimfs.1.a.b.c.arena", "claimfs.1.a.b.orphan.2.3",
+                                              "claimfs.1.a.orphan.arena", "claimfs.1.ab.arena"}));
+  dropped = client.DropPrefix("claimfs.1.a.b.");
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(*dropped, 2u);
+  names = client.List();
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, (std::vector<std::string>{"claimfs.1.a-b.arena", "claimfs.1.a.b.c.arena",
+                                              "claimfs.1.a.orphan.arena", "claimfs.1.ab.arena"}));
+}
+
+// A run directory made by another user: EnsureHolder says so at once, rather than start a
+// holder that refuses the directory and wait out start_timeout for it.
+TEST_F(HolderTest, EnsureHolderRefusesARunDirectoryOfAnotherUserAtOnce) {
+  ASSERT_EQ(::mkdir(run_dir_.c_str(), 0755), 0);
+  ASSERT_EQ(::chown(run_dir_.c_str(), 4242, 4242), 0);
+  HolderLaunch quick = launch_;
+  quick.start_timeout = 3s;
+  auto started = std::chrono::steady_clock::now();
+  auto client = EnsureHolder(run_dir_, quick);
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), StatusCode::kForbidden) << client.status().message();
+  EXPECT_NE(client.status().message().find("owned by uid 4242"), std::string::npos)
+      << client.status().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+}
+
+// spawn.lock or hold.lock planted by another user (while the run directory was open to them)
+// would let them hold the lock, so that no holder ever starts: refused by name. A fifo or a
+// symlink there is refused too, never followed or blocked on.
+TEST_F(HolderTest, LockFilesThatAreNotOursAreRefused) {
+  ASSERT_EQ(::mkdir(run_dir_.c_str(), 0700), 0);
+  const std::string spawn_lock = run_dir_ + "/spawn.lock";
+  const std::string hold_lock = run_dir_ + "/hold.lock";
+  HolderLaunch quick = launch_;
+  quick.start_timeout = 3s;
+
+  auto plant = [](const std::string& path, const char* kind) {
+    std::string what = kind;
+    if (what == "foreign") {
+      UniqueFd fd(::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+      ASSERT_TRUE(fd.valid());
+      ASSERT_EQ(::fchown(fd.get(), 4242, 4242), 0);
+    } else if (what == "fifo") {
+      ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+    } else if (what == "hardlink") {
+      std::string other = path + ".other";
+      UniqueFd fd(::open(other.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+      ASSERT_TRUE(fd.valid());
+      ASSERT_EQ(::link(other.c_str(), path.c_str()), 0);
+    } else {
+      ASSERT_EQ(::symlink("/tmp/claimfs-attack-target", path.c_str()), 0);
+    }
+  };
+  for (const char* kind : {"foreign", "fifo", "hardlink", "symlink"}) {
+    SCOPED_TRACE(kind);
+    plant(spawn_lock, kind);
+    auto client = EnsureHolder(run_dir_, quick);
+    ASSERT_FALSE(client.ok());
+    EXPECT_NE(client.status().message().find("spawn.lock"), std::string::npos)
+        << client.status().message();
+    EXPECT_NE(client.status().code(), StatusCode::kUnavailable) << client.status().message();
+    ASSERT_EQ(::unlink(spawn_lock.c_str()), 0);
+    ::unlink((spawn_lock + ".other").c_str());
+    EXPECT_NE(::access("/tmp/claimfs-attack-target", F_OK), 0);
+
+    // The holder itself, run as claimfsd runs it: it must not start on that hold.lock.
+    plant(hold_lock, kind);
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, STDERR_FILENO);
+      ::dup2(null, STDOUT_FILENO);
+      ::execl(CLAIMFSD_BINARY, "claimfsd", "hold", "--run-dir", run_dir_.c_str(), "--idle-exit-ms",
+              "300", nullptr);
+      ::_exit(127);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 1) << "the holder ran on a hold.lock that is not its own";
+    ASSERT_EQ(::unlink(hold_lock.c_str()), 0);
+    ::unlink((hold_lock + ".other").c_str());
+    EXPECT_NE(::access("/tmp/claimfs-attack-target", F_OK), 0);
+  }
+  // With the planted files gone, a holder starts as usual.
+  HolderClient client = Ensure();
+  EXPECT_TRUE(client.Shutdown().ok());
+}
+
+// Another user's process listening on hold.sock (planted while the run directory was open to
+// them): the client refuses to talk to it, and EnsureHolder starts a real holder over it
+// rather than leave every volume without one.
+TEST_F(HolderTest, EnsureHolderReplacesAnImpostorOnHoldSock) {
+  ASSERT_EQ(::mkdir(run_dir_.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(run_dir_.c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(base_.c_str(), 0711), 0);
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  pid_t impostor = ::fork();
+  ASSERT_GE(impostor, 0);
+  if (impostor == 0) {
+    if (::setgid(4242) != 0 || ::setuid(4242) != 0) ::_exit(10);
+    int fd = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, HolderSocketPath(run_dir_).c_str());
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 8) != 0)
+      ::_exit(11);
+    (void)!::write(ready[1], "r", 1);
+    while (true) ::pause();
+  }
+  ::close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1) << "the impostor could not listen";
+  ::close(ready[0]);
+  ASSERT_EQ(::chmod(run_dir_.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(base_.c_str(), 0700), 0);
+
+  auto direct = HolderClient::Connect(run_dir_);
+  EXPECT_EQ(direct.status().code(), StatusCode::kForbidden) << direct.status().message();
+  HolderLaunch quick = launch_;
+  quick.start_timeout = 3s;
+  auto client = EnsureHolder(run_dir_, quick);
+  ::kill(impostor, SIGKILL);
+  ::waitpid(impostor, nullptr, 0);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  Track(client->hello().pid);
+  EXPECT_NE(client->hello().pid, impostor);
+  EXPECT_EQ(client->hello().build_id, "test-build");
+  EXPECT_TRUE(client->Shutdown().ok());
+}
+
 TEST_F(HolderTest, RefusesAPeerOfAnotherUid) {
   HolderClient client = Ensure();
   pid_t holder = client.hello().pid;
