@@ -359,18 +359,19 @@ void AttackHandoff::StartUnderAHostileStore(std::string* log_text) {
   int arena1 = memfd_create("claimfs-attack", MFD_CLOEXEC);
   int arena2 = memfd_create("claimfs-attack", MFD_CLOEXEC);
   int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-  int p[2];
-  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  // Not a pipe: systemd drops a stored fd that reports POLLHUP, as a pipe does once its writer
+  // is gone, and the daemon would never see it.
+  int foreign = memfd_create("claimfs-attack", MFD_CLOEXEC);
   EXPECT_TRUE(handoff::FdStorePush("claimfs.1.x.conn", fake_conn).ok());
   EXPECT_TRUE(handoff::FdStorePush("claimfs.1.y.conn", null).ok());
-  EXPECT_TRUE(handoff::FdStorePush("not-ours", p[0]).ok());
+  EXPECT_TRUE(handoff::FdStorePush("not-ours", foreign).ok());
   EXPECT_TRUE(handoff::FdStorePush("claimfs.1.x.arena", arena1).ok());
   EXPECT_TRUE(handoff::FdStorePush("claimfs.1.x.arena", arena2).ok());
   unsetenv("NOTIFY_SOCKET");
   ASSERT_TRUE(systemd.WaitForStore([](const std::vector<std::string>& names) {
     return names.size() == 5;
   })) << ::testing::PrintToString(systemd.StoredNames());
-  for (int fd : {fake_conn, arena1, arena2, null, p[0], p[1]}) close(fd);
+  for (int fd : {fake_conn, arena1, arena2, null, foreign}) close(fd);
   systemd.StopMain(FakeSystemd::Exit::kCrashRestarted);
 
   const std::string log = dir + "/claimfsd.log";
@@ -387,10 +388,7 @@ void AttackHandoff::StartUnderAHostileStore(std::string* log_text) {
   close(log_fd);
   ASSERT_GT(main_pid, 0);
   ASSERT_TRUE(systemd.WaitForNotification(
-      [&, n = size_t{0}](const FakeSystemd::Notification& m) mutable {
-        return n++ >= seen && m.Has("READY=1");
-      },
-      30s))
+      [](const FakeSystemd::Notification& m) { return m.Has("READY=1"); }, 30s, seen))
       << daemon_log();
 
   // Nothing of what systemd passed is left open in main.
