@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -21,6 +20,7 @@
 #include "claimfs/handoff/holder_protocol.h"
 #include "daemon/as_user.h"
 #include "daemon/daemon_fixture.h"
+#include "daemon/systemd_main.h"
 #include "fs/mount_fixture.h"
 #include "handoff/fake_systemd.h"
 
@@ -374,22 +374,9 @@ void AttackHandoff::StartUnderAHostileStore(std::string* log_text) {
   for (int fd : {fake_conn, arena1, arena2, null, foreign}) close(fd);
   systemd.StopMain(FakeSystemd::Exit::kCrashRestarted);
 
-  const std::string log = dir + "/claimfsd.log";
-  int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  ASSERT_GE(log_fd, 0);
-  auto daemon_log = [&] {
-    std::ifstream in(log);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  };
-  size_t seen = systemd.Notifications().size();
-  pid_t main_pid = systemd.StartMain(
-      {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", ClaimfsdBinary(), "--data-dir", data_dir()}, {},
-      log_fd);
-  close(log_fd);
-  ASSERT_GT(main_pid, 0);
-  ASSERT_TRUE(systemd.WaitForNotification(
-      [](const FakeSystemd::Notification& m) { return m.Has("READY=1"); }, 30s, seen))
-      << daemon_log();
+  SystemdMain unit(&systemd, ClaimfsdBinary(), data_dir(), dir + "/claimfsd.log");
+  ASSERT_TRUE(unit.Start()) << unit.Log();
+  pid_t main_pid = systemd.main_pid();
 
   // Nothing of what systemd passed is left open in main.
   std::error_code ec;
@@ -409,7 +396,7 @@ void AttackHandoff::StartUnderAHostileStore(std::string* log_text) {
     EXPECT_EQ(std::find(held.begin(), held.end(), name), held.end())
         << name << " adopted: " << ::testing::PrintToString(held);
   }
-  std::string text = daemon_log();
+  std::string text = unit.Log();
   EXPECT_NE(text.find("claimfs.1.x.conn"), std::string::npos) << text;
   EXPECT_NE(text.find("claimfs.1.y.conn"), std::string::npos) << text;
   // A claim still mounts and serves.

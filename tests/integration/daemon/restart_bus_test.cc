@@ -2,7 +2,6 @@
 // org.freedesktop.systemd1 on a private system bus (DBUS_SYSTEM_BUS_ADDRESS): a restart job
 // keeps every volume mounted and served for the next main; a stop job, no job, no unit, a hung
 // manager and hostile replies all stop cleanly. CLAIMFS_STOP_INTENT is never set here.
-#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -12,14 +11,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "daemon/open_files_workload.h"
+#include "daemon/systemd_main.h"
 #include "handoff/fake_systemd.h"
 #include "handoff/fake_systemd_bus.h"
 
@@ -128,24 +126,10 @@ TEST_F(RestartBus, SystemctlRestartThroughFakeSystemdFlushesTheStoreAndKeepsVolu
   FakeSystemd systemd({.dir = dir});
   std::string error;
   ASSERT_TRUE(systemd.Start(&error)) << error;
-  const std::string log = dir + "/claimfsd.log";
-  int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  ASSERT_GE(log_fd, 0);
-  auto daemon_log = [&] {
-    std::ifstream in(log);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  };
-  const std::vector<std::string> argv = {"/bin/sh",        "-c",         "exec \"$0\" \"$@\" 2>&1",
-                                         ClaimfsdBinary(), "--data-dir", data_dir()};
-  const std::vector<std::string> env = {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_->address()};
-  auto start = [&] {
-    size_t seen = systemd.Notifications().size();
-    if (systemd.StartMain(argv, env, log_fd) <= 0) return false;
-    bus_->SetUnit(kUnitName, systemd.main_pid());
-    return systemd.WaitForNotification(
-        [](const FakeSystemd::Notification& m) { return m.Has("READY=1"); }, 30s, seen);
-  };
-  ASSERT_TRUE(start()) << daemon_log();
+  SystemdMain unit(&systemd, ClaimfsdBinary(), data_dir(), dir + "/claimfsd.log",
+                   {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_->address()});
+  auto start = [&] { return unit.Start([&](pid_t pid) { bus_->SetUnit(kUnitName, pid); }); };
+  ASSERT_TRUE(start()) << unit.Log();
   CreateClaims();
   StartWorkload();
   ASSERT_TRUE(Progressed(Counts(), 20, 20s)) << Errors();
@@ -158,23 +142,23 @@ TEST_F(RestartBus, SystemctlRestartThroughFakeSystemdFlushesTheStoreAndKeepsVolu
   bus_->SetJob(4711, "restart");
   int status = systemd.StopMain(FakeSystemd::Exit::kManualRestart, 30s);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status << "\n"
-                                                             << daemon_log();
+                                                             << unit.Log();
   EXPECT_TRUE(Asked("GetUnitByPID " + std::to_string(pid)));
   EXPECT_TRUE(Asked(JobTypeCall(4711)));
   EXPECT_TRUE(systemd.StoredNames().empty()) << "a manual restart flushes the store on 252";
-  EXPECT_EQ(VolumeMountsUnder(data_dir()).size(), static_cast<size_t>(kVolumes)) << daemon_log();
+  EXPECT_EQ(VolumeMountsUnder(data_dir()).size(), static_cast<size_t>(kVolumes)) << unit.Log();
   EXPECT_EQ(ServerProcesses(), servers);
   ASSERT_TRUE(Progressed(Counts(), 20, 20s)) << Errors();
 
   // The job's start half.
   bus_->SetJob(0, "");
   std::vector<uint64_t> before = Counts();
-  ASSERT_TRUE(start()) << daemon_log();
+  ASSERT_TRUE(start()) << unit.Log();
   EXPECT_EQ(ServerProcesses(), servers) << "the new main did not adopt the serving processes";
   ASSERT_TRUE(Progressed(before, 5, 20s)) << Errors();
   ASSERT_EQ(Errors(), "");
   StopAndVerify();
-  for (int i = 0; i < kVolumes; ++i) EXPECT_EQ(ClaimPhase(ClaimName(i)), "Bound") << daemon_log();
+  for (int i = 0; i < kVolumes; ++i) EXPECT_EQ(ClaimPhase(ClaimName(i)), "Bound") << unit.Log();
 
   // `systemctl stop`: a stop job, so everything is unmounted.
   bus_->SetJob(4712, "stop");
@@ -182,7 +166,6 @@ TEST_F(RestartBus, SystemctlRestartThroughFakeSystemdFlushesTheStoreAndKeepsVolu
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
   EXPECT_TRUE(Asked(JobTypeCall(4712)));
   ExpectEverythingStopped();
-  close(log_fd);
 }
 
 // The other job types that restart the unit (systemctl try-restart, reload-or-restart on a unit

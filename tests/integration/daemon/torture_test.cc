@@ -13,14 +13,13 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "daemon/open_files_workload.h"
+#include "daemon/systemd_main.h"
 #include "handoff/fake_systemd.h"
 
 namespace claimfs::it {
@@ -105,22 +104,9 @@ TEST_F(Torture, FullRestartsThroughTheFdStore) {
   FakeSystemd systemd({.dir = dir});
   std::string error;
   ASSERT_TRUE(systemd.Start(&error)) << error;
-  const std::string log = dir + "/claimfsd.log";
-  int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  ASSERT_GE(log_fd, 0);
-  auto daemon_log = [&] {
-    std::ifstream in(log);
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  };
-  const std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1",
-                                         ClaimfsdBinary(), "--data-dir", data_dir()};
-  auto start = [&] {
-    size_t seen = systemd.Notifications().size();
-    if (systemd.StartMain(argv, {}, log_fd) <= 0) return false;
-    return systemd.WaitForNotification(
-        [](const FakeSystemd::Notification& m) { return m.Has("READY=1"); }, 30s, seen);
-  };
-  ASSERT_TRUE(start()) << daemon_log();
+  SystemdMain unit(&systemd, ClaimfsdBinary(), data_dir(), dir + "/claimfsd.log");
+  auto start = [&] { return unit.Start(); };
+  ASSERT_TRUE(start()) << unit.Log();
   CreateClaims();
   StartWorkload();
   ASSERT_TRUE(Progressed(Counts(), 20, 20s)) << Errors();
@@ -134,13 +120,13 @@ TEST_F(Torture, FullRestartsThroughTheFdStore) {
     for (const auto& [pid, title] : HolderProcesses()) kill(pid, SIGKILL);
     ASSERT_TRUE(WaitFor([&] { return ServerProcesses().empty() && HolderProcesses().empty(); }, 10s));
     std::vector<uint64_t> at_kill = Counts();
-    ASSERT_TRUE(start()) << "restart " << round << "\n" << daemon_log();
+    ASSERT_TRUE(start()) << "restart " << round << "\n" << unit.Log();
     ASSERT_TRUE(Progressed(at_kill, 5, 30s)) << "restart " << round << "\n" << Errors();
     ASSERT_EQ(Errors(), "") << "restart " << round;
   }
   StopAndVerify();
   for (int i = 0; i < kVolumes; ++i) {
-    EXPECT_EQ(ClaimPhase(ClaimName(i)), "Bound") << daemon_log();
+    EXPECT_EQ(ClaimPhase(ClaimName(i)), "Bound") << unit.Log();
   }
   ExpectNothingBelowTheMountRoot();
   // A manual stop unmounts everything and leaves no process and nothing in the store.
@@ -148,7 +134,6 @@ TEST_F(Torture, FullRestartsThroughTheFdStore) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
   EXPECT_TRUE(WaitFor([&] { return ServerProcesses().empty() && HolderProcesses().empty(); }, 10s));
   EXPECT_TRUE(VolumeMountsUnder(data_dir()).empty());
-  close(log_fd);
 }
 
 }  // namespace
