@@ -104,14 +104,23 @@ Result<HolderClient> HolderClient::Connect(std::string_view run_dir, std::string
     return Status::Invalid("socket path " + path + " is too long for a Unix socket");
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd socket(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  // Non-blocking while connecting: a listener that never accepts (an impostor's) would keep a
+  // blocking connect waiting for ever once its backlog is full.
+  UniqueFd socket(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!socket.valid()) return Status::FromErrno("cannot create a socket", errno);
   if (::connect(socket.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     int err = errno;
     if (err == ENOENT || err == ECONNREFUSED) {
       return Status::Unavailable("no holder answers on " + path);
     }
+    if (err == EAGAIN) {
+      return Status::Unavailable("nobody accepts connections on " + path);
+    }
     return Status::FromErrno("cannot connect to " + path, err);
+  }
+  int flags = ::fcntl(socket.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(socket.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    return Status::FromErrno("cannot make the connection to " + path + " blocking", errno);
   }
   auto peer = GetPeerCredentials(socket.get());
   if (!peer.ok()) return peer.status();

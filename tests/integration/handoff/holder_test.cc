@@ -18,6 +18,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -658,6 +659,35 @@ TEST_F(HolderTest, EnsureHolderReplacesAnImpostorOnHoldSock) {
   EXPECT_NE(client->hello().pid, impostor);
   EXPECT_EQ(client->hello().build_id, "test-build");
   EXPECT_TRUE(client->Shutdown().ok());
+}
+
+// An impostor that listens and never accepts: once its backlog is full, a blocking connect
+// would wait for ever, and EnsureHolder with it (seen under the sanitizers, where the holder
+// took long enough to start for the retries to fill the backlog).
+TEST_F(HolderTest, AListenerThatNeverAcceptsDoesNotHoldUpAConnect) {
+  ASSERT_EQ(::mkdir(run_dir_.c_str(), 0700), 0);
+  UniqueFd listener(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(listener.valid());
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, HolderSocketPath(run_dir_).c_str());
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener.get(), 0), 0);
+  std::vector<UniqueFd> queued;  // fill the backlog
+  for (int i = 0; i < 4; ++i) {
+    UniqueFd c(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (::connect(c.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      queued.push_back(std::move(c));
+    }
+  }
+  ASSERT_FALSE(queued.empty());
+  auto connecting = std::async(std::launch::async, [&] { return HolderClient::Connect(run_dir_); });
+  if (connecting.wait_for(10s) != std::future_status::ready) {
+    listener.reset();  // wakes the blocked connect
+    ADD_FAILURE() << "Connect waits for a listener that never accepts";
+  }
+  auto client = connecting.get();
+  EXPECT_EQ(client.status().code(), StatusCode::kUnavailable) << client.status().message();
 }
 
 TEST_F(HolderTest, RefusesAPeerOfAnotherUid) {
