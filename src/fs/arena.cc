@@ -178,20 +178,25 @@ int Arena::GrowFiles() {
   return 0;
 }
 
-int64_t Arena::NewNode() {
-  std::lock_guard lock(mu_);
+namespace {
+
+// A live record in a table (node or open file): a freed slot first, else the next never used
+// one, growing the table when full. The caller holds the arena's lock.
+template <typename Record, typename SlotOf, typename Grow>
+int64_t NewRecord(std::vector<uint32_t>* free_slots, uint32_t* high, const uint32_t* capacity,
+                  SlotOf slot_of, Grow grow) {
   uint32_t slot;
-  if (!free_nodes_.empty()) {
-    slot = free_nodes_.back();
-    free_nodes_.pop_back();
+  if (!free_slots->empty()) {
+    slot = free_slots->back();
+    free_slots->pop_back();
   } else {
-    if (header_->nodes_high >= header_->nodes_capacity) {
-      if (int rv = GrowNodes(); rv < 0) return rv;
+    if (*high >= *capacity) {
+      if (int rv = grow(); rv < 0) return rv;
     }
-    slot = header_->nodes_high++;
-    NodeSlot(slot)->generation = 1;
+    slot = (*high)++;
+    slot_of(slot)->generation = 1;
   }
-  NodeRecord* r = NodeSlot(slot);
+  Record* r = slot_of(slot);
   uint32_t generation = r->generation;
   std::memset(r, 0, sizeof *r);
   r->generation = generation;
@@ -199,43 +204,40 @@ int64_t Arena::NewNode() {
   return static_cast<int64_t>(MakeId(slot, generation));
 }
 
-void Arena::FreeNode(uint32_t slot) {
-  std::lock_guard lock(mu_);
-  NodeRecord* r = NodeSlot(slot);
-  if (r == nullptr || slot == kRootSlot || r->state == kRecordFree) return;
+// Frees a live record; its next use gets a new generation, so ids naming this one go stale.
+template <typename Record>
+void FreeRecord(Record* r, uint32_t slot, std::vector<uint32_t>* free_slots) {
+  if (r == nullptr || r->state == kRecordFree) return;
   r->state = kRecordFree;
   r->generation = NextGeneration(r->generation);
-  free_nodes_.push_back(slot);
+  free_slots->push_back(slot);
+}
+
+}  // namespace
+
+int64_t Arena::NewNode() {
+  std::lock_guard lock(mu_);
+  return NewRecord<NodeRecord>(
+      &free_nodes_, &header_->nodes_high, &header_->nodes_capacity,
+      [this](uint32_t slot) { return NodeSlot(slot); }, [this] { return GrowNodes(); });
+}
+
+void Arena::FreeNode(uint32_t slot) {
+  if (slot == kRootSlot) return;
+  std::lock_guard lock(mu_);
+  FreeRecord(NodeSlot(slot), slot, &free_nodes_);
 }
 
 int64_t Arena::NewFile() {
   std::lock_guard lock(mu_);
-  uint32_t slot;
-  if (!free_files_.empty()) {
-    slot = free_files_.back();
-    free_files_.pop_back();
-  } else {
-    if (header_->files_high >= header_->files_capacity) {
-      if (int rv = GrowFiles(); rv < 0) return rv;
-    }
-    slot = header_->files_high++;
-    FileSlot(slot)->generation = 1;
-  }
-  OpenFileRecord* r = FileSlot(slot);
-  uint32_t generation = r->generation;
-  std::memset(r, 0, sizeof *r);
-  r->generation = generation;
-  r->state = kRecordLive;
-  return static_cast<int64_t>(MakeId(slot, generation));
+  return NewRecord<OpenFileRecord>(
+      &free_files_, &header_->files_high, &header_->files_capacity,
+      [this](uint32_t slot) { return FileSlot(slot); }, [this] { return GrowFiles(); });
 }
 
 void Arena::FreeFile(uint32_t slot) {
   std::lock_guard lock(mu_);
-  OpenFileRecord* r = FileSlot(slot);
-  if (r == nullptr || r->state == kRecordFree) return;
-  r->state = kRecordFree;
-  r->generation = NextGeneration(r->generation);
-  free_files_.push_back(slot);
+  FreeRecord(FileSlot(slot), slot, &free_files_);
 }
 
 // ---- In-flight journal ----
